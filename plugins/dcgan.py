@@ -1,0 +1,99 @@
+"""DCGAN: transposed-conv generator and strided-conv critic (reference experiment E1)."""
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+import ganzoo
+from ganzoo import Architecture, Critic, Generator, ImageShape, Params
+
+
+def pyramid(resolution: int) -> tuple[int, int]:
+    """(start size, number of x2 stages) with start * 2**stages == resolution and start >= 3.
+
+    64 -> (4, 4), 32 -> (4, 3), 28 -> (7, 2), 96 -> (6, 4), 128 -> (4, 5).
+    """
+    start, stages = resolution, 0
+    while start % 2 == 0 and start // 2 >= 4:
+        start, stages = start // 2, stages + 1
+    return start, stages
+
+
+class DCGANGeneratorParams(Params):
+    base_channels: int = Field(64, ge=1, description="channels before the output layer; doubled per stage going down")
+    max_channels: int = Field(1024, ge=1, description="cap on any layer's channels")
+
+
+class DCGANCriticParams(Params):
+    base_channels: int = Field(64, ge=1, description="channels of the first conv; doubled per stage")
+    max_channels: int = Field(1024, ge=1, description="cap on any layer's channels")
+    norm: Literal["batch", "none"] = Field("batch", description="normalisation in the inner blocks (none for WGAN-GP)")
+    negative_slope: float = Field(0.2, ge=0, description="LeakyReLU slope")
+
+
+def _check(resolution: int) -> None:
+    start, stages = pyramid(resolution)
+    if stages < 1 or start > 8:
+        raise ValueError(f"resolution {resolution} must be 3..8 times a power of two (e.g. 28, 32, 64, 96, 128)")
+
+
+def _widths(base: int, cap: int, stages: int) -> list[int]:
+    """Channels at each scale, coarsest first: base * 2**(stages-1) ... base."""
+    return [min(base * 2**i, cap) for i in reversed(range(stages))]
+
+
+class DCGANGenerator(Generator):
+    def __init__(self, p: DCGANGeneratorParams, shape: ImageShape):
+        super().__init__(shape)
+        start, stages = pyramid(shape.resolution)
+        widths = _widths(p.base_channels, p.max_channels, stages)
+        layers = [nn.ConvTranspose2d(shape.latent_dim, widths[0], start, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANCritic(Critic):
+    def __init__(self, p: DCGANCriticParams, shape: ImageShape):
+        super().__init__(shape)
+        start, stages = pyramid(shape.resolution)
+        widths = _widths(p.base_channels, p.max_channels, stages)[::-1]
+        act = lambda: nn.LeakyReLU(p.negative_slope, inplace=True)  # noqa: E731
+        layers = [nn.Conv2d(shape.channels, widths[0], 4, 2, 1, bias=False), act()]
+        for cin, cout in zip(widths, widths[1:]):
+            layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=p.norm == "none"))
+            if p.norm == "batch":
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(act())
+        layers.append(nn.Conv2d(widths[-1], 1, start, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+class DCGAN(Architecture):
+    name = "dcgan"
+    description = "ConvTranspose2d generator and strided-conv critic (Radford et al.; experiment E1)"
+    GeneratorParams = DCGANGeneratorParams
+    CriticParams = DCGANCriticParams
+
+    @classmethod
+    def build_generator(cls, p, shape):
+        _check(shape.resolution)
+        return DCGANGenerator(p, shape)
+
+    @classmethod
+    def build_critic(cls, p, shape):
+        _check(shape.resolution)
+        return DCGANCritic(p, shape)
+
+
+@ganzoo.hookimpl
+def register_architectures(register):
+    register(DCGAN)

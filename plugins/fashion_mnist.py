@@ -1,0 +1,17 @@
+"""Fashion-MNIST clothing images through torchvision, from a local root."""
+
+from torchvision import datasets
+
+import ganzoo
+from ganzoo_plugins.mnist import MNIST
+
+
+class FashionMNIST(MNIST):
+    name = "fashion_mnist"
+    description = "Fashion-MNIST (torchvision, local root; 28x28 gray, resized/replicated as the recipe says)"
+    torchvision_class = datasets.FashionMNIST
+
+
+@ganzoo.hookimpl
+def register_datasets(register):
+    register(FashionMNIST)

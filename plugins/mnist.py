@@ -1,0 +1,48 @@
+"""MNIST handwritten digits through torchvision, from a local root (download off by default)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torchvision import datasets
+from torchvision.transforms.v2 import functional as TF
+
+import ganzoo
+from ganzoo import Dataset, GanzooError, Params
+
+
+class MNISTParams(Params):
+    root: str = Field("data/mnist", description="torchvision root: files go in ROOT/<Class>/raw/")
+    split: Literal["train", "test", "all"] = Field("train", description="which images to use")
+    download: bool = Field(False, description="download the files if missing (needs internet)")
+
+
+class MNIST(Dataset):
+    name = "mnist"
+    description = "MNIST digits (torchvision, local root; 28x28 gray, resized/replicated as the recipe says)"
+    Params = MNISTParams
+    torchvision_class = datasets.MNIST
+
+    @classmethod
+    def load(cls, params, resolution, channels, log=print):
+        tv = cls.torchvision_class
+        parts = []
+        for train in {"train": [True], "test": [False], "all": [True, False]}[params.split]:
+            try:
+                parts.append(tv(params.root, train=train, download=params.download).data)
+            except RuntimeError as exc:
+                raise GanzooError(
+                    f"{tv.__name__} not found under {params.root}/{tv.__name__}/raw "
+                    f"(put train-images-idx3-ubyte[.gz] and the other raw files there, or set data.download: true): {exc}"
+                ) from None
+        images = torch.cat(parts).unsqueeze(1)  # (N, 1, 28, 28) uint8
+        if resolution != images.shape[-1]:
+            images = TF.resize(images, [resolution, resolution], antialias=True)
+        return images.expand(-1, channels, -1, -1).contiguous()
+
+
+@ganzoo.hookimpl
+def register_datasets(register):
+    register(MNIST)

@@ -1,0 +1,30 @@
+"""ganzoo: a plugin-based, modular GAN zoo.
+
+Everything the CLI does is a plain call here::
+
+    import ganzoo
+    recipe = ganzoo.load_recipe("recipes/quick_toyfaces.yaml", ["train.steps=200"])
+    result = ganzoo.train(recipe)
+    G = ganzoo.load_generator(result.checkpoint)
+    images = ganzoo.generate(G, 16)            # uint8 (16, C, H, W)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import GanzooError
+from .hookspecs import hookimpl
+from .interfaces import Architecture, Critic, Dataset, Generator, ImageShape, Objective, OptimizerSpec, Params
+from .registry import Component, Registry, get_registry
+from .recipe import Recipe, load_recipe
+from .checkpoint import load_checkpoint, save_checkpoint
+from .models import build_models, load_generator, load_models
+from .data import load_dataset
+from .sampling import generate, write_grid, write_samples
+from .train import RunResult, train
+
+__all__ = [
+    "Architecture", "Component", "Critic", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
+    "OptimizerSpec", "Params", "Recipe", "Registry", "RunResult", "build_models", "generate", "get_registry",
+    "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
+    "save_checkpoint", "train", "write_grid", "write_samples",
+]

@@ -1,0 +1,134 @@
+"""The ``ganzoo`` command: a thin typer layer over the Python API."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import GanzooError
+
+app = typer.Typer(help="ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def friendly(fn):
+    """Print a GanzooError as one red line and exit 2: no traceback for problems the user can fix."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GanzooError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+@app.command()
+@friendly
+def run(
+    recipe: Path = typer.Argument(..., help="recipe YAML file"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key: --set train.steps=200"),
+    out_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default: output.dir/NAME[-TIMESTAMP])"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Train a recipe: checkpoint, samples and the resolved recipe land in the run directory."""
+    from . import load_recipe, train
+
+    r = load_recipe(recipe, set_ or [])
+    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
+        raise GanzooError(f"--run-dir {out_dir} exists and is not empty; pick a new folder")
+    train(r, out_dir, progress=not quiet, console=err)
+
+
+@app.command()
+@friendly
+def check(
+    recipe: Path = typer.Argument(..., help="recipe YAML file"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key"),
+):
+    """Validate a recipe and print it as resolved (every default filled in)."""
+    from . import load_recipe
+
+    out.print(load_recipe(recipe, set_ or []).to_yaml(), highlight=False, end="")
+
+
+@app.command("list")
+@friendly
+def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show every parameter with its default")):
+    """List installed components: kind, name, plugin, version, description."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    table = Table(title="ganzoo components")
+    for col in ("kind", "name", "plugin", "version", "description"):
+        table.add_column(col, overflow="fold")
+    for c in reg.all():
+        table.add_row(c.kind, c.name, c.plugin, c.version, c.description)
+    out.print(table)
+    if verbose:
+        for c in reg.all():
+            _print_params(c)
+    for f in reg.failures:
+        err.print(f"[yellow]warning:[/] plugin '{f.plugin}' failed to load: {f.error}", highlight=False)
+
+
+@app.command()
+@friendly
+def show(name: str = typer.Argument(..., help="component name, e.g. wgan_gp")):
+    """Show a component's parameters with their defaults."""
+    from .registry import did_you_mean, get_registry
+
+    reg = get_registry()
+    found = reg.find(name)
+    if not found:
+        raise GanzooError(f"no component named '{name}'{did_you_mean(name, [c.name for c in reg.all()])}")
+    for c in found:
+        _print_params(c)
+
+
+def _print_params(c) -> None:
+    out.print(f"\n[bold]{c.kind} {c.name}[/] ({c.plugin} {c.version}): {c.description}", highlight=False)
+    for role, model in c.params_models().items():
+        table = Table(title=f"{c.name}: {role} params" if c.kind == "architecture" else None, title_justify="left")
+        for col in ("param", "type", "default", "description"):
+            table.add_column(col, overflow="fold")
+        for key, field in model.model_fields.items():
+            ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            table.add_row(key, ann, repr(field.default), field.description or "")
+        if not model.model_fields:
+            table.add_row("(none)", "", "", "")
+        out.print(table)
+
+
+@app.command()
+@friendly
+def sample(
+    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory"),
+    n: int = typer.Option(1000, "-n", min=1, help="number of images"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for the PNGs and grid.png"),
+    seed: int = typer.Option(0, help="seed of the latent vectors"),
+    batch_size: int = typer.Option(250, min=1),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+):
+    """Write N generated images (one PNG each) and a grid from a checkpoint."""
+    from . import generate, load_generator, write_samples
+    from .train import pick_device
+
+    t0 = time.perf_counter()
+    dev = pick_device(device)
+    G = load_generator(checkpoint, device=dev)
+    images = generate(G, n, seed=seed, batch_size=batch_size, device=dev)
+    write_samples(images, output)
+    err.print(f"wrote {n} images and grid.png to {output} in {time.perf_counter() - t0:.1f}s")
+
+
+def main():
+    app()

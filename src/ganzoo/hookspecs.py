@@ -1,0 +1,34 @@
+"""The hooks a ganzoo plugin can implement.
+
+A plugin is a module (or package) exposed through the ``ganzoo`` entry-point
+group. It implements one or more of these hooks with ``@ganzoo.hookimpl``
+and calls ``register`` once per component it provides::
+
+    import ganzoo
+
+    @ganzoo.hookimpl
+    def register_objectives(register):
+        register(MyLoss)
+
+Built-in components are plugins of exactly this kind.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ganzoo")
+hookimpl = pluggy.HookimplMarker("ganzoo")
+
+
+@hookspec
+def register_architectures(register):
+    """Register ``ganzoo.Architecture`` subclasses (a generator and its critic)."""
+
+
+@hookspec
+def register_objectives(register):
+    """Register ``ganzoo.Objective`` subclasses (a pair of losses)."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register ``ganzoo.Dataset`` subclasses (a source of training images)."""

@@ -1,0 +1,76 @@
+"""Build a recipe's generator and critic through the registry, and load them back."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, load_checkpoint, load_state
+from .errors import GanzooError
+from .interfaces import Critic, Generator, ImageShape
+from .registry import Registry, get_registry
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.'s init: conv/linear weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def image_shape(recipe) -> ImageShape:
+    return ImageShape(resolution=recipe.data.resolution, channels=recipe.data.channels, latent_dim=recipe.generator.latent_dim)
+
+
+def build_models(recipe, registry: Registry | None = None) -> tuple[Generator, Critic]:
+    """The recipe's generator and critic, initialised as it says."""
+    registry = registry or get_registry()
+    shape = image_shape(recipe)
+    nets = []
+    for role, build in (("generator", "build_generator"), ("critic", "build_critic")):
+        section = getattr(recipe, role)
+        arch = registry.get("architecture", section.name).cls
+        try:
+            net = getattr(arch, build)(section.params, shape)
+        except ValueError as exc:
+            raise GanzooError(f"{role}: architecture '{section.name}' cannot be built for {shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
+        if section.init == "dcgan":
+            dcgan_init(net)
+        nets.append(net)
+    g, d = nets
+    with torch.no_grad():  # fail early, with a message, on a G/critic pair that does not fit together
+        g.eval(), d.eval()
+        x = g(torch.zeros(2, shape.latent_dim))
+        want = (2, shape.channels, shape.resolution, shape.resolution)
+        if tuple(x.shape) != want:
+            raise GanzooError(f"generator '{recipe.generator.name}' produced {tuple(x.shape)}, expected {want}")
+        s = d(x)
+        if tuple(s.shape) != (2,):
+            raise GanzooError(f"critic '{recipe.critic.name}' produced scores of shape {tuple(s.shape)}, expected (N,)")
+        g.train(), d.train()
+    return g, d
+
+
+def load_models(checkpoint, device="cpu", registry: Registry | None = None):
+    """``(generator, critic, recipe, checkpoint)`` from a checkpoint file or run directory."""
+    from .recipe import load_recipe
+
+    ckpt: Checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    try:
+        recipe = load_recipe(ckpt.recipe, registry=registry)
+    except GanzooError as exc:
+        raise GanzooError(f"{ckpt.path}: its recipe no longer validates here: {exc}") from None
+    g, d = build_models(recipe, registry)
+    load_state(g, ckpt.state("generator"), "generator", ckpt.path)
+    load_state(d, ckpt.state("critic"), "critic", ckpt.path)
+    return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
+
+
+def load_generator(checkpoint, device="cpu", registry: Registry | None = None) -> Generator:
+    """The generator of a checkpoint (file or run directory), in eval mode."""
+    return load_models(checkpoint, device, registry)[0]

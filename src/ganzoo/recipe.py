@@ -1,0 +1,235 @@
+"""YAML recipes: one file fully determines a run.
+
+A recipe is validated in two passes. The core schema below checks the
+sections every run has; then each component section (``data``,
+``generator``, ``critic``, ``objective``) is checked against the params
+model of the component it names. Every error names its key path, with a
+"did you mean" where a key is close to a known one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .errors import GanzooError
+from .interfaces import OptimizerSpec, Params
+from .registry import Registry, did_you_mean, get_registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _ComponentSection(BaseModel):
+    """A section naming a component; keys other than the core ones are that component's params."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    _params: Params | None = PrivateAttr(default=None)
+
+    @property
+    def params(self) -> Params:
+        if self._params is None:
+            raise RuntimeError("recipe not resolved: use ganzoo.load_recipe")
+        return self._params
+
+    def plugin_keys(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataSection(_ComponentSection):
+    name: str = Field("toyfaces", description="dataset component")
+    resolution: int = Field(64, ge=8, le=1024, description="image size in pixels (square)")
+    channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB")
+
+
+class GeneratorSection(_ComponentSection):
+    latent_dim: int = Field(100, ge=1, description="size of the latent vector z")
+    init: Literal["dcgan", "default"] = Field("dcgan", description="dcgan: conv/linear N(0, 0.02), BN weight N(1, 0.02)")
+
+
+class CriticSection(_ComponentSection):
+    init: Literal["dcgan", "default"] = Field("dcgan", description="dcgan: conv/linear N(0, 0.02), BN weight N(1, 0.02)")
+
+
+class ObjectiveSection(_ComponentSection):
+    pass
+
+
+class OptimSection(_Strict):
+    generator: OptimizerSpec | None = Field(None, description="generator optimizer; default: the objective's")
+    critic: OptimizerSpec | None = Field(None, description="critic optimizer; default: the objective's")
+
+
+class TrainSection(_Strict):
+    batch_size: int = Field(64, ge=1)
+    steps: int | None = Field(None, ge=1, description="generator steps (each after n_critic critic steps)")
+    epochs: float | None = Field(None, gt=0, description="passes over the data (converted to generator steps)")
+    n_critic: int | None = Field(None, ge=1, description="critic steps per generator step; default: the objective's")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
+    log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
+    checkpoint_every: int | None = Field(None, ge=1, description="generator steps between checkpoints (always at the end)")
+
+    @model_validator(mode="after")
+    def _length(self):
+        if self.steps is None and self.epochs is None:
+            raise ValueError("give train.steps or train.epochs")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give train.steps or train.epochs, not both")
+        return self
+
+
+class OutputSection(_Strict):
+    dir: str = Field("runs", description="parent folder of run directories")
+    samples: int = Field(1000, ge=0, description="images written at the end of the run")
+    sample_batch_size: int = Field(250, ge=1)
+
+
+class Recipe(_Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name (a folder name)")
+    description: str = ""
+    seed: int = 0
+    data: DataSection = Field(default_factory=DataSection)
+    generator: GeneratorSection
+    critic: CriticSection
+    objective: ObjectiveSection
+    optim: OptimSection = Field(default_factory=OptimSection)
+    train: TrainSection
+    output: OutputSection = Field(default_factory=OutputSection)
+
+    def to_dict(self) -> dict:
+        """The recipe as resolved: every default filled in, ready to save as YAML."""
+        out = self.model_dump(mode="json")
+        for section in COMPONENT_SECTIONS:
+            sec = getattr(self, section)
+            core = {k: v for k, v in out[section].items() if k not in sec.plugin_keys()}
+            out[section] = {**core, **sec.params.model_dump(mode="json")}
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def total_steps(self, n_images: int, n_critic: int) -> int:
+        if self.train.steps is not None:
+            return self.train.steps
+        batches_per_epoch = max(n_images // self.train.batch_size, 1)
+        return max(1, math.ceil(self.train.epochs * batches_per_epoch / n_critic))
+
+
+# section -> (registry kind, params model getter)
+COMPONENT_SECTIONS = {
+    "data": ("dataset", lambda c: c.cls.Params),
+    "generator": ("architecture", lambda c: c.cls.GeneratorParams),
+    "critic": ("architecture", lambda c: c.cls.CriticParams),
+    "objective": ("objective", lambda c: c.cls.Params),
+}
+
+
+# -- loading -------------------------------------------------------------------
+def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, registry: Registry | None = None) -> Recipe:
+    """Read, override and validate a recipe; raise ``GanzooError`` listing every problem.
+
+    ``source`` is a YAML path or an already-parsed dict; ``overrides`` are
+    ``"dotted.key=value"`` strings whose values are parsed as YAML scalars.
+    """
+    registry = registry or get_registry()
+    where = str(source) if not isinstance(source, dict) else "recipe"
+    raw = _read_yaml(source) if not isinstance(source, dict) else copy.deepcopy(source)
+    for item in overrides or []:
+        _apply_override(raw, item)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
+    problems = []
+    for section, (kind, params_of) in COMPONENT_SECTIONS.items():
+        sec = getattr(recipe, section)
+        try:
+            component = registry.get(kind, sec.name)
+        except GanzooError as exc:
+            problems.append(f"{section}.name: {exc}")
+            continue
+        model = params_of(component)
+        try:
+            sec._params = model.model_validate(sec.plugin_keys())
+        except ValidationError as exc:
+            for e in exc.errors():
+                e = dict(e, loc=(section, *e["loc"]))
+                known = list(model.model_fields) + list(type(sec).model_fields)
+                problems.append(_describe(e, Recipe, known_override=known))
+    if problems:
+        raise GanzooError(_format_errors(where, problems))
+    return recipe
+
+
+def _read_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise GanzooError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GanzooError(f"{path}: not valid YAML{at}: {problem}") from None
+    if not isinstance(data, dict):
+        raise GanzooError(f"{path}: a recipe must be a YAML mapping (key: value), got {type(data).__name__}")
+    return data
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise GanzooError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
+    parts = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise GanzooError(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def _format_errors(where: str, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}"
+    return f"{where}: {len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _describe(err: dict, root: type[BaseModel], known_override: list[str] | None = None) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        known = known_override if known_override is not None else _fields_at(root, err["loc"][:-1])
+        return f"{loc}: unknown key{did_you_mean(err['loc'][-1], known)}"
+    if err["type"] == "missing":
+        return f"{loc}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    if "input" in err and err["type"] not in ("model_type", "dict_type") and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return f"{loc}: {msg}"
+
+
+def _fields_at(model: type[BaseModel], loc) -> list[str]:
+    """Field names of the (sub)model found by walking ``loc`` from ``model``."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
