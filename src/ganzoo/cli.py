@@ -71,7 +71,7 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show
     for col in ("kind", "name", "plugin", "version", "description"):
         table.add_column(col, overflow="fold")
     for c in reg.all():
-        table.add_row(c.kind, c.name, c.plugin, c.version, c.description)
+        table.add_row(c.kind, c.name, c.package, c.version, c.description)
     out.print(table)
     if verbose:
         for c in reg.all():
@@ -95,7 +95,7 @@ def show(name: str = typer.Argument(..., help="component name, e.g. wgan_gp")):
 
 
 def _print_params(c) -> None:
-    out.print(f"\n[bold]{c.kind} {c.name}[/] ({c.plugin} {c.version}): {c.description}", highlight=False)
+    out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {c.plugin}, {c.package} {c.version}): {c.description}", highlight=False)
     for role, model in c.params_models().items():
         table = Table(title=f"{c.name}: {role} params" if c.kind == "architecture" else None, title_justify="left")
         for col in ("param", "type", "default", "description"):

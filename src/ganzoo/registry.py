@@ -35,6 +35,7 @@ class Component:
     name: str
     cls: type
     plugin: str
+    package: str
     version: str
 
     @property
@@ -61,7 +62,7 @@ class Registry:
     components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
     failures: list[PluginFailure] = field(default_factory=list)
     pm: pluggy.PluginManager = field(default_factory=lambda: _new_plugin_manager())
-    _versions: dict[str, str] = field(default_factory=dict)
+    _packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin -> (distribution, version)
 
     # -- loading ---------------------------------------------------------------
     def load_entry_points(self) -> "Registry":
@@ -78,11 +79,11 @@ class Registry:
             except Exception as exc:  # a broken third-party plugin must not break the rest
                 self.failures.append(PluginFailure(ep.name, f"{type(exc).__name__}: {exc}"))
                 continue
-            version = ep.dist.version if ep.dist is not None else "?"
-            self.add_plugin(module, name=ep.name, version=version)
+            dist = ep.dist
+            self.add_plugin(module, name=ep.name, package=dist.name if dist else "?", version=dist.version if dist else "?")
         return self
 
-    def add_plugin(self, plugin, name: str, version: str = "?") -> None:
+    def add_plugin(self, plugin, name: str, package: str = "(local)", version: str = "?") -> None:
         """Register one plugin object (module or class) and collect its components."""
         self.pm.register(plugin, name=name)
         try:
@@ -90,7 +91,7 @@ class Registry:
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(name=name)
             raise GanzooError(f"plugin '{name}': {exc}") from None
-        self._versions[name] = version
+        self._packages[name] = (package, version)
         for kind, (hook_name, base) in KINDS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name == name:
@@ -105,9 +106,10 @@ class Registry:
         existing = self.components[kind].get(name)
         if existing is not None:
             raise GanzooError(
-                f"{kind} '{name}' is registered twice: by plugin '{existing.plugin}' and by plugin '{plugin}'"
+                f"{kind} '{name}' is registered twice: by plugin '{existing.plugin}' ({existing.package}) "
+                f"and by plugin '{plugin}' ({self._packages[plugin][0]})"
             )
-        self.components[kind][name] = Component(kind, name, cls, plugin, self._versions.get(plugin, "?"))
+        self.components[kind][name] = Component(kind, name, cls, plugin, *self._packages[plugin])
 
     # -- lookup ----------------------------------------------------------------
     def get(self, kind: str, name: str) -> Component:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
-from torchvision.io import write_png
+from PIL import Image
 from torchvision.utils import make_grid
 
 from .data import to_uint8
+
+
+def write_png(image: torch.Tensor, path) -> None:
+    """One uint8 ``(C, H, W)`` image as a PNG (gray for C == 1)."""
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array)).save(path, compress_level=1)
 
 
 @torch.no_grad()
@@ -30,7 +37,8 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
-    write_png(make_grid(images, nrow=nrow, padding=2, pad_value=255), str(path))
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
+    write_png(grid[:1] if images.shape[1] == 1 else grid, path)
     return path
 
 
@@ -40,7 +48,7 @@ def write_samples(images: torch.Tensor, out_dir, grid: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(len(images) - 1)))
     for i, img in enumerate(images):
-        write_png(img, str(out_dir / f"{i:0{width}d}.png"))
+        write_png(img, out_dir / f"{i:0{width}d}.png")
     if grid and len(images):
         write_grid(images, out_dir / "grid.png")
     return out_dir

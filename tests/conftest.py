@@ -1,0 +1,37 @@
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+ANIME_ZIP = SHARED_DATA / "anime-faces-64.zip"
+MNIST_ROOT = SHARED_DATA / "mnist"
+
+needs_anime = pytest.mark.skipif(not ANIME_ZIP.is_file(), reason=f"real anime data not found at {ANIME_ZIP}")
+needs_mnist = pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason=f"real MNIST not found at {MNIST_ROOT}")
+
+TINY = {
+    "name": "tiny",
+    "seed": 1,
+    "data": {"name": "toyfaces", "size": 64, "resolution": 16, "channels": 3},
+    "generator": {"name": "dcgan", "latent_dim": 8, "base_channels": 8},
+    "critic": {"name": "dcgan", "base_channels": 8},
+    "objective": {"name": "bce"},
+    "train": {"batch_size": 8, "steps": 3, "log_every": 1, "threads": 1},
+    "output": {"samples": 10},
+}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A tiny recipe dict (toyfaces 16 px, 8-channel nets) writing into tmp_path."""
+    r = copy.deepcopy(TINY)
+    r["output"]["dir"] = str(tmp_path / "runs")
+    return r
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(1)

@@ -1,0 +1,109 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+import ganzoo
+from ganzoo import GanzooError, load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("**/*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_shipped_recipe_validates_and_round_trips(path):
+    r = load_recipe(path)
+    again = load_recipe(yaml.safe_load(r.to_yaml()))
+    assert again.to_dict() == r.to_dict()
+
+
+def test_resolved_recipe_fills_every_default(tiny):
+    d = load_recipe(tiny).to_dict()
+    assert d["critic"]["norm"] == "batch" and d["critic"]["init"] == "dcgan"
+    assert d["generator"]["max_channels"] == 1024
+    assert d["data"]["seed"] == 0 and d["train"]["n_critic"] is None
+
+
+def error(recipe, overrides=None) -> str:
+    with pytest.raises(GanzooError) as info:
+        load_recipe(recipe, overrides)
+    return str(info.value)
+
+
+def test_unknown_top_level_key_suggests(tiny):
+    tiny["sed"] = 3
+    assert "sed: unknown key (did you mean 'seed'?)" in error(tiny)
+
+
+def test_unknown_core_key_in_section_suggests(tiny):
+    tiny["train"]["batchsize"] = 3
+    assert "train.batchsize: unknown key (did you mean 'batch_size'?)" in error(tiny)
+
+
+def test_unknown_component_param_suggests(tiny):
+    tiny["generator"]["base_chanels"] = 3
+    assert "generator.base_chanels: unknown key (did you mean 'base_channels'?)" in error(tiny)
+    tiny["generator"].pop("base_chanels")
+    tiny["objective"] = {"name": "wgan_gp", "gp_wieght": 5}
+    assert "objective.gp_wieght: unknown key (did you mean 'gp_weight'?)" in error(tiny)
+
+
+def test_core_key_misspelled_in_component_section_suggests(tiny):
+    tiny["generator"]["latnt_dim"] = 3
+    assert "generator.latnt_dim: unknown key (did you mean 'latent_dim'?)" in error(tiny)
+
+
+def test_wrong_types_and_values_name_the_key(tiny):
+    tiny["train"]["batch_size"] = "many"
+    assert "train.batch_size: Input should be a valid integer" in error(tiny)
+    tiny["train"]["batch_size"] = 0
+    assert "train.batch_size: Input should be greater than or equal to 1 (got 0)" in error(tiny)
+    tiny["train"]["batch_size"] = 8
+    tiny["critic"]["norm"] = "layer"
+    assert "critic.norm: Input should be 'batch' or 'none'" in error(tiny)
+    tiny["critic"]["norm"] = "none"
+    tiny["optim"] = {"critic": {"name": "adamm"}}
+    assert "optim.critic.name: Input should be" in error(tiny)
+
+
+def test_unknown_component_suggests_and_lists(tiny):
+    tiny["objective"]["name"] = "wgan-gp"
+    msg = error(tiny)
+    assert "objective.name: unknown objective 'wgan-gp' (did you mean 'wgan_gp'?)" in msg
+    assert "available: bce, bce_smooth, wgan_clip, wgan_gp" in msg
+
+
+def test_several_problems_are_listed_together(tiny):
+    tiny["sed"] = 1
+    tiny["train"]["stesp"] = 1
+    msg = error(tiny)
+    assert msg.startswith("recipe: 2 problems") and "sed:" in msg and "train.stesp:" in msg
+
+
+def test_training_length_is_required_once(tiny):
+    tiny["train"].pop("steps")
+    assert "give train.steps or train.epochs" in error(tiny)
+    tiny["train"].update(steps=3, epochs=1)
+    assert "not both" in error(tiny)
+
+
+def test_overrides(tiny):
+    r = load_recipe(tiny, ["train.steps=7", "objective.name=wgan_gp", "objective.gp_weight=2.5", "data.size=32"])
+    assert r.train.steps == 7 and r.objective.params.gp_weight == 2.5 and r.data.params.size == 32
+    assert "objective.gp_weight: Input should be greater than or equal to 0" in error(tiny, ["objective.name=wgan_gp", "objective.gp_weight=-1"])
+    assert "expected KEY=VALUE" in error(tiny, ["train.steps"])
+    assert "'seed' is not a section" in error(tiny, ["seed.x=1"])
+
+
+def test_file_errors(tmp_path):
+    assert "recipe file not found" in error(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntrain: {steps: 3\n")
+    assert "not valid YAML at line" in error(bad)
+    bad.write_text("- a\n- b\n")
+    assert "must be a YAML mapping" in error(bad)
+
+
+def test_yaml_tags_cannot_construct_objects(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
+    assert "not valid YAML" in error(evil)
