@@ -1,0 +1,150 @@
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganzoo
+from ganzoo import GanzooError, load_recipe, train
+
+from conftest import ANIME_ZIP, MNIST_ROOT, needs_anime, needs_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def png_bytes(mode="RGB", size=(20, 20), color=(200, 30, 30), fmt="PNG"):
+    buf = io.BytesIO()
+    img = Image.new("RGB", size, color)
+    if mode == "P":
+        img = img.convert("P", palette=Image.Palette.ADAPTIVE)
+    elif mode != "RGB":
+        img = img.convert(mode)
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def load(path, resolution=16, channels=3, log=None):
+    comp = ganzoo.get_registry().get("dataset", "images").cls
+    messages = []
+    data = comp.load(comp.Params(path=str(path)), resolution, channels, log=log or messages.append)
+    return data, " | ".join(messages)
+
+
+def test_folder_recursive_mixed_modes_and_formats(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "one.PNG").write_bytes(png_bytes("RGB"))
+    (tmp_path / "a" / "two.jpg").write_bytes(png_bytes("RGB", fmt="JPEG"))
+    (tmp_path / "a" / "b" / "three.bmp").write_bytes(png_bytes("L", fmt="BMP"))
+    (tmp_path / "a" / "four.png").write_bytes(png_bytes("RGBA"))
+    (tmp_path / "a" / "five.png").write_bytes(png_bytes("P"))
+    (tmp_path / "notes.txt").write_text("not an image")
+    data, log = load(tmp_path)
+    assert data.shape == (5, 3, 16, 16) and data.dtype == torch.uint8
+    assert "ignored 1 non-image file" in log
+    gray, _ = load(tmp_path, channels=1)
+    assert gray.shape == (5, 1, 16, 16)
+
+
+def test_resize_center_crops_and_counts_upscaled(tmp_path):
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, 20:60] = 255  # white centre square of a wide image
+    Image.fromarray(img).save(tmp_path / "wide.png")
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(tmp_path / "small.png")
+    data, log = load(tmp_path, resolution=16)
+    wide = data[1].float()
+    assert wide.mean() > 240  # the centre crop of the wide image is the white square
+    assert "1 image(s) smaller than 16px were upscaled" in log
+
+
+def test_corrupt_and_fake_images_are_skipped_counted_and_named(tmp_path):
+    (tmp_path / "good.png").write_bytes(png_bytes())
+    (tmp_path / "truncated.png").write_bytes(png_bytes()[:40])
+    (tmp_path / "fake.jpg").write_text("this is text with an image extension")
+    data, log = load(tmp_path)
+    assert len(data) == 1
+    assert "skipped 2 unreadable image(s)" in log and "truncated.png" in log and "fake.jpg" in log
+
+
+def test_zip_is_read_in_memory_and_never_extracted(tmp_path):
+    z = tmp_path / "faces.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("../escape.png", png_bytes())
+        zf.writestr("inner/ok.jpeg", png_bytes(fmt="JPEG"))
+        zf.writestr("readme.md", "hello")
+    data, log = load(z)
+    assert len(data) == 2 and "ignored 1 non-image file" in log
+    assert not (tmp_path.parent / "escape.png").exists() and not (Path.cwd() / "escape.png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty_folder", "zip_without_images", "not_a_zip"])
+def test_unusable_paths_are_one_clear_error(tmp_path, case):
+    path = tmp_path / case
+    if case == "empty_folder":
+        path.mkdir()
+    elif case == "zip_without_images":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("a.txt", "x")
+    elif case == "not_a_zip":
+        path.write_text("hello")
+    expected = {
+        "missing": "does not exist",
+        "empty_folder": "no readable images",
+        "zip_without_images": "no readable images",
+        "not_a_zip": "neither a folder nor a readable zip",
+    }[case]
+    with pytest.raises(GanzooError, match=expected):
+        load(path)
+
+
+def test_a_missing_data_folder_never_trains_on_anything_else(tiny, tmp_path):
+    tiny["data"] = {"name": "images", "path": str(tmp_path / "nowhere"), "resolution": 16}
+    with pytest.raises(GanzooError, match="nowhere does not exist"):
+        train(load_recipe(tiny), progress=False)
+    assert not list((Path(tiny["output"]["dir"]) / "tiny").glob("checkpoints/*"))
+
+
+def test_mnist_missing_root_says_where_to_put_the_files(tmp_path):
+    comp = ganzoo.get_registry().get("dataset", "mnist").cls
+    with pytest.raises(GanzooError, match=r"MNIST not found under .*/MNIST/raw .*data.download: true"):
+        comp.load(comp.Params(root=str(tmp_path)), 28, 1)
+
+
+def test_toyfaces_are_deterministic_varied_and_any_size():
+    comp = ganzoo.get_registry().get("dataset", "toyfaces").cls
+    a = comp.load(comp.Params(size=50, seed=3), 24, 3)
+    b = comp.load(comp.Params(size=50, seed=3), 24, 3)
+    c = comp.load(comp.Params(size=50, seed=4), 24, 3)
+    assert a.shape == (50, 3, 24, 24) and torch.equal(a, b) and not torch.equal(a, c)
+    flat = a.flatten(1).float()
+    dists = torch.cdist(flat, flat) + torch.eye(50) * 1e9
+    assert dists.min() > 100  # no two faces alike
+    assert comp.load(comp.Params(size=2), 128, 1).shape == (2, 1, 128, 128)
+
+
+@needs_mnist
+def test_real_mnist_loads_and_resizes():
+    comp = ganzoo.get_registry().get("dataset", "mnist").cls
+    data = comp.load(comp.Params(root=str(MNIST_ROOT), split="test"), 32, 3)
+    assert data.shape == (10000, 3, 32, 32) and data.dtype == torch.uint8 and data.max() == 255
+
+
+REAL = {
+    "dcgan_anime.yaml": [f"data.path={ANIME_ZIP}"],
+    "wgan_gp_anime.yaml": [f"data.path={ANIME_ZIP}"],
+    "gan_mlp_mnist.yaml": [f"data.root={MNIST_ROOT}"],
+    "dcgan_mnist.yaml": [f"data.root={MNIST_ROOT}"],
+    "wgan_clip_mnist.yaml": [f"data.root={MNIST_ROOT}"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_shipped_recipe_runs_on_real_data(name, tmp_path):
+    needs = ANIME_ZIP.is_file() if "anime" in name else (MNIST_ROOT / "MNIST" / "raw").is_dir()
+    if not needs:
+        pytest.skip(f"real data for {name} not found under {ANIME_ZIP.parent}")
+    overrides = REAL[name] + ["train.epochs=null", "train.steps=2", "output.samples=4", f"output.dir={tmp_path}", "train.threads=1"]
+    result = train(load_recipe(ROOT / "recipes" / name, overrides), progress=False)
+    assert len(list((result.run_dir / "samples").glob("[0-9]*.png"))) == 4
