@@ -53,36 +53,41 @@ class Images(Dataset):
     Params = ImagesParams
 
     @classmethod
-    def load(cls, params, resolution, channels, log=print):
-        path = Path(params.path).expanduser()
-        if not path.exists():
-            raise GanzooError(f"data.path {path} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
+    def fingerprint(cls, params):
+        path = _existing(params)
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        return {"path": str(path.resolve()), "files": [(str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+
+    @classmethod
+    def load(cls, params, resolution, channels, report):
+        path = _existing(params)
+        report.source = str(path)
         mode = "RGB" if channels == 3 else "L"
-        skipped, bad, upscaled, arrays = Counter(), [], 0, []
-        for name, read in _members(path, skipped):
+        arrays = []
+        for name, read in _members(path, report.skipped):
             try:
                 with Image.open(io.BytesIO(read())) as img:
+                    report.source_sizes[f"{img.size[0]}x{img.size[1]}"] += 1
+                    if min(img.size) < resolution:
+                        report.upscaled += 1
                     img.draft(mode, (resolution, resolution))  # JPEG: decode at a reduced size when much larger
                     img = img.convert("RGBA").convert(mode) if img.mode in ("P", "PA") else img.convert(mode)
-                    if min(img.size) < resolution:
-                        upscaled += 1
                     img = ImageOps.fit(img, (resolution, resolution), method=Image.Resampling.LANCZOS)
                     arrays.append(np.asarray(img, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-                skipped["unreadable or corrupt"] += 1
-                bad.append(f"{name} ({type(exc).__name__}: {exc})")
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                report.skip("unreadable or corrupt", name, f"{type(exc).__name__}: {exc}")
         if not arrays:
             raise GanzooError(f"data.path {path}: no readable images ({', '.join(sorted(EXTENSIONS))})"
-                              + (f"; skipped {dict(skipped)}" if skipped else ""))
-        if bad:
-            log(f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) in {path}: " + "; ".join(bad[:5])
-                + (" ..." if len(bad) > 5 else ""))
-        if skipped["not an image extension"]:
-            log(f"note: ignored {skipped['not an image extension']} non-image file(s) in {path}")
-        if upscaled:
-            log(f"[yellow]warning:[/] {upscaled} image(s) smaller than {resolution}px were upscaled")
+                              + (f"; skipped {dict(report.skipped)}" if report.skipped else ""))
         data = torch.from_numpy(np.stack(arrays))
         return data.unsqueeze(1) if channels == 1 else data.permute(0, 3, 1, 2).contiguous()
+
+
+def _existing(params) -> Path:
+    path = Path(params.path).expanduser()
+    if not path.exists():
+        raise GanzooError(f"data.path {path} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
+    return path
 
 
 @ganzoo.hookimpl

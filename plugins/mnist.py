@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -26,8 +27,15 @@ class MNIST(Dataset):
     torchvision_class = datasets.MNIST
 
     @classmethod
-    def load(cls, params, resolution, channels, log=print):
+    def fingerprint(cls, params):
+        raw = Path(params.root) / cls.torchvision_class.__name__ / "raw"
+        files = sorted(raw.glob("*")) if raw.is_dir() else []
+        return {"root": str(raw.resolve()), "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+
+    @classmethod
+    def load(cls, params, resolution, channels, report):
         tv = cls.torchvision_class
+        report.source = f"{params.root} ({tv.__name__}, {params.split})"
         parts = []
         for train in {"train": [True], "test": [False], "all": [True, False]}[params.split]:
             try:

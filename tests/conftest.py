@@ -35,3 +35,12 @@ def tiny(tmp_path):
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_cache(tmp_path_factory):
+    """Tests never touch ~/.cache: one data cache for the session (so real data decodes once)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GANZOO_CACHE_DIR", str(tmp_path_factory.mktemp("data-cache")))
+    yield
+    mp.undo()

@@ -1,4 +1,5 @@
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -26,10 +27,16 @@ def png_bytes(mode="RGB", size=(20, 20), color=(200, 30, 30), fmt="PNG"):
     return buf.getvalue()
 
 
-def load(path, resolution=16, channels=3, log=None):
-    comp = ganzoo.get_registry().get("dataset", "images").cls
+def section(**data):
+    r = {"name": "t", "data": data, "generator": {"name": "dcgan"}, "critic": {"name": "dcgan"},
+         "objective": {"name": "bce"}, "train": {"steps": 1}}
+    return load_recipe(r).data
+
+
+def load(path, resolution=16, channels=3, cache=False):
     messages = []
-    data = comp.load(comp.Params(path=str(path)), resolution, channels, log=log or messages.append)
+    s = section(name="images", path=str(path), resolution=resolution, channels=channels, cache=cache)
+    data, report = ganzoo.load_dataset(s, log=messages.append)
     return data, " | ".join(messages)
 
 
@@ -56,7 +63,7 @@ def test_resize_center_crops_and_counts_upscaled(tmp_path):
     data, log = load(tmp_path, resolution=16)
     wide = data[1].float()
     assert wide.mean() > 240  # the centre crop of the wide image is the white square
-    assert "1 image(s) smaller than 16px were upscaled" in log
+    assert "1 image(s) smaller than the target resolution were upscaled" in log
 
 
 def test_corrupt_and_fake_images_are_skipped_counted_and_named(tmp_path):
@@ -107,28 +114,85 @@ def test_a_missing_data_folder_never_trains_on_anything_else(tiny, tmp_path):
 
 
 def test_mnist_missing_root_says_where_to_put_the_files(tmp_path):
-    comp = ganzoo.get_registry().get("dataset", "mnist").cls
     with pytest.raises(GanzooError, match=r"MNIST not found under .*/MNIST/raw .*data.download: true"):
-        comp.load(comp.Params(root=str(tmp_path)), 28, 1)
+        ganzoo.load_dataset(section(name="mnist", root=str(tmp_path), resolution=28, channels=1), log=print)
+
+
+def toyfaces(**kw):
+    res, ch = kw.pop("resolution", 24), kw.pop("channels", 3)
+    return ganzoo.load_dataset(section(name="toyfaces", resolution=res, channels=ch, **kw), log=print)[0]
 
 
 def test_toyfaces_are_deterministic_varied_and_any_size():
-    comp = ganzoo.get_registry().get("dataset", "toyfaces").cls
-    a = comp.load(comp.Params(size=50, seed=3), 24, 3)
-    b = comp.load(comp.Params(size=50, seed=3), 24, 3)
-    c = comp.load(comp.Params(size=50, seed=4), 24, 3)
+    a, b, c = toyfaces(size=50, seed=3), toyfaces(size=50, seed=3), toyfaces(size=50, seed=4)
     assert a.shape == (50, 3, 24, 24) and torch.equal(a, b) and not torch.equal(a, c)
     flat = a.flatten(1).float()
     dists = torch.cdist(flat, flat) + torch.eye(50) * 1e9
     assert dists.min() > 100  # no two faces alike
-    assert comp.load(comp.Params(size=2), 128, 1).shape == (2, 1, 128, 128)
+    assert toyfaces(size=2, resolution=128, channels=1).shape == (2, 1, 128, 128)
+
+
+def test_cache_hit_after_miss_and_rebuilt_when_source_changes_or_cache_is_corrupt(tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(src / f"{i}.png")
+    (src / "bad.png").write_text("not a png")
+    first, log = load(src, cache=True)
+    assert "cache miss" in log and "skipped 1 unreadable image(s)" in log
+    second, log = load(src, cache=True)
+    assert "from cache" in log and torch.equal(first, second)
+    assert "skipped 1 unreadable image(s)" in log and "bad.png" in log  # the report is cached too
+    Image.new("RGB", (20, 20)).save(src / "3.png")
+    third, log = load(src, cache=True)
+    assert "cache miss" in log and len(third) == 4
+    for npy in Path(os.environ["GANZOO_CACHE_DIR"]).glob("images-16px-3ch-*.npy"):
+        npy.write_bytes(b"garbage")
+    fourth, log = load(src, cache=True)
+    assert "unreadable data cache" in log and "rebuilding" in log and torch.equal(third, fourth)
+
+
+def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganzoo.cli import app
+    from ganzoo.data import BatchStream, build_augment
+
+    s = section(name="toyfaces", size=64, resolution=16, augment={"hflip": True, "brightness": 0.5})
+    images, _ = ganzoo.load_dataset(s, log=print)
+    torch.manual_seed(0)
+    plain = next(BatchStream(images, 32, 0, "cpu"))
+    torch.manual_seed(0)
+    aug = next(BatchStream(images, 32, 0, "cpu", augment=build_augment(s.augment)))
+    flipped = [bool(torch.allclose(a.flip(-1), p, atol=0.3)) and not torch.allclose(a, p) for a, p in zip(aug, plain)]
+    assert 0 < sum(flipped) < 32 or not torch.equal(aug, plain)  # some images flipped, not all the same way
+    ratios = (aug + 1).mean((1, 2, 3)) / (plain + 1).mean((1, 2, 3))
+    assert ratios.std() > 0.05  # brightness drawn per image
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: t\ndata: {name: toyfaces, size: 40, resolution: 16, augment: {hflip: true}}\n"
+                      "generator: {name: dcgan}\ncritic: {name: dcgan}\nobjective: {name: bce}\ntrain: {steps: 1}\n")
+    res = CliRunner().invoke(app, ["data", "inspect", str(recipe), "--grid", str(tmp_path / "g.png"), "-n", "16"])
+    assert res.exit_code == 0, res.output
+    assert "40 at 3x16x16" in res.output and (tmp_path / "g.png").is_file()
 
 
 @needs_mnist
 def test_real_mnist_loads_and_resizes():
-    comp = ganzoo.get_registry().get("dataset", "mnist").cls
-    data = comp.load(comp.Params(root=str(MNIST_ROOT), split="test"), 32, 3)
+    data, _ = ganzoo.load_dataset(section(name="mnist", root=str(MNIST_ROOT), split="test", resolution=32), log=print)
     assert data.shape == (10000, 3, 32, 32) and data.dtype == torch.uint8 and data.max() == 255
+
+
+@needs_anime
+def test_real_anime_zip_loads_from_cache_in_under_2s():
+    import time
+
+    s = section(name="images", path=str(ANIME_ZIP), resolution=64, cache=True)
+    first, _ = ganzoo.load_dataset(s, log=print)
+    assert first.shape == (22969, 3, 64, 64)
+    t0 = time.perf_counter()
+    again, _ = ganzoo.load_dataset(s, log=print)
+    assert time.perf_counter() - t0 < 2.0
+    assert torch.equal(again[::997], first[::997])
 
 
 REAL = {

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from .errors import GanzooError
 from .hookspecs import hookimpl
-from .interfaces import Architecture, Critic, Dataset, Generator, ImageShape, Objective, OptimizerSpec, Params
+from .interfaces import Architecture, Critic, DataReport, Dataset, Generator, ImageShape, Objective, OptimizerSpec, Params
 from .registry import Component, Registry, get_registry
 from .recipe import Recipe, load_recipe
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -23,7 +23,7 @@ from .sampling import generate, write_grid, write_samples
 from .train import RunResult, train
 
 __all__ = [
-    "Architecture", "Component", "Critic", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
+    "Architecture", "Component", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
     "save_checkpoint", "train", "write_grid", "write_samples",

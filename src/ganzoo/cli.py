@@ -130,5 +130,43 @@ def sample(
     err.print(f"wrote {n} images and grid.png to {output} in {time.perf_counter() - t0:.1f}s")
 
 
+data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+@friendly
+def data_inspect(
+    recipe: Path = typer.Argument(..., help="recipe YAML file"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key"),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="PNG of real samples after transforms (default: NAME-data.png)"),
+    n: int = typer.Option(64, "-n", min=1, help="images in the grid"),
+):
+    """Counts, skipped files and why, source sizes, and a grid of real samples after transforms."""
+    import torch
+
+    from . import load_dataset, load_recipe, write_grid
+    from .data import BatchStream, build_augment, to_uint8
+
+    r = load_recipe(recipe, set_ or [])
+    images, report = load_dataset(r.data, log=err.print)
+    table = Table(title=f"data of {r.name}", show_header=False)
+    table.add_row("dataset", f"{r.data.name}: {report.source}")
+    table.add_row("images", f"{len(images)} at {r.data.channels}x{r.data.resolution}x{r.data.resolution}")
+    table.add_row("skipped", ", ".join(f"{v} {k}" for k, v in report.skipped.items()) or "none")
+    for bad in report.bad_files[:10]:
+        table.add_row("", bad)
+    sizes = sorted(report.source_sizes.items(), key=lambda kv: -kv[1])
+    table.add_row("source sizes", ", ".join(f"{k}: {v}" for k, v in sizes[:8]) + (" ..." if len(sizes) > 8 else "") or "n/a")
+    table.add_row("upscaled", str(report.upscaled))
+    aug = build_augment(r.data.augment)
+    table.add_row("augment", str(aug) if aug else "none")
+    out.print(table)
+    torch.manual_seed(r.seed)
+    batch = next(BatchStream(images, min(n, len(images)), r.seed, "cpu", augment=aug))
+    path = write_grid(to_uint8(batch), grid or Path(f"{r.name}-data.png"))
+    out.print(f"grid of {len(batch)} real images after transforms: {path}")
+
+
 def main():
     app()

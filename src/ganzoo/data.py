@@ -1,30 +1,111 @@
 """From a recipe's ``data`` section to batches of float images in [-1, 1].
 
-Datasets decode once into a uint8 tensor ``(N, C, H, W)``; batches are
+Datasets decode once into a uint8 tensor ``(N, C, H, W)``. When a dataset
+can fingerprint its source, that tensor is cached on disk (keyed by dataset,
+params, resolution, channels and the source's paths, sizes and mtimes) and
+memory-mapped by later runs, so no image is decoded twice. Batches are
 slices of it in a per-epoch permutation drawn from the recipe seed, so the
 data order is reproducible and its position (epoch, batch) is two integers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from .errors import GanzooError
+from .interfaces import DataReport
 from .registry import Registry, get_registry
 
+CACHE_FORMAT = 1
 
-def load_dataset(section, registry: Registry | None = None, log=print) -> torch.Tensor:
-    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``."""
+
+def cache_dir() -> Path:
+    """``$GANZOO_CACHE_DIR``, else ``~/.cache/ganzoo/datasets``."""
+    env = os.environ.get("GANZOO_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "ganzoo" / "datasets"
+
+
+def load_dataset(section, registry: Registry | None = None, log=print) -> tuple[torch.Tensor, DataReport]:
+    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met."""
     component = (registry or get_registry()).get("dataset", section.name)
-    images = component.cls.load(section.params, section.resolution, section.channels, log=log)
-    expected = (section.channels, section.resolution, section.resolution)
+    ds, params = component.cls, section.params
+    res, ch = section.resolution, section.channels
+    fingerprint = ds.fingerprint(params) if section.cache else None
+    stem = None
+    if fingerprint is not None:
+        key = json.dumps({"dataset": section.name, "params": params.model_dump(mode="json"), "resolution": res,
+                          "channels": ch, "source": fingerprint, "format": CACHE_FORMAT}, sort_keys=True)
+        stem = cache_dir() / f"{section.name}-{res}px-{ch}ch-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+        t0 = time.perf_counter()
+        cached = _read_cache(stem, (ch, res, res), log)
+        if cached is not None:
+            images, report = cached
+            log(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
+            _log_report(report, log)
+            return images, report
+    t0 = time.perf_counter()
+    report = DataReport()
+    images = ds.load(params, res, ch, report)
+    expected = (ch, res, res)
     if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != expected:
-        raise GanzooError(
-            f"dataset '{section.name}' returned {tuple(images.shape)} {images.dtype}, expected (N, {expected[0]}, {expected[1]}, {expected[2]}) uint8"
-        )
+        raise GanzooError(f"dataset '{section.name}' returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
     if len(images) == 0:
         raise GanzooError(f"dataset '{section.name}' has no images")
-    return images
+    took = time.perf_counter() - t0
+    if stem is not None:
+        _write_cache(stem, images, report, log)
+    log(f"data: {len(images)} images decoded from {report.source or section.name} in {took:.1f}s"
+        + (" (cache miss; cached for next time)" if stem is not None else ""))
+    _log_report(report, log)
+    return images, report
+
+
+def _read_cache(stem: Path, shape, log):
+    npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    if not npy.exists() or not meta.exists():
+        return None
+    try:
+        report = DataReport.from_dict(json.loads(meta.read_text()))
+        array = np.load(npy, mmap_mode="c")  # copy-on-write memory map: nothing is read until used
+        if array.dtype != np.uint8 or array.ndim != 4 or tuple(array.shape[1:]) != shape:
+            raise ValueError(f"shape {array.shape} {array.dtype}")
+        return torch.from_numpy(array), report
+    except Exception as exc:
+        log(f"[yellow]warning:[/] unreadable data cache {npy} ({type(exc).__name__}: {exc}); rebuilding it")
+        return None
+
+
+def _write_cache(stem: Path, images: torch.Tensor, report: DataReport, log) -> None:
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for suffix, write in ((".npy", lambda f: np.save(f, images.numpy())),
+                              (".json", lambda f: f.write(json.dumps(report.to_dict()).encode()))):
+            fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, stem.with_suffix(suffix))
+    except OSError as exc:  # a cache that cannot be written only costs time
+        log(f"[yellow]warning:[/] could not write the data cache in {stem.parent}: {exc}")
+
+
+def _log_report(report: DataReport, log) -> None:
+    unreadable = report.skipped.get("unreadable or corrupt", 0)
+    if unreadable:
+        shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
+        log(f"[yellow]warning:[/] skipped {unreadable} unreadable image(s) in {report.source}: {shown}")
+    other = report.skipped.get("not an image extension", 0)
+    if other:
+        log(f"note: ignored {other} non-image file(s) in {report.source}")
+    if report.upscaled:
+        log(f"[yellow]warning:[/] {report.upscaled} image(s) smaller than the target resolution were upscaled")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -37,17 +118,33 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def build_augment(spec):
+    """The recipe's augmentations as a torchvision transforms.v2 pipeline, or None."""
+    from torchvision.transforms import v2
+
+    steps = []
+    if spec.hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if spec.brightness or spec.contrast or spec.saturation or spec.hue:
+        steps.append(v2.ColorJitter(brightness=spec.brightness or None, contrast=spec.contrast or None,
+                                    saturation=spec.saturation or None, hue=spec.hue or None))
+    return v2.Compose(steps) if steps else None
+
+
 class BatchStream:
-    """An endless stream of shuffled batches (last incomplete batch of an epoch dropped).
+    """An endless stream of shuffled float batches (last incomplete batch of an epoch dropped).
 
     The permutation of epoch ``e`` depends only on ``(seed, e)``, so a stream
-    can be recreated at any ``(epoch, index)``.
+    can be recreated at any ``(epoch, index)``. ``augment`` (a transforms.v2
+    pipeline) is applied per image, so every image draws its own flip/jitter.
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device, epoch: int = 0, index: int = 0):
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device, epoch: int = 0, index: int = 0,
+                 augment=None):
         if batch_size > len(images):
             raise GanzooError(f"train.batch_size {batch_size} is larger than the dataset ({len(images)} images)")
         self.images, self.batch_size, self.seed, self.device = images, batch_size, seed, device
+        self.augment = augment
         self.batches_per_epoch = len(images) // batch_size
         self.epoch, self.index = epoch, index
         self._perm = self._permutation(epoch)
@@ -66,4 +163,6 @@ class BatchStream:
         idx = self._perm[self.index * self.batch_size : (self.index + 1) * self.batch_size]
         self.index += 1
         batch = self.images[idx]
+        if self.augment is not None:
+            batch = torch.stack([self.augment(img) for img in batch])
         return to_float(batch.to(self.device, non_blocking=True))

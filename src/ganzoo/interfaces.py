@@ -10,7 +10,9 @@ Every component class carries three class attributes that the registry and
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,12 +138,40 @@ class Objective:
         return None
 
 
+@dataclass
+class DataReport:
+    """What a dataset met while loading: filled by the dataset, logged and cached by the core."""
+
+    source: str = ""
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    bad_files: list[str] = field(default_factory=list)  # "name (why)" for unreadable images
+    source_sizes: Counter = field(default_factory=Counter)  # "WxH" -> count, before resizing
+    upscaled: int = 0
+
+    def skip(self, reason: str, name: str | None = None, why: str | None = None) -> None:
+        self.skipped[reason] += 1
+        if name is not None:
+            self.bad_files.append(f"{name} ({why})" if why else name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "skipped": dict(self.skipped), "bad_files": self.bad_files,
+                "source_sizes": dict(self.source_sizes), "upscaled": self.upscaled}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataReport":
+        return cls(d["source"], Counter(d["skipped"]), list(d["bad_files"]), Counter(d["source_sizes"]), d["upscaled"])
+
+
 class Dataset:
     """A source of training images.
 
     ``load`` returns every image as one uint8 tensor ``(N, C, H, W)`` at the
-    requested resolution and channel count; the core batches, normalises and
-    augments it.
+    requested resolution and channel count, and notes skipped files in the
+    ``report``; the core caches, batches, normalises and augments it.
+
+    ``fingerprint`` says what identifies the source (paths, sizes, mtimes):
+    with it the core caches the decoded tensor and reuses it until the
+    source or the parameters change. ``None`` (the default) disables caching.
     """
 
     name: ClassVar[str]
@@ -149,5 +179,9 @@ class Dataset:
     Params: ClassVar[type[Params]] = Params
 
     @classmethod
-    def load(cls, params: Params, resolution: int, channels: int, log=print) -> torch.Tensor:
+    def load(cls, params: Params, resolution: int, channels: int, report: DataReport) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def fingerprint(cls, params: Params) -> dict | None:
+        return None

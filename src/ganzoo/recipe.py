@@ -43,10 +43,22 @@ class _ComponentSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+class AugmentSection(_Strict):
+    """Per-image augmentations of real images (torchvision transforms.v2)."""
+
+    hflip: bool = Field(False, description="random horizontal flip")
+    brightness: float = Field(0.0, ge=0, description="ColorJitter brightness (E2 used 0.5)")
+    contrast: float = Field(0.0, ge=0, description="ColorJitter contrast")
+    saturation: float = Field(0.0, ge=0, description="ColorJitter saturation")
+    hue: float = Field(0.0, ge=0, le=0.5, description="ColorJitter hue")
+
+
 class DataSection(_ComponentSection):
     name: str = Field("toyfaces", description="dataset component")
     resolution: int = Field(64, ge=8, le=1024, description="image size in pixels (square)")
     channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB")
+    augment: AugmentSection = Field(default_factory=AugmentSection)
+    cache: bool = Field(True, description="cache the decoded images on disk ($GANZOO_CACHE_DIR)")
 
 
 class GeneratorSection(_ComponentSection):

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .checkpoint import save_checkpoint
-from .data import BatchStream, load_dataset
+from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
 from .models import build_models
 from .recipe import Recipe
@@ -79,7 +79,7 @@ def train(recipe: Recipe, run_dir=None, *, registry: Registry | None = None, pro
     seed_everything(recipe.seed)
     device = pick_device(cfg.device)
 
-    images = load_dataset(recipe.data, registry, log=console.print)
+    images, _ = load_dataset(recipe.data, registry, log=console.print)
     G, D = build_models(recipe, registry)
     G, D = G.to(device), D.to(device)
     objective = registry.get("objective", recipe.objective.name).cls(recipe.objective.params)
@@ -87,7 +87,7 @@ def train(recipe: Recipe, run_dir=None, *, registry: Registry | None = None, pro
     opt_d = (recipe.optim.critic or objective.default_optimizer).build(D.parameters())
     n_critic = cfg.n_critic or objective.n_critic
     clip = objective.clip_value
-    batches = BatchStream(images, cfg.batch_size, recipe.seed, device)
+    batches = BatchStream(images, cfg.batch_size, recipe.seed, device, augment=build_augment(recipe.data.augment))
     total = recipe.total_steps(len(images), n_critic)
     bs = cfg.batch_size
     console.print(
