@@ -100,7 +100,7 @@ def test_sample_cli_writes_n_pngs_and_grid_matching_the_python_api(tiny, tmp_pat
     from PIL import Image
 
     expected = ganzoo.generate(ganzoo.load_generator(result.checkpoint), 12, seed=5)
-    written = torch.from_numpy(np.asarray(Image.open(files[3]))).permute(2, 0, 1)
+    written = torch.from_numpy(np.array(Image.open(files[3]))).permute(2, 0, 1)
     assert torch.equal(written, expected[3])
 
 

@@ -20,11 +20,11 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .models import build_models, load_generator, load_models
 from .data import load_dataset
 from .sampling import generate, write_grid, write_samples
-from .train import RunResult, train
+from .train import Interrupted, RunResult, resume, train
 
 __all__ = [
-    "Architecture", "Component", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
+    "Architecture", "Component", "Interrupted", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
-    "save_checkpoint", "train", "write_grid", "write_samples",
+    "resume", "save_checkpoint", "train", "write_grid", "write_samples",
 ]

@@ -56,7 +56,7 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, met
                 tensors[f"optim.{name}.{pid}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{key}"] = value
-    meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    meta[name] = {"type": type(opt).__name__, "param_groups": sd["param_groups"], "scalars": scalars}
 
 
 def _unflatten_optimizer(name: str, ckpt: Checkpoint) -> dict:
@@ -71,10 +71,10 @@ def _unflatten_optimizer(name: str, ckpt: Checkpoint) -> dict:
     return {"state": state, "param_groups": info["param_groups"]}
 
 
-def save_checkpoint(path, *, generator, critic, opt_g=None, opt_d=None, meta: dict) -> Path:
-    """Write G, critic and optimizers to ``path`` (``.safetensors``) and a ``.json`` sidecar."""
+def save_checkpoint(path, *, generator, critic, opt_g=None, opt_d=None, meta: dict, extra: dict | None = None) -> Path:
+    """Write G, critic, optimizers and ``extra`` tensors to ``path`` (``.safetensors``) and a ``.json`` sidecar."""
     path = Path(path)
-    tensors = {}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
     for prefix, module in (("generator", generator), ("critic", critic)):
         for k, v in module.state_dict().items():
             tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
@@ -146,4 +146,8 @@ def load_state(module: torch.nn.Module, state: dict, what: str, where) -> None:
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, name: str) -> None:
+    saved = ckpt.meta["optimizers"].get(name, {}).get("type")
+    if saved != type(opt).__name__:
+        raise GanzooError(f"{ckpt.path}: the {name} optimizer state does not match the recipe's optimizer "
+                          f"(checkpoint has {saved}, recipe builds {type(opt).__name__})")
     opt.load_state_dict(_unflatten_optimizer(name, ckpt))

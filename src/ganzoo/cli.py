@@ -27,7 +27,10 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except GanzooError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+        except KeyboardInterrupt:
+            err.print("[bold red]aborted[/] (second Ctrl-C): the last checkpoint on disk is intact", highlight=False)
+            raise typer.Exit(130) from None
     return wrapper
 
 
@@ -37,15 +40,33 @@ def run(
     recipe: Path = typer.Argument(..., help="recipe YAML file"),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key: --set train.steps=200"),
     out_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default: output.dir/NAME[-TIMESTAMP])"),
+    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty --run-dir"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Train a recipe: checkpoint, samples and the resolved recipe land in the run directory."""
     from . import load_recipe, train
+    from .train import prepare_run_dir
 
     r = load_recipe(recipe, set_ or [])
-    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()):
-        raise GanzooError(f"--run-dir {out_dir} exists and is not empty; pick a new folder")
+    if resume_dir is not None:
+        train(r, resume_dir, resume=resume_dir, progress=not quiet, console=err)
+        return
+    if out_dir is not None:
+        prepare_run_dir(out_dir, force)
     train(r, out_dir, progress=not quiet, console=err)
+
+
+@app.command("resume")
+@friendly
+def resume_(
+    run_dir: Path = typer.Argument(..., help="run directory to continue"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Continue a run from its last checkpoint, exactly where it stopped."""
+    from .train import resume
+
+    resume(run_dir, progress=not quiet, console=err)
 
 
 @app.command()

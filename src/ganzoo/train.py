@@ -4,29 +4,44 @@ A *step* is one generator update, preceded by ``n_critic`` critic updates,
 each on a fresh real batch. The objective supplies the losses (and an
 optional penalty, and an optional weight clip); the loop owns the
 optimizers, the data, the progress bar and the outputs.
+
+A checkpoint holds everything the loop's future depends on (weights,
+optimizer states, step, data position, every RNG), so a resumed run is
+bit-identical to an uninterrupted one on CPU.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
+import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .checkpoint import save_checkpoint
+from . import rng
+from .checkpoint import Checkpoint, load_checkpoint, load_state, restore_optimizer, save_checkpoint
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
 from .models import build_models
-from .recipe import Recipe
+from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate, write_samples
+
+seed_everything = rng.seed_everything
+
+
+class Interrupted(GanzooError):
+    """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -37,12 +52,6 @@ class RunResult:
     seconds: float
     images_per_second: float
     metrics: dict
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,19 +73,68 @@ def new_run_dir(recipe: Recipe) -> Path:
     return path
 
 
-def train(recipe: Recipe, run_dir=None, *, registry: Registry | None = None, progress: bool = True,
-          console: Console | None = None) -> RunResult:
-    """Train the recipe; write checkpoint, samples and the resolved recipe into the run directory."""
+def prepare_run_dir(path, force: bool = False) -> Path:
+    """An empty run folder at ``path``; an existing non-empty one only with ``force`` (it is cleared)."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
+                              "pick another folder, or pass --force to replace it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def _stop_requests():
+    """Ctrl-C / SIGTERM set a flag the loop checks after each step; a second Ctrl-C aborts at once."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        if requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def resume(run_dir, *, registry: Registry | None = None, progress: bool = True, console: Console | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint, with the recipe it was started with."""
+    ckpt = load_checkpoint(run_dir)
+    recipe = load_recipe(ckpt.recipe, registry=registry)
+    return train(recipe, Path(run_dir), resume=ckpt, registry=registry, progress=progress, console=console)
+
+
+def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | None = None, registry: Registry | None = None,
+          progress: bool = True, console: Console | None = None) -> RunResult:
+    """Train the recipe; write checkpoint, samples and the resolved recipe into the run directory.
+
+    ``resume`` (a checkpoint, its path, or a run directory) restores weights,
+    optimizers, step, data position and RNG states and continues to the
+    recipe's length.
+    """
     registry = registry or get_registry()
     console = console or Console(stderr=True, quiet=not progress)
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(recipe)
+    if resume is not None and not isinstance(resume, Checkpoint):
+        resume = load_checkpoint(resume)
+    if run_dir is None:
+        run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
 
     cfg = recipe.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    seed_everything(recipe.seed)
+    rng.seed_everything(recipe.seed)
     device = pick_device(cfg.device)
 
     images, _ = load_dataset(recipe.data, registry, log=console.print)
@@ -87,99 +145,120 @@ def train(recipe: Recipe, run_dir=None, *, registry: Registry | None = None, pro
     opt_d = (recipe.optim.critic or objective.default_optimizer).build(D.parameters())
     n_critic = cfg.n_critic or objective.n_critic
     clip = objective.clip_value
-    batches = BatchStream(images, cfg.batch_size, recipe.seed, device, augment=build_augment(recipe.data.augment))
     total = recipe.total_steps(len(images), n_critic)
+    start, epoch, index = 0, 0, 0
+    if resume is not None:
+        start, epoch, index = _restore(resume, G, D, opt_g, opt_d)
+        if start >= total:
+            raise GanzooError(f"{resume.path} is at step {start}, the recipe's length is {total}: nothing to resume "
+                              "(lengthen it, e.g. --set train.steps=...)")
+    batches = BatchStream(images, cfg.batch_size, recipe.seed, device, epoch=epoch, index=index,
+                          augment=build_augment(recipe.data.augment))
     bs = cfg.batch_size
     console.print(
         f"[bold]{recipe.name}[/]: {len(images)} images {recipe.data.channels}x{recipe.data.resolution}², "
         f"G {recipe.generator.name} ({_count(G)}), critic {recipe.critic.name} ({_count(D)}), "
-        f"{recipe.objective.name}, n_critic {n_critic}, {total} steps on {device} -> {run_dir}"
+        f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device} -> {run_dir}"
     )
 
     def checkpoint(step: int, name: str = "last") -> Path:
-        meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index}
-        return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D, opt_g=opt_g, opt_d=opt_d, meta=meta)
+        rng_tensors, rng_meta = rng.get_state()
+        meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta}
+        return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
+                               opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
 
-    metrics_file = (run_dir / "metrics.jsonl").open("a")
     sums = {k: torch.zeros((), device=device) for k in ("d_loss", "g_loss", "penalty", "d_real", "d_fake")}
     counts = {"critic": 0, "gen": 0}
     last: dict = {}
     data_time = 0.0
     t_start = t_log = time.perf_counter()
-    step = 0
     columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
-    try:
-        with Progress(*columns, console=console, disable=not progress) as bar:
-            task = bar.add_task(recipe.name, total=total, stats="")
-            for step in range(1, total + 1):
-                # -- critic ------------------------------------------------------
-                D.requires_grad_(True)
-                for _ in range(n_critic):
-                    t0 = time.perf_counter()
-                    real = next(batches)
-                    data_time += time.perf_counter() - t0
+    with (run_dir / "metrics.jsonl").open("a") as metrics_file, _stop_requests() as stop, \
+            Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task(recipe.name, total=total, completed=start, stats="")
+        for step in range(start + 1, total + 1):
+            # -- critic ------------------------------------------------------
+            D.requires_grad_(True)
+            for _ in range(n_critic):
+                t0 = time.perf_counter()
+                real = next(batches)
+                data_time += time.perf_counter() - t0
+                with torch.no_grad():
+                    fake = G(torch.randn(bs, G.latent_dim, device=device))
+                real_scores, fake_scores = D(real), D(fake)
+                d_loss = objective.critic_loss(real_scores, fake_scores)
+                penalty = objective.penalty(D, real, fake)
+                opt_d.zero_grad(set_to_none=True)
+                (d_loss if penalty is None else d_loss + penalty).backward()
+                opt_d.step()
+                if clip is not None:
                     with torch.no_grad():
-                        fake = G(torch.randn(bs, G.latent_dim, device=device))
-                    real_scores, fake_scores = D(real), D(fake)
-                    d_loss = objective.critic_loss(real_scores, fake_scores)
-                    penalty = objective.penalty(D, real, fake)
-                    opt_d.zero_grad(set_to_none=True)
-                    (d_loss if penalty is None else d_loss + penalty).backward()
-                    opt_d.step()
-                    if clip is not None:
-                        with torch.no_grad():
-                            for p in D.parameters():
-                                p.clamp_(-clip, clip)
-                    sums["d_loss"] += d_loss.detach()
-                    sums["d_real"] += real_scores.detach().mean()
-                    sums["d_fake"] += fake_scores.detach().mean()
-                    if penalty is not None:
-                        sums["penalty"] += penalty.detach()
-                    counts["critic"] += 1
-                # -- generator ---------------------------------------------------
-                D.requires_grad_(False)  # no critic weight gradients needed for the G step
-                g_loss = objective.generator_loss(D(G(torch.randn(bs, G.latent_dim, device=device))))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                sums["g_loss"] += g_loss.detach()
-                counts["gen"] += 1
+                        for p in D.parameters():
+                            p.clamp_(-clip, clip)
+                sums["d_loss"] += d_loss.detach()
+                sums["d_real"] += real_scores.detach().mean()
+                sums["d_fake"] += fake_scores.detach().mean()
+                if penalty is not None:
+                    sums["penalty"] += penalty.detach()
+                counts["critic"] += 1
+            # -- generator ---------------------------------------------------
+            D.requires_grad_(False)  # no critic weight gradients needed for the G step
+            g_loss = objective.generator_loss(D(G(torch.randn(bs, G.latent_dim, device=device))))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            sums["g_loss"] += g_loss.detach()
+            counts["gen"] += 1
 
-                if step % cfg.log_every == 0 or step == total:
-                    now = time.perf_counter()
-                    last = _log_line(step, batches.epoch, sums, counts, bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
-                    if not all(math.isfinite(v) for v in last.values()):
-                        bad = next(k for k, v in last.items() if not math.isfinite(v))
-                        raise GanzooError(f"training diverged: {bad} is {last[bad]} at step {step}; the last checkpoint on disk is untouched")
-                    metrics_file.write(json.dumps(last) + "\n")
-                    metrics_file.flush()
-                    bar.update(task, completed=step, stats=_stats_text(last))
-                    for v in sums.values():
-                        v.zero_()
-                    counts = {"critic": 0, "gen": 0}
-                    data_time, t_log = 0.0, now
-                else:
-                    bar.update(task, completed=step)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
-                    checkpoint(step)
-    except KeyboardInterrupt:
-        path = checkpoint(step - 1)
-        metrics_file.close()
-        raise GanzooError(f"interrupted at step {step}; checkpoint of step {step - 1} saved to {path}") from None
-    metrics_file.close()
+            if step % cfg.log_every == 0 or step == total or stop.is_set():
+                now = time.perf_counter()
+                last = _log_line(step, batches.epoch, sums, counts, bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
+                bad = next((k for k, v in last.items() if not math.isfinite(v)), None)
+                if bad is not None:
+                    raise GanzooError(f"training diverged: {bad} is {last[bad]} at step {step}; "
+                                      f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
+                metrics_file.write(json.dumps(last) + "\n")
+                metrics_file.flush()
+                bar.update(task, completed=step, stats=_stats_text(last))
+                for v in sums.values():
+                    v.zero_()
+                counts = {"critic": 0, "gen": 0}
+                data_time, t_log = 0.0, now
+            else:
+                bar.update(task, completed=step)
+            if stop.is_set() and step < total:
+                path = checkpoint(step)
+                raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path}; "
+                                  f"continue with: ganzoo resume {run_dir}")
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
+                checkpoint(step)
     seconds = time.perf_counter() - t_start
     ckpt_path = checkpoint(total)
     if recipe.output.samples:
         samples = generate(G, recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
         write_samples(samples, run_dir / "samples")
-    ips = total * n_critic * bs / seconds
-    summary = {"name": recipe.name, "steps": total, "seconds": round(seconds, 2), "images_per_second": round(ips, 1),
-               "device": str(device), "final": last}
+    ips = (total - start) * n_critic * bs / seconds
+    summary = {"name": recipe.name, "steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
+               "images_per_second": round(ips, 1), "device": str(device), "final": last}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
-    console.print(f"done: {total} steps in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
+    console.print(f"done: steps {start}->{total} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
                   f"{recipe.output.samples} samples in {run_dir / 'samples'}")
     return RunResult(run_dir, ckpt_path, total, seconds, ips, last)
+
+
+def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d) -> tuple[int, int, int]:
+    load_state(G, ckpt.state("generator"), "generator", ckpt.path)
+    load_state(D, ckpt.state("critic"), "critic", ckpt.path)
+    for name, opt in (("generator", opt_g), ("critic", opt_d)):
+        try:
+            restore_optimizer(opt, ckpt, name)
+        except (ValueError, KeyError) as exc:  # same type, other parameter layout
+            raise GanzooError(f"{ckpt.path}: the {name} optimizer state does not match the recipe's optimizer ({exc})") from None
+    if "rng" not in ckpt.meta:
+        raise GanzooError(f"{ckpt.path} holds weights only (no RNG/data state): it can be sampled from, not resumed")
+    rng.set_state(ckpt.tensors, ckpt.meta["rng"])
+    return ckpt.meta["step"], ckpt.meta["epoch"], ckpt.meta["batch_index"]
 
 
 def _count(m: torch.nn.Module) -> str:

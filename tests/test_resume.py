@@ -1,0 +1,127 @@
+import copy
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+import ganzoo
+from ganzoo import GanzooError, load_recipe, train
+from ganzoo.cli import app
+
+
+def assert_same_checkpoint(a, b):
+    a, b = ganzoo.load_checkpoint(a), ganzoo.load_checkpoint(b)
+    assert a.meta["step"] == b.meta["step"]
+    weights = [k for k in a.tensors if not k.startswith("rng.")]
+    assert set(a.tensors) == set(b.tensors) and len(weights) > 20
+    different = [k for k in a.tensors if not torch.equal(a.tensors[k], b.tensors[k])]
+    assert not different, f"differ after resume: {different[:5]}"
+
+
+@pytest.mark.parametrize("objective", [{"name": "wgan_gp", "n_critic": 2}, {"name": "bce_smooth"}])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny, tmp_path, objective):
+    tiny.update(objective=objective)
+    tiny["data"]["augment"] = {"hflip": True, "brightness": 0.3}  # augmentation draws from the torch RNG too
+    tiny["train"]["steps"] = 7  # 7 x n_critic batches of 8 from 64 images: crosses epoch boundaries
+    tiny["output"]["samples"] = 0
+    full = train(load_recipe(tiny), tmp_path / "full", progress=False)
+    first = train(load_recipe(tiny, ["train.steps=3"]), tmp_path / "split", progress=False)
+    resumed = train(load_recipe(tiny), tmp_path / "split", resume=first.run_dir, progress=False)
+    assert resumed.steps == 7
+    assert_same_checkpoint(full.checkpoint, resumed.checkpoint)
+    steps = [yaml.safe_load(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 8))
+
+
+def test_sigint_checkpoints_then_resume_matches_uninterrupted(tiny, tmp_path):
+    tiny["train"].update(steps=300, log_every=5)
+    tiny["output"]["samples"] = 0
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny))
+    env = dict(os.environ, COLUMNS="200")
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "run", str(recipe), "--run-dir", str(run), "-q"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while not (metrics.exists() and metrics.stat().st_size > 0) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 130, stderr
+    assert "interrupted: checkpoint of step" in stderr and f"ganzoo resume {run}" in stderr and "Traceback" not in stderr
+    stopped_at = ganzoo.load_checkpoint(run).meta["step"]
+    assert 0 < stopped_at < 300
+    done = subprocess.run([sys.executable, "-m", "ganzoo", "resume", str(run), "-q"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    full = train(load_recipe(tiny), tmp_path / "full", progress=False)
+    assert_same_checkpoint(full.checkpoint, run / "checkpoints" / "last.safetensors")
+
+
+CHILD = """
+import sys, torch
+from ganzoo.checkpoint import save_checkpoint
+g = torch.nn.Linear(1000, 2000); d = torch.nn.Linear(10, 1)
+i = 0
+while True:
+    with torch.no_grad():
+        g.weight.fill_(i)
+    save_checkpoint(sys.argv[1], generator=g, critic=d, meta={"recipe": {}, "step": i})
+    print(i, flush=True)
+    i += 1
+"""
+
+
+def test_kill_9_during_checkpoint_writes_never_leaves_a_broken_checkpoint(tmp_path):
+    path = tmp_path / "ckpt" / "last.safetensors"
+    rnd = random.Random(0)
+    for attempt in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD), str(path)], stdout=subprocess.PIPE, text=True)
+        proc.stdout.readline()  # at least one checkpoint written
+        time.sleep(rnd.uniform(0.0, 0.3))
+        proc.kill()
+        proc.wait()
+        ckpt = ganzoo.load_checkpoint(path)  # must always load, whatever the moment of the kill
+        step = ckpt.meta["step"]
+        assert torch.all(ckpt.tensors["generator.weight"] == step)
+
+
+def test_run_folder_is_never_overwritten_without_force(tiny, tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(path), "--run-dir", str(run), "-q"]).exit_code == 0
+    before = (run / "checkpoints" / "last.safetensors").read_bytes()
+    res = runner.invoke(app, ["run", str(path), "--run-dir", str(run), "-q"])
+    assert res.exit_code == 2 and "exists and is not empty" in res.output and "--force" in res.output
+    assert (run / "checkpoints" / "last.safetensors").read_bytes() == before
+    res = runner.invoke(app, ["run", str(path), "--run-dir", str(run), "--force", "-q", "--set", "seed=5"])
+    assert res.exit_code == 0 and (run / "checkpoints" / "last.safetensors").read_bytes() != before
+
+
+def test_resume_errors_are_clear(tiny, tmp_path):
+    tiny["output"]["samples"] = 0
+    done = train(load_recipe(tiny), tmp_path / "run", progress=False)
+    with pytest.raises(GanzooError, match="is at step 3, the recipe's length is 3: nothing to resume"):
+        ganzoo.resume(done.run_dir, progress=False)
+    other = copy.deepcopy(tiny)
+    other["generator"]["base_channels"] = 16
+    other["train"]["steps"] = 5
+    with pytest.raises(GanzooError, match="generator weight .* has shape"):
+        train(load_recipe(other), done.run_dir, resume=done.run_dir, progress=False)
+    tiny["train"]["steps"] = 5
+    tiny["optim"] = {"critic": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}
+    with pytest.raises(GanzooError, match="critic optimizer state does not match"):
+        train(load_recipe(tiny), done.run_dir, resume=done.run_dir, progress=False)
