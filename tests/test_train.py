@@ -155,11 +155,41 @@ def test_checkpoint_of_another_architecture_names_the_mismatch(tiny):
         ganzoo.load_models(ckpt)
 
 
-def test_divergence_stops_with_the_step_and_loss_named(tiny, monkeypatch):
+def test_divergence_stops_naming_loss_and_first_bad_step_and_keeps_the_checkpoint(tiny, monkeypatch):
+    tiny["train"].update(steps=12, log_every=5, checkpoint_every=2)
+    tiny["output"]["samples"] = 0
     bce = ganzoo.get_registry().get("objective", "bce").cls
-    monkeypatch.setattr(bce, "generator_loss", lambda self, s: s.mean() * float("nan"))
-    with pytest.raises(GanzooError, match="training diverged: g_loss is nan at step 1"):
-        train(load_recipe(tiny), progress=False)
+    original = bce.generator_loss
+    calls = []
+
+    def explode_at_step_4(self, scores):
+        calls.append(1)
+        loss = original(self, scores)
+        return loss * float("nan") if len(calls) >= 4 else loss
+
+    monkeypatch.setattr(bce, "generator_loss", explode_at_step_4)
+    with pytest.raises(GanzooError, match=r"training diverged: (the generator weights are not finite at step 4|g_loss is nan \(first non-finite loss at step 4\))"):
+        train(load_recipe(tiny), tmp := Path(tiny["output"]["dir"]) / "nan", progress=False)
+    ckpt = ganzoo.load_checkpoint(tmp)
+    assert ckpt.meta["step"] == 2 and all(torch.isfinite(v).all() for k, v in ckpt.tensors.items() if v.is_floating_point())
+
+
+def test_a_failing_checkpoint_write_stops_cleanly_and_keeps_the_previous_one(tiny, monkeypatch):
+    import errno
+    import os as _os
+
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), progress=False)
+    before = run.checkpoint.read_bytes()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_os, "fsync", no_space)
+    with pytest.raises(GanzooError, match="could not write checkpoint .*last.safetensors: No space left on device"):
+        train(load_recipe(tiny, ["train.steps=4"]), run.run_dir, resume=run.run_dir, progress=False)
+    assert run.checkpoint.read_bytes() == before
+    assert not [p for p in run.checkpoint.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_batch_larger_than_dataset_is_a_clear_error(tiny):

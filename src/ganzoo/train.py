@@ -162,12 +162,17 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     )
 
     def checkpoint(step: int, name: str = "last") -> Path:
+        for net, what in ((G, "generator"), (D, "critic")):  # never replace a good checkpoint with a broken one
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                raise GanzooError(f"training diverged: the {what} weights are not finite at step {step}; "
+                                  f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
         rng_tensors, rng_meta = rng.get_state()
         meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta}
         return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
                                opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
 
     sums = {k: torch.zeros((), device=device) for k in ("d_loss", "g_loss", "penalty", "d_real", "d_fake")}
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss, no host sync
     counts = {"critic": 0, "gen": 0}
     last: dict = {}
     data_time = 0.0
@@ -210,13 +215,15 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
             opt_g.step()
             sums["g_loss"] += g_loss.detach()
             counts["gen"] += 1
+            ok = torch.isfinite(g_loss.detach() + d_loss.detach() + (0 if penalty is None else penalty.detach()))
+            first_bad = torch.where(ok | (first_bad >= 0), first_bad, step)
 
             if step % cfg.log_every == 0 or step == total or stop.is_set():
                 now = time.perf_counter()
                 last = _log_line(step, batches.epoch, sums, counts, bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
                 bad = next((k for k, v in last.items() if not math.isfinite(v)), None)
                 if bad is not None:
-                    raise GanzooError(f"training diverged: {bad} is {last[bad]} at step {step}; "
+                    raise GanzooError(f"training diverged: {bad} is {last[bad]} (first non-finite loss at step {int(first_bad)}); "
                                       f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
                 metrics_file.write(json.dumps(last) + "\n")
                 metrics_file.flush()
