@@ -20,7 +20,7 @@ TINY = {
     "critic": {"name": "dcgan", "base_channels": 8},
     "objective": {"name": "bce"},
     "train": {"batch_size": 8, "steps": 3, "log_every": 1, "threads": 1},
-    "output": {"samples": 10},
+    "output": {"samples": 10, "tensorboard": False},
 }
 
 

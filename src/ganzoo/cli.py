@@ -48,6 +48,7 @@ def run(
     from . import load_recipe, train
     from .train import prepare_run_dir
 
+    _warn_plugin_failures()
     r = load_recipe(recipe, set_ or [])
     if resume_dir is not None:
         train(r, resume_dir, resume=resume_dir, progress=not quiet, console=err)
@@ -97,8 +98,14 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show
     if verbose:
         for c in reg.all():
             _print_params(c)
-    for f in reg.failures:
-        err.print(f"[yellow]warning:[/] plugin '{f.plugin}' failed to load: {f.error}", highlight=False)
+    _warn_plugin_failures()
+
+
+def _warn_plugin_failures() -> None:
+    from .registry import get_registry
+
+    for f in get_registry().failures:
+        err.print(f"[yellow]warning:[/] plugin '{f.plugin}' failed to load, its components are unavailable: {f.error}", highlight=False)
 
 
 @app.command()

@@ -100,6 +100,9 @@ class TrainSection(_Strict):
 
 class OutputSection(_Strict):
     dir: str = Field("runs", description="parent folder of run directories")
+    grid_every: int | None = Field(None, ge=1, description="steps between fixed-z grids (always at 0/25/50/75/100 %)")
+    grid_size: int = Field(64, ge=1, le=1024, description="images in each fixed-z grid")
+    tensorboard: bool = Field(True, description="write TensorBoard events to tb/")
     samples: int = Field(1000, ge=0, description="images written at the end of the run")
     sample_batch_size: int = Field(250, ge=1)
 

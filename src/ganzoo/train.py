@@ -18,7 +18,7 @@ import shutil
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from .models import build_models
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate, write_samples
+from .watch import RunLog
 
 seed_everything = rng.seed_everything
 
@@ -179,8 +180,10 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     t_start = t_log = time.perf_counter()
     columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
-    with (run_dir / "metrics.jsonl").open("a") as metrics_file, _stop_requests() as stop, \
-            Progress(*columns, console=console, disable=not progress) as bar:
+    runlog = RunLog(run_dir, recipe, total, tensorboard=recipe.output.tensorboard)
+    if start == 0:
+        runlog.grid(0, G)
+    with closing(runlog), _stop_requests() as stop, Progress(*columns, console=console, disable=not progress) as bar:
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
         for step in range(start + 1, total + 1):
             # -- critic ------------------------------------------------------
@@ -221,12 +224,12 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
             if step % cfg.log_every == 0 or step == total or stop.is_set():
                 now = time.perf_counter()
                 last = _log_line(step, batches.epoch, sums, counts, bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
+                last.update(lr_g=opt_g.param_groups[0]["lr"], lr_d=opt_d.param_groups[0]["lr"])
                 bad = next((k for k, v in last.items() if not math.isfinite(v)), None)
                 if bad is not None:
                     raise GanzooError(f"training diverged: {bad} is {last[bad]} (first non-finite loss at step {int(first_bad)}); "
                                       f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
-                metrics_file.write(json.dumps(last) + "\n")
-                metrics_file.flush()
+                runlog.log(last)
                 bar.update(task, completed=step, stats=_stats_text(last))
                 for v in sums.values():
                     v.zero_()
@@ -234,6 +237,7 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                 data_time, t_log = 0.0, now
             else:
                 bar.update(task, completed=step)
+            runlog.grid(step, G)
             if stop.is_set() and step < total:
                 path = checkpoint(step)
                 raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path}; "
@@ -277,7 +281,7 @@ def _log_line(step, epoch, sums, counts, ips, data_frac) -> dict:
     c, g = max(counts["critic"], 1), max(counts["gen"], 1)
     line = {"step": step, "epoch": epoch}
     line.update({k: (v.item() / (g if k == "g_loss" else c)) for k, v in sums.items()})
-    line.update({"img_per_s": ips, "data_frac": data_frac})
+    line.update({"gap": line["d_real"] - line["d_fake"], "img_per_s": ips, "data_frac": data_frac})
     return line
 
 
