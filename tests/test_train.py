@@ -92,7 +92,7 @@ def test_sample_cli_writes_n_pngs_and_grid_matching_the_python_api(tiny, tmp_pat
     tiny["output"]["samples"] = 0
     result = train(load_recipe(tiny), progress=False)
     out = tmp_path / "samples"
-    res = CliRunner().invoke(app, ["sample", str(result.checkpoint), "-n", "12", "-o", str(out), "--seed", "5"])
+    res = CliRunner().invoke(app, ["sample", str(result.checkpoint), "-n", "12", "-o", str(out), "--seed", "5", "--threshold", "0"])
     assert res.exit_code == 0, res.output
     files = sorted(out.glob("[0-9]*.png"))
     assert len(files) == 12 and (out / "grid.png").is_file()

@@ -35,3 +35,51 @@ def test_fixed_z_grids_match_across_a_resume(tiny, tmp_path):
     train(load_recipe(tiny), split, resume=split, progress=False)
     assert (split / "fixed_z.safetensors").read_bytes() == z_before == (full / "fixed_z.safetensors").read_bytes()
     assert (split / "grids" / "step_0000008.png").read_bytes() == (full / "grids" / "step_0000008.png").read_bytes()
+
+
+def test_distinctness_check_catches_a_duplicated_pair_and_regeneration_removes_it(tiny, tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    from ganzoo.cli import app
+    from ganzoo.sampling import check_distinct, generate_distinct
+
+    class SignPatterns(ganzoo.Generator):
+        """Images that depend only on the signs of 8 latent dims: 256 possible images, so 40 draws collide."""
+
+        def __init__(self):
+            super().__init__(ganzoo.ImageShape(resolution=8, channels=1, latent_dim=16))
+            self.w = torch.nn.Parameter(torch.randn(8, 64))
+
+        def forward(self, z):
+            return torch.tanh(torch.sign(z[:, :8]) @ self.w).view(-1, 1, 8, 8)
+
+    G = SignPatterns()
+    images = ganzoo.generate(G, 40, seed=1)
+    report = check_distinct(images)
+    assert not report.ok and report.min_distance == 0.0  # birthday collisions among 256 patterns
+    images = ganzoo.generate(G, 40, seed=2)
+    images[17] = images[5]  # and a deliberate duplicate
+    assert (5, 17, 0.0) in check_distinct(images).close_pairs
+    fixed, report = generate_distinct(G, 40, seed=1, threshold=0.02)
+    assert report.ok and report.min_distance >= 0.02 and report.regenerated > 0 and len(fixed) == 40
+
+    tiny["output"]["samples"] = 0
+    ckpt = train(load_recipe(tiny), tmp_path / "run", progress=False).checkpoint
+    res = CliRunner().invoke(app, ["sample", str(ckpt), "-n", "30", "-o", str(tmp_path / "s"), "--truncation", "1.5"])
+    assert res.exit_code == 0 and "distinct: min pairwise RMS distance" in res.output
+    assert len(list((tmp_path / "s").glob("[0-9]*.png"))) == 30
+
+
+def test_interpolate_writes_a_grid_and_a_gif(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from ganzoo.cli import app
+
+    tiny["output"]["samples"] = 0
+    ckpt = train(load_recipe(tiny), tmp_path / "run", progress=False).checkpoint
+    runner = CliRunner()
+    assert runner.invoke(app, ["interpolate", str(ckpt), "-o", str(tmp_path / "w.png"), "--points", "3", "--steps", "4"]).exit_code == 0
+    assert Image.open(tmp_path / "w.png").size == (4 * 16 + 5 * 2, 2 * 16 + 3 * 2)  # 2 segments x 4 steps
+    assert runner.invoke(app, ["interpolate", str(ckpt), "-o", str(tmp_path / "w.gif"), "--points", "3", "--steps", "4"]).exit_code == 0
+    assert 2 <= Image.open(tmp_path / "w.gif").n_frames <= 7  # 4 + 3 frames; PIL merges identical neighbours

@@ -143,19 +143,58 @@ def sample(
     n: int = typer.Option(1000, "-n", min=1, help="number of images"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for the PNGs and grid.png"),
     seed: int = typer.Option(0, help="seed of the latent vectors"),
+    truncation: Optional[float] = typer.Option(None, min=0.05, help="truncation trick: draw z from N(0,1) cut to [-t, t]"),
+    grid: bool = typer.Option(True, "--grid/--no-grid", help="also write grid.png"),
+    threshold: float = typer.Option(0.02, min=0.0, help="RMS pixel distance (0-1) under which two images count as near-identical"),
     batch_size: int = typer.Option(250, min=1),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
-    """Write N generated images (one PNG each) and a grid from a checkpoint."""
-    from . import generate, load_generator, write_samples
+    """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
+    from . import load_generator, write_samples
+    from .sampling import generate_distinct
     from .train import pick_device
 
     t0 = time.perf_counter()
     dev = pick_device(device)
     G = load_generator(checkpoint, device=dev)
-    images = generate(G, n, seed=seed, batch_size=batch_size, device=dev)
-    write_samples(images, output)
-    err.print(f"wrote {n} images and grid.png to {output} in {time.perf_counter() - t0:.1f}s")
+    images, report = generate_distinct(G, n, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size, device=dev)
+    write_samples(images, output, grid=grid)
+    _report_distinct(report)
+    err.print(f"wrote {n} images{' and grid.png' if grid else ''} to {output} in {time.perf_counter() - t0:.1f}s")
+
+
+def _report_distinct(report) -> None:
+    i, j = report.closest_pair
+    line = (f"distinct: min pairwise RMS distance {report.min_distance:.4f} (images {i} and {j}); "
+            f"{len(report.close_pairs)} pairs under {report.threshold}; {report.regenerated} regenerated")
+    err.print(("[green]" if report.ok else "[yellow]") + line + "[/]", highlight=False)
+
+
+@app.command()
+@friendly
+def interpolate(
+    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory"),
+    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help=".png for a grid (a row per segment) or .gif"),
+    points: int = typer.Option(5, min=2, help="random latent points to walk through"),
+    steps: int = typer.Option(10, min=2, help="images per segment"),
+    seed: int = typer.Option(0),
+    truncation: Optional[float] = typer.Option(None, min=0.05),
+    device: str = typer.Option("auto"),
+):
+    """A latent walk (spherical interpolation) between random points, as a grid or a GIF."""
+    import torch
+
+    from . import load_generator, write_grid
+    from .sampling import interpolate as walk, write_gif
+    from .train import pick_device
+
+    dev = pick_device(device)
+    frames = walk(load_generator(checkpoint, device=dev), points, steps, seed, truncation, device=dev)
+    if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
+        write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
+    else:
+        write_grid(frames.flatten(0, 1), output, nrow=steps)
+    err.print(f"wrote a walk through {points} points ({steps} images each) to {output}")
 
 
 data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)

@@ -1,8 +1,9 @@
-"""Generate images from a generator and write them as PNGs and a grid."""
+"""Generate images from a generator, prove they are distinct, and write them."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,96 @@ def write_png(image: torch.Tensor, path) -> None:
     Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array)).save(path, compress_level=1)
 
 
+def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
+    """``n`` latent vectors from N(0, 1), or from N(0, 1) truncated to [-t, t] (the truncation trick)."""
+    g = torch.Generator().manual_seed(seed)
+    if truncation is None:
+        return torch.randn(n, dim, generator=g)
+    return torch.nn.init.trunc_normal_(torch.empty(n, dim), a=-truncation, b=truncation, generator=g)
+
+
 @torch.no_grad()
-def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None) -> torch.Tensor:
-    """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed``."""
+def render(generator, z: torch.Tensor, batch_size: int = 250, device=None) -> torch.Tensor:
+    """uint8 images ``(len(z), C, H, W)`` for the latent vectors ``z`` (generator in eval mode)."""
     device = device or next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.latent_dim, generator=g)
-    out = [to_uint8(generator(z[i : i + batch_size].to(device))).cpu() for i in range(0, n, batch_size)]
+    out = [to_uint8(generator(z[i : i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)]
     generator.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, generator.shape.channels, generator.shape.resolution, generator.shape.resolution, dtype=torch.uint8)
+    s = generator.shape
+    return torch.cat(out) if out else torch.empty(0, s.channels, s.resolution, s.resolution, dtype=torch.uint8)
 
 
+def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None) -> torch.Tensor:
+    """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed``."""
+    return render(generator, latents(n, generator.latent_dim, seed, truncation), batch_size, device)
+
+
+# -- distinctness --------------------------------------------------------------
+@dataclass
+class Distinctness:
+    """Pairwise RMS distance of images in [0, 1] pixel units (0 = identical)."""
+
+    n: int
+    min_distance: float
+    closest_pair: tuple[int, int]
+    threshold: float
+    close_pairs: list[tuple[int, int, float]] = field(default_factory=list)
+    regenerated: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.close_pairs
+
+
+def pairwise_rms(images: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """``(n, n)`` RMS pixel distances in [0, 1] units; the diagonal is +inf."""
+    x = images.flatten(1).float().div_(255.0)
+    d = x.shape[1]
+    out = torch.empty(len(x), len(x))
+    for i in range(0, len(x), block):
+        out[i : i + block] = torch.cdist(x[i : i + block], x).div_(math.sqrt(d))
+    out.fill_diagonal_(float("inf"))
+    return out
+
+
+def check_distinct(images: torch.Tensor, threshold: float = 0.02) -> Distinctness:
+    """Minimum pairwise distance and every pair closer than ``threshold`` (near-identical)."""
+    if len(images) < 2:
+        return Distinctness(len(images), float("inf"), (0, 0), threshold)
+    dist = pairwise_rms(images)
+    flat = int(torch.argmin(dist))
+    i, j = divmod(flat, len(images))
+    ii, jj = torch.nonzero(torch.triu(dist < threshold, diagonal=1), as_tuple=True)
+    pairs = [(int(a), int(b), float(dist[a, b])) for a, b in zip(ii, jj)]
+    return Distinctness(len(images), float(dist[i, j]), (i, j), threshold, pairs)
+
+
+def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
+                      batch_size: int = 250, device=None, max_rounds: int = 20) -> tuple[torch.Tensor, Distinctness]:
+    """``n`` images no two of which are within ``threshold``: the later image of each close pair is redrawn."""
+    z = latents(n, generator.latent_dim, seed, truncation)
+    images = render(generator, z, batch_size, device)
+    g = torch.Generator().manual_seed(seed + 1_000_003)
+    redrawn = 0
+    for _ in range(max_rounds):
+        report = check_distinct(images, threshold)
+        if report.ok:
+            break
+        again = sorted({b for _, b, _ in report.close_pairs})
+        fresh = torch.empty(len(again), generator.latent_dim)
+        if truncation is None:
+            fresh.normal_(generator=g)
+        else:
+            torch.nn.init.trunc_normal_(fresh, a=-truncation, b=truncation, generator=g)
+        images[again] = render(generator, fresh, batch_size, device)
+        redrawn += len(again)
+    report = check_distinct(images, threshold)
+    report.regenerated = redrawn
+    return images, report
+
+
+# -- writing ---------------------------------------------------------------------
 def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     """One PNG grid of uint8 images (``nrow`` defaults to a square)."""
     path = Path(path)
@@ -52,3 +130,34 @@ def write_samples(images: torch.Tensor, out_dir, grid: bool = True) -> Path:
     if grid and len(images):
         write_grid(images, out_dir / "grid.png")
     return out_dir
+
+
+# -- latent walks ----------------------------------------------------------------
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t``."""
+    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, truncation: float | None = None,
+                device=None) -> torch.Tensor:
+    """A latent walk: ``points`` random latents, ``steps`` images from each to the next (slerp).
+
+    Returns uint8 images ``(points - 1, steps, C, H, W)``: one row per segment.
+    """
+    z = latents(points, generator.latent_dim, seed, truncation)
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    walk = slerp(z[:-1, None, :], z[1:, None, :], t)  # (points - 1, steps, dim)
+    images = render(generator, walk.reshape(-1, generator.latent_dim), device=device)
+    return images.view(points - 1, steps, *images.shape[1:])
+
+
+def write_gif(frames: torch.Tensor, path, ms_per_frame: int = 80) -> Path:
+    """uint8 frames ``(N, C, H, W)`` as a looping GIF."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pics = [Image.fromarray(f.permute(1, 2, 0).squeeze(-1).numpy()) for f in frames]
+    pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
+    return path

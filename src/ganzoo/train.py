@@ -12,6 +12,7 @@ bit-identical to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -33,7 +34,7 @@ from .errors import GanzooError
 from .models import build_models
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
-from .sampling import generate, write_samples
+from .sampling import generate_distinct, write_samples
 from .watch import RunLog
 
 seed_everything = rng.seed_everything
@@ -246,12 +247,16 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                 checkpoint(step)
     seconds = time.perf_counter() - t_start
     ckpt_path = checkpoint(total)
+    distinct = None
     if recipe.output.samples:
-        samples = generate(G, recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
+        samples, distinct = generate_distinct(G, recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
         write_samples(samples, run_dir / "samples")
+        (run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
     ips = (total - start) * n_critic * bs / seconds
     summary = {"name": recipe.name, "steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
-               "images_per_second": round(ips, 1), "device": str(device), "final": last}
+               "images_per_second": round(ips, 1), "device": str(device), "final": last,
+               "samples": {"n": recipe.output.samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
+                           "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
     console.print(f"done: steps {start}->{total} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
                   f"{recipe.output.samples} samples in {run_dir / 'samples'}")
