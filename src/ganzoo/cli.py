@@ -197,6 +197,17 @@ def interpolate(
     err.print(f"wrote a walk through {points} points ({steps} images each) to {output}")
 
 
+@app.command()
+@friendly
+def report(run_dir: Path = typer.Argument(..., help="run directory")):
+    """(Re)write a run's self-contained report.html."""
+    from .report import write_report
+
+    if not (run_dir / "recipe.yaml").is_file():
+        raise GanzooError(f"{run_dir} is not a ganzoo run directory (no recipe.yaml)")
+    out.print(f"wrote {write_report(run_dir)}")
+
+
 data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

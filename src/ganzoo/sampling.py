@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,33 @@ from torchvision.utils import make_grid
 from .data import to_uint8
 
 
+def _pil(image: torch.Tensor) -> Image.Image:
+    array = image.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array))
+
+
 def write_png(image: torch.Tensor, path) -> None:
     """One uint8 ``(C, H, W)`` image as a PNG (gray for C == 1)."""
-    array = image.permute(1, 2, 0).numpy()
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else np.ascontiguousarray(array)).save(path, compress_level=1)
+    _pil(image).save(path, compress_level=1)
+
+
+def read_png(path) -> torch.Tensor:
+    """A PNG as uint8 ``(C, H, W)``."""
+    array = np.array(Image.open(path))
+    return torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1).contiguous()
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` as one uint8 grid ``(C, H', W')`` (``nrow`` defaults to a square)."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
+    return grid[:1] if images.shape[1] == 1 else grid
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    _pil(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
@@ -114,9 +138,7 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     """One PNG grid of uint8 images (``nrow`` defaults to a square)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
-    write_png(grid[:1] if images.shape[1] == 1 else grid, path)
+    write_png(grid_image(images, nrow), path)
     return path
 
 

@@ -35,6 +35,7 @@ from .models import build_models
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate_distinct, write_samples
+from .report import write_report
 from .watch import RunLog
 
 seed_everything = rng.seed_everything
@@ -258,6 +259,7 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                "samples": {"n": recipe.output.samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
                            "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+    write_report(run_dir)
     console.print(f"done: steps {start}->{total} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
                   f"{recipe.output.samples} samples in {run_dir / 'samples'}")
     return RunResult(run_dir, ckpt_path, total, seconds, ips, last)
