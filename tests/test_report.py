@@ -51,3 +51,22 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir):
     for alt, complete, width, height in images:
         assert complete and width > 0 and height > 0, alt
     assert not errors, errors
+
+
+def test_compare_two_runs_table_and_side_by_side_grid(tiny, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from ganzoo.cli import app
+
+    tiny["output"].update(samples=0, grid_size=4)
+    a = train(load_recipe(tiny), tmp_path / "gan", progress=False).run_dir
+    b = train(load_recipe(tiny, ["objective.name=wgan_clip", "objective.n_critic=2", "data.resolution=32"]),
+              tmp_path / "wgan", progress=False).run_dir
+    res = CliRunner().invoke(app, ["compare", str(a), str(b), "-o", str(tmp_path / "cmp.png")], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "bce" in res.output and "wgan_clip" in res.output and "16px" in res.output and "32px" in res.output
+    img = Image.open(tmp_path / "cmp.png")
+    assert img.height == 384 and img.width > 2 * 360  # two panels of one height
+    res = CliRunner().invoke(app, ["compare", str(tmp_path)])
+    assert res.exit_code == 2 and "not a ganzoo run directory" in res.output

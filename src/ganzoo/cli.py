@@ -208,6 +208,26 @@ def report(run_dir: Path = typer.Argument(..., help="run directory")):
     out.print(f"wrote {write_report(run_dir)}")
 
 
+@app.command()
+@friendly
+def compare(
+    run_dirs: List[Path] = typer.Argument(..., help="run directories"),
+    output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="side-by-side grid image"),
+):
+    """One table (recipe, objective, architecture, steps, time, img/s, final losses, metrics) and one side-by-side grid."""
+    from .report import run_summary, write_comparison
+
+    rows = [run_summary(r) for r in run_dirs]
+    table = Table(title="ganzoo runs")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*[f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns])
+    out.print(table)
+    out.print(f"side-by-side grid: {write_comparison(run_dirs, output)}")
+
+
 data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -80,3 +80,69 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }} .dim {{ color: #7
     out = run / "report.html"
     out.write_text(page)
     return out
+
+
+# -- comparing runs ----------------------------------------------------------------
+def run_summary(run_dir) -> dict:
+    """One row describing a run: recipe, components, length, speed, final losses, metrics."""
+    import yaml
+
+    run = Path(run_dir)
+    if not (run / "recipe.yaml").is_file():
+        from .errors import GanzooError
+
+        raise GanzooError(f"{run} is not a ganzoo run directory (no recipe.yaml)")
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    summary = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    final = summary.get("final", {})
+    row = {
+        "run": run.name, "recipe": recipe["name"], "objective": recipe["objective"]["name"],
+        "generator": recipe["generator"]["name"], "critic": recipe["critic"]["name"],
+        "data": f"{recipe['data']['name']} {recipe['data']['resolution']}px",
+        "steps": summary.get("steps"), "seconds": summary.get("seconds"), "img/s": summary.get("images_per_second"),
+        "d_loss": final.get("d_loss"), "g_loss": final.get("g_loss"), "gap": final.get("gap"),
+    }
+    if (run / "metrics.json").exists():
+        metrics = json.loads((run / "metrics.json").read_text())
+        for key in ("fid", "kid_mean", "precision", "recall"):
+            if key in metrics:
+                row[key] = metrics[key]
+    return row
+
+
+def final_grid(run_dir) -> Path | None:
+    run = Path(run_dir)
+    grids = sorted((run / "grids").glob("step_*.png"))
+    if grids:
+        return grids[-1]
+    return run / "samples" / "grid.png" if (run / "samples" / "grid.png").exists() else None
+
+
+def write_comparison(run_dirs, path, height: int = 360) -> Path:
+    """The runs' final fixed-z grids side by side, each labelled, scaled to one height."""
+    from PIL import Image, ImageDraw
+
+    panels = []
+    for run in run_dirs:
+        grid = final_grid(run)
+        if grid is None:
+            continue
+        img = Image.open(grid).convert("RGB")
+        img = img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS)
+        panel = Image.new("RGB", (img.width, height + 24), "white")
+        panel.paste(img, (0, 24))
+        ImageDraw.Draw(panel).text((4, 5), Path(run).name, fill="black")
+        panels.append(panel)
+    if not panels:
+        from .errors import GanzooError
+
+        raise GanzooError("none of these runs has a grid to compare (grids/ or samples/grid.png)")
+    out = Image.new("RGB", (sum(p.width for p in panels) + 10 * (len(panels) - 1), height + 24), "white")
+    x = 0
+    for p in panels:
+        out.paste(p, (x, 0))
+        x += p.width + 10
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
+    return path
