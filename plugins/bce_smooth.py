@@ -42,6 +42,9 @@ class BCESmooth(Objective):
     def generator_loss(self, fake_scores):
         return F.softplus(-fake_scores).mean()
 
+    def critic_wins(self, d_real, d_fake):
+        return d_real > 4.6 and d_fake < -4.6  # mean D(x) > 0.99 and D(G(z)) < 0.01
+
 
 @ganzoo.hookimpl
 def register_objectives(register):

@@ -146,7 +146,7 @@ def test_cache_hit_after_miss_and_rebuilt_when_source_changes_or_cache_is_corrup
     Image.new("RGB", (20, 20)).save(src / "3.png")
     third, log = load(src, cache=True)
     assert "cache miss" in log and len(third) == 4
-    for npy in Path(os.environ["GANZOO_CACHE_DIR"]).glob("images-16px-3ch-*.npy"):
+    for npy in (Path(os.environ["GANZOO_CACHE_DIR"]) / "datasets").glob("images-16px-3ch-*.npy"):
         npy.write_bytes(b"garbage")
     fourth, log = load(src, cache=True)
     assert "unreadable data cache" in log and "rebuilding" in log and torch.equal(third, fourth)

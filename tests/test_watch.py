@@ -83,3 +83,33 @@ def test_interpolate_writes_a_grid_and_a_gif(tiny, tmp_path):
     assert Image.open(tmp_path / "w.png").size == (4 * 16 + 5 * 2, 2 * 16 + 3 * 2)  # 2 segments x 4 steps
     assert runner.invoke(app, ["interpolate", str(ckpt), "-o", str(tmp_path / "w.gif"), "--points", "3", "--steps", "4"]).exit_code == 0
     assert 2 <= Image.open(tmp_path / "w.gif").n_frames <= 7  # 4 + 3 frames; PIL merges identical neighbours
+
+
+def test_collapse_monitor_warns_when_the_critic_wins_outright_and_can_stop_keeping_best(tiny, tmp_path, monkeypatch):
+    import pytest
+
+    bce = ganzoo.get_registry().get("objective", "bce").cls
+    monkeypatch.setattr(bce, "critic_wins", lambda self, r, f: True)  # as experiment E2 at epoch 17
+    tiny["train"].update(steps=6, log_every=1)
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "warn", progress=False).run_dir
+    warnings = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if "warning" in s]
+    assert warnings and warnings[0]["step"] == 2 and "critic wins outright" in warnings[0]["warning"]
+    tiny["monitor"] = {"stop": True}
+    with pytest.raises(ganzoo.GanzooError, match=r"stopped at step 2 by the collapse monitor .* last checkpoint kept"):
+        train(load_recipe(tiny), tmp_path / "stop", progress=False)
+
+
+def test_collapse_monitor_catches_a_diversity_drop():
+    import torch
+
+    from ganzoo.recipe import MonitorSection
+    from ganzoo.watch import Monitor
+
+    m = Monitor(MonitorSection(), objective=None)
+    g = torch.Generator().manual_seed(0)
+    varied = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=g)
+    assert m.after_grid(varied) is None
+    collapsed = varied[:1].expand(16, -1, -1, -1).clone()
+    collapsed[1:] += 1  # all nearly the same image
+    assert "diversity of the fixed batch fell" in m.after_grid(collapsed)

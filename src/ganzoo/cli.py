@@ -197,6 +197,40 @@ def interpolate(
     err.print(f"wrote a walk through {points} points ({steps} images each) to {output}")
 
 
+@app.command("eval")
+@friendly
+def eval_(
+    target: Path = typer.Argument(..., help="run directory, checkpoint, or a folder/zip of generated images"),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="real images (folder/zip); default: the run's recipe data"),
+    n: int = typer.Option(10000, "-n", min=2, help="generated images to score"),
+    n_real: Optional[int] = typer.Option(None, "--n-real", min=2, help="real images (seeded subset); default: all"),
+    seed: int = typer.Option(0, help="seed of latents and subsets"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)"),
+    prc: bool = typer.Option(True, "--prc/--no-prc", help="also precision/recall"),
+    resolution: Optional[int] = typer.Option(None, help="resolution for a folder of images (default: the first image's)"),
+):
+    """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded."""
+    import json
+
+    from .evaluate import evaluate
+
+    t0 = time.perf_counter()
+    result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
+                      resolution=resolution, log=err.print)
+    table = Table(title=f"evaluation of {target}", show_header=False)
+    table.add_row("FID", f"{result['fid']:.3f}")
+    table.add_row("KID", f"{result['kid_mean']:.5f} ± {result['kid_std']:.5f}")
+    if "precision" in result:
+        table.add_row("precision / recall", f"{result['precision']:.4f} / {result['recall']:.4f}")
+    proto = result["protocol"]
+    table.add_row("protocol", f"{proto['n_generated']} generated vs {proto['n_real']} real of {proto['reference']['size']} "
+                  f"({proto['reference']['source']}), {proto['image_resolution']} px, seed {proto['seed']}, {proto['library']}")
+    table.add_row("network", f"{proto['feature_network']['file']} sha256 {proto['feature_network']['sha256'][:16]}...")
+    out.print(table)
+    out.print(json.dumps({k: v for k, v in result.items() if k != "protocol"}))
+    err.print(f"evaluated in {time.perf_counter() - t0:.0f}s")
+
+
 @app.command()
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="run directory")):

@@ -27,23 +27,30 @@ from .registry import Registry, get_registry
 CACHE_FORMAT = 1
 
 
-def cache_dir() -> Path:
-    """``$GANZOO_CACHE_DIR``, else ``~/.cache/ganzoo/datasets``."""
+def cache_dir(kind: str = "datasets") -> Path:
+    """``$GANZOO_CACHE_DIR/KIND``, else ``~/.cache/ganzoo/KIND`` (``datasets``: decoded images, ``eval``: features)."""
     env = os.environ.get("GANZOO_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "ganzoo" / "datasets"
+    return (Path(env) if env else Path.home() / ".cache" / "ganzoo") / kind
+
+
+def dataset_key(section, registry: Registry | None = None) -> str | None:
+    """A hash of everything that decides the decoded images (dataset, params, shape, source files), or None."""
+    ds = (registry or get_registry()).get("dataset", section.name).cls
+    fingerprint = ds.fingerprint(section.params)
+    if fingerprint is None:
+        return None
+    key = json.dumps({"dataset": section.name, "params": section.params.model_dump(mode="json"), "resolution": section.resolution,
+                      "channels": section.channels, "source": fingerprint, "format": CACHE_FORMAT}, sort_keys=True)
+    return f"{section.name}-{section.resolution}px-{section.channels}ch-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 def load_dataset(section, registry: Registry | None = None, log=print) -> tuple[torch.Tensor, DataReport]:
     """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met."""
-    component = (registry or get_registry()).get("dataset", section.name)
-    ds, params = component.cls, section.params
+    ds, params = (registry or get_registry()).get("dataset", section.name).cls, section.params
     res, ch = section.resolution, section.channels
-    fingerprint = ds.fingerprint(params) if section.cache else None
-    stem = None
-    if fingerprint is not None:
-        key = json.dumps({"dataset": section.name, "params": params.model_dump(mode="json"), "resolution": res,
-                          "channels": ch, "source": fingerprint, "format": CACHE_FORMAT}, sort_keys=True)
-        stem = cache_dir() / f"{section.name}-{res}px-{ch}ch-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+    key = dataset_key(section, registry) if section.cache else None
+    stem = cache_dir() / key if key else None
+    if stem is not None:
         t0 = time.perf_counter()
         cached = _read_cache(stem, (ch, res, res), log)
         if cached is not None:

@@ -137,6 +137,11 @@ class Objective:
     def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def critic_wins(self, d_real: float, d_fake: float) -> bool:
+        """True when mean scores show the critic separating real and fake outright (the collapse monitor's
+        first signal). Objectives with unbounded scores (WGAN) cannot say, and return False."""
+        return False
+
 
 @dataclass
 class DataReport:

