@@ -34,7 +34,7 @@ from .errors import GanzooError
 from .models import build_models
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
-from .sampling import generate_distinct, write_samples
+from .sampling import generate, generate_distinct, write_samples
 from .report import write_report
 from .watch import Monitor, RunLog
 
@@ -206,7 +206,7 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
         ev = recipe.eval
         if reference is None:
             reference = reference_features(recipe.data, ev.n_real, recipe.seed, ev.weights, registry, console.print)
-        images = generate_distinct(G, ev.n, seed=recipe.seed, threshold=0.0, device=device)[0]
+        images = generate(G, ev.n, seed=recipe.seed, device=device)
         result = evaluate_images(images, recipe.data, seed=recipe.seed, weights=ev.weights, prc=False, reference=reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
         runlog.event(step, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=reference[1]["n"])
@@ -215,9 +215,9 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
             best = {"metric": ev.metric, "score": score, "step": step, "n": ev.n}
             checkpoint(step, "best", best=best)
 
-    if start == 0:
-        runlog.grid(0, G)  # the untrained generator: not a diversity baseline
     with closing(runlog), _stop_requests() as stop, Progress(*columns, console=console, disable=not progress) as bar:
+        if start == 0:
+            runlog.grid(0, G)  # the untrained generator: not a diversity baseline
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
         for step in range(start + 1, total + 1):
             # -- critic ------------------------------------------------------
