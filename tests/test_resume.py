@@ -126,3 +126,12 @@ def test_resume_errors_are_clear(tiny, tmp_path):
     tiny["optim"] = {"critic": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}
     with pytest.raises(GanzooError, match="critic optimizer state does not match"):
         train(load_recipe(tiny), done.run_dir, resume=done.run_dir, progress=False)
+
+
+def test_keep_every_keeps_numbered_checkpoints_beside_last(tiny, tmp_path):
+    tiny["train"].update(steps=5, keep_every=2)
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    names = sorted(p.name for p in (run / "checkpoints").glob("*.safetensors"))
+    assert names == ["last.safetensors", "step_0000002.safetensors", "step_0000004.safetensors"]
+    assert ganzoo.load_checkpoint(run / "checkpoints" / "step_0000004.safetensors").meta["step"] == 4

@@ -87,7 +87,8 @@ class TrainSection(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
-    checkpoint_every: int | None = Field(None, ge=1, description="generator steps between checkpoints (always at the end)")
+    checkpoint_every: int | None = Field(None, ge=1, description="generator steps between rewrites of checkpoints/last (always at the end)")
+    keep_every: int | None = Field(None, ge=1, description="also keep checkpoints/step_NNNNNNN every this many steps")
 
     @model_validator(mode="after")
     def _length(self):

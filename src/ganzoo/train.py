@@ -283,6 +283,8 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                                   f"continue with: ganzoo resume {run_dir}")
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
                 checkpoint(step)
+            if cfg.keep_every and step % cfg.keep_every == 0:
+                checkpoint(step, f"step_{step:07d}")
     seconds = time.perf_counter() - t_start
     ckpt_path = checkpoint(total)
     distinct = None
