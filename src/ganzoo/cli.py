@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -53,7 +54,7 @@ def run(
     if resume_dir is not None:
         train(r, resume_dir, resume=resume_dir, progress=not quiet, console=err)
         return
-    if out_dir is not None:
+    if out_dir is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
         prepare_run_dir(out_dir, force)
     train(r, out_dir, progress=not quiet, console=err)
 

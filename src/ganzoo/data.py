@@ -142,17 +142,20 @@ class BatchStream:
     """An endless stream of shuffled float batches (last incomplete batch of an epoch dropped).
 
     The permutation of epoch ``e`` depends only on ``(seed, e)``, so a stream
-    can be recreated at any ``(epoch, index)``. ``augment`` (a transforms.v2
-    pipeline) is applied per image, so every image draws its own flip/jitter.
+    can be recreated at any ``(epoch, index)``; under DDP every rank draws the
+    same permutation and takes its own slice of each global batch. ``augment``
+    (a transforms.v2 pipeline) is applied per image, so every image draws its
+    own flip/jitter.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device, epoch: int = 0, index: int = 0,
-                 augment=None):
-        if batch_size > len(images):
-            raise GanzooError(f"train.batch_size {batch_size} is larger than the dataset ({len(images)} images)")
+                 augment=None, rank: int = 0, world: int = 1):
+        if batch_size * world > len(images):
+            raise GanzooError(f"train.batch_size {batch_size}" + (f" x {world} processes" if world > 1 else "")
+                              + f" is larger than the dataset ({len(images)} images)")
         self.images, self.batch_size, self.seed, self.device = images, batch_size, seed, device
-        self.augment = augment
-        self.batches_per_epoch = len(images) // batch_size
+        self.augment, self.rank, self.world = augment, rank, world
+        self.batches_per_epoch = len(images) // (batch_size * world)  # global batches
         self.epoch, self.index = epoch, index
         self._perm = self._permutation(epoch)
 
@@ -167,7 +170,8 @@ class BatchStream:
         if self.index >= self.batches_per_epoch:
             self.epoch, self.index = self.epoch + 1, 0
             self._perm = self._permutation(self.epoch)
-        idx = self._perm[self.index * self.batch_size : (self.index + 1) * self.batch_size]
+        first = (self.index * self.world + self.rank) * self.batch_size  # this rank's slice of the global batch
+        idx = self._perm[first : first + self.batch_size]
         self.index += 1
         batch = self.images[idx]
         if self.augment is not None:

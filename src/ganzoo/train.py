@@ -19,7 +19,7 @@ import shutil
 import signal
 import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import rng
+from . import distributed, rng
 from .checkpoint import Checkpoint, load_checkpoint, load_state, restore_optimizer, save_checkpoint
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
@@ -36,7 +36,7 @@ from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate, generate_distinct, write_samples
 from .report import write_report
-from .watch import Monitor, RunLog
+from .watch import Monitor, RunLog, grid_steps
 
 seed_everything = rng.seed_everything
 
@@ -122,60 +122,86 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
 
     ``resume`` (a checkpoint, its path, or a run directory) restores weights,
     optimizers, step, data position and RNG states and continues to the
-    recipe's length.
+    recipe's length. Under torchrun every rank calls this; only rank 0 writes.
     """
     registry = registry or get_registry()
+    cfg = recipe.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    world = distributed.setup(device.type)
+    device = distributed.device_for(world, device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     console = console or Console(stderr=True, quiet=not progress)
+    if not world.main:
+        console = Console(stderr=True, quiet=True)
+    try:
+        return _train(recipe, run_dir, resume, registry, progress and world.main, console, device, world)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(recipe, run_dir, resume, registry, progress, console, device, world) -> RunResult:
+    cfg = recipe.train
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = load_checkpoint(resume)
     if run_dir is None:
         run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    run_dir = Path(distributed.gather_objects(str(run_dir), world)[0])  # rank 0 names the folder for everyone
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
 
-    cfg = recipe.train
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     rng.seed_everything(recipe.seed)
-    device = pick_device(cfg.device)
-
     images, _ = load_dataset(recipe.data, registry, log=console.print)
-    G, D = build_models(recipe, registry)
+    G, D = build_models(recipe, registry)  # identical on every rank; DDP also broadcasts rank 0's weights
     G, D = G.to(device), D.to(device)
+    if world.distributed:
+        rng.seed_everything(recipe.seed + 1_000_003 * world.rank)  # each rank draws its own latents
     objective = registry.get("objective", recipe.objective.name).cls(recipe.objective.params)
     opt_g = (recipe.optim.generator or objective.default_optimizer).build(G.parameters())
     opt_d = (recipe.optim.critic or objective.default_optimizer).build(D.parameters())
     n_critic = cfg.n_critic or objective.n_critic
     clip = objective.clip_value
-    total = recipe.total_steps(len(images), n_critic)
+    bs = cfg.batch_size
+    total = recipe.total_steps(len(images) // world.size, n_critic)
     start, epoch, index = 0, 0, 0
     if resume is not None:
         start, epoch, index = _restore(resume, G, D, opt_g, opt_d)
         if start >= total:
             raise GanzooError(f"{resume.path} is at step {start}, the recipe's length is {total}: nothing to resume "
                               "(lengthen it, e.g. --set train.steps=...)")
-    batches = BatchStream(images, cfg.batch_size, recipe.seed, device, epoch=epoch, index=index,
-                          augment=build_augment(recipe.data.augment))
-    bs = cfg.batch_size
+        saved_world = resume.meta.get("world_size", 1)
+        if saved_world != world.size:
+            console.print(f"note: resuming a {saved_world}-process run on {world.size}: weights, optimizers and step carry "
+                          "over exactly, the data order from here on differs from an uninterrupted run")
+            index = min(index, max(len(images) // (bs * world.size), 1))
+    batches = BatchStream(images, bs, recipe.seed, device, epoch=epoch, index=index,
+                          augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
+    G_train, D_train = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
     console.print(
         f"[bold]{recipe.name}[/]: {len(images)} images {recipe.data.channels}x{recipe.data.resolution}², "
         f"G {recipe.generator.name} ({_count(G)}), critic {recipe.critic.name} ({_count(D)}), "
-        f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device} -> {run_dir}"
+        f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device}"
+        + (f" x {world.size} processes (global batch {bs * world.size})" if world.distributed else "") + f" -> {run_dir}"
     )
 
-    def checkpoint(step: int, name: str = "last", **extra_meta) -> Path:
+    def checkpoint(step: int, name: str = "last", **extra_meta) -> Path | None:
         for net, what in ((G, "generator"), (D, "critic")):  # never replace a good checkpoint with a broken one
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 raise GanzooError(f"training diverged: the {what} weights are not finite at step {step}; "
                                   f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
+        if not world.main:
+            return None
         rng_tensors, rng_meta = rng.get_state()
         meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta,
-                **extra_meta}
+                "world_size": world.size, **extra_meta}
         return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
                                opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
 
-    sums = {k: torch.zeros((), device=device) for k in ("d_loss", "g_loss", "penalty", "d_real", "d_fake")}
+    keys = ("d_loss", "g_loss", "penalty", "d_real", "d_fake")
+    sums = torch.zeros(len(keys), dtype=torch.float64, device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss, no host sync
     counts = {"critic": 0, "gen": 0}
     last: dict = {}
@@ -183,7 +209,7 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     t_start = t_log = time.perf_counter()
     columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
-    runlog = RunLog(run_dir, recipe, total, tensorboard=recipe.output.tensorboard)
+    runlog = RunLog(run_dir, recipe, total, tensorboard=recipe.output.tensorboard) if world.main else None
     monitor = Monitor(recipe.monitor, objective)
     best_path = run_dir / "checkpoints" / "best.json"
     best = json.loads(best_path.read_text()).get("best") if best_path.exists() else None
@@ -193,7 +219,8 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
         if message is None:
             return
         console.print(f"[yellow]warning (step {step}):[/] {message}", highlight=False)
-        runlog.event(step, warning=message)
+        if runlog is not None:
+            runlog.event(step, warning=message)
         if recipe.monitor.stop:
             kept = f"best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at {best_path.with_suffix('.safetensors')}" \
                 if best else f"last checkpoint kept in {run_dir / 'checkpoints'}"
@@ -215,8 +242,9 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
             best = {"metric": ev.metric, "score": score, "step": step, "n": ev.n}
             checkpoint(step, "best", best=best)
 
-    with closing(runlog), _stop_requests() as stop, Progress(*columns, console=console, disable=not progress) as bar:
-        if start == 0:
+    with closing(runlog) if runlog else nullcontext(), _stop_requests() as stop, \
+            Progress(*columns, console=console, disable=not progress) as bar:
+        if start == 0 and runlog:
             runlog.grid(0, G)  # the untrained generator: not a diversity baseline
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
         for step in range(start + 1, total + 1):
@@ -228,9 +256,11 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                 data_time += time.perf_counter() - t0
                 with torch.no_grad():
                     fake = G(torch.randn(bs, G.latent_dim, device=device))
-                real_scores, fake_scores = D(real), D(fake)
+                real_scores, fake_scores = D_train(real), D_train(fake)
                 d_loss = objective.critic_loss(real_scores, fake_scores)
-                penalty = objective.penalty(D, real, fake)
+                # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
+                # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
+                penalty = objective.penalty(D_train, real, fake)
                 opt_d.zero_grad(set_to_none=True)
                 (d_loss if penalty is None else d_loss + penalty).backward()
                 opt_d.step()
@@ -238,48 +268,50 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                     with torch.no_grad():
                         for p in D.parameters():
                             p.clamp_(-clip, clip)
-                sums["d_loss"] += d_loss.detach()
-                sums["d_real"] += real_scores.detach().mean()
-                sums["d_fake"] += fake_scores.detach().mean()
-                if penalty is not None:
-                    sums["penalty"] += penalty.detach()
+                sums += torch.stack([d_loss.detach(), torch.zeros_like(d_loss), torch.zeros_like(d_loss) if penalty is None else penalty.detach(),
+                                     real_scores.detach().mean(), fake_scores.detach().mean()]).double()
                 counts["critic"] += 1
             # -- generator ---------------------------------------------------
-            D.requires_grad_(False)  # no critic weight gradients needed for the G step
-            g_loss = objective.generator_loss(D(G(torch.randn(bs, G.latent_dim, device=device))))
+            D.requires_grad_(False)  # no critic weight gradients needed for the G step; the plain critic, not DDP's
+            g_loss = objective.generator_loss(D(G_train(torch.randn(bs, G.latent_dim, device=device))))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            sums["g_loss"] += g_loss.detach()
+            sums[1] += g_loss.detach().double()
             counts["gen"] += 1
             ok = torch.isfinite(g_loss.detach() + d_loss.detach() + (0 if penalty is None else penalty.detach()))
             first_bad = torch.where(ok | (first_bad >= 0), first_bad, step)
 
-            if step % cfg.log_every == 0 or step == total or stop.is_set():
+            stopping = distributed.any_rank(stop.is_set(), world, device)
+            if step % cfg.log_every == 0 or step == total or stopping:
                 now = time.perf_counter()
-                last = _log_line(step, batches.epoch, sums, counts, bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
+                means = distributed.mean_over_ranks(sums.clone(), world)
+                last = _log_line(step, batches.epoch, dict(zip(keys, means.tolist())), counts,
+                                 world.size * bs * n_critic * counts["gen"] / (now - t_log), data_time / (now - t_log))
                 last.update(lr_g=opt_g.param_groups[0]["lr"], lr_d=opt_d.param_groups[0]["lr"])
                 bad = next((k for k, v in last.items() if not math.isfinite(v)), None)
                 if bad is not None:
                     raise GanzooError(f"training diverged: {bad} is {last[bad]} (first non-finite loss at step {int(first_bad)}); "
                                       f"the last checkpoint on disk is untouched ({run_dir / 'checkpoints'})")
-                runlog.log(last)
+                if runlog:
+                    runlog.log(last)
                 bar.update(task, completed=step, stats=_stats_text(last))
                 warn(step, monitor.after_log(last))
-                for v in sums.values():
-                    v.zero_()
+                sums.zero_()
                 counts = {"critic": 0, "gen": 0}
                 data_time, t_log = 0.0, now
             else:
                 bar.update(task, completed=step)
-            images = runlog.grid(step, G)
-            if images is not None:
-                warn(step, monitor.after_grid(images))
-            if recipe.eval.every and step % recipe.eval.every == 0:
+            if step in (runlog.grid_at if runlog else grid_steps(total, recipe.output.grid_every)):
+                images = runlog.grid(step, G) if runlog else None
+                message = monitor.after_grid(images) if images is not None else None
+                warn(step, distributed.gather_objects(message, world)[0])  # rank 0 decides for all
+            if recipe.eval.every and step % recipe.eval.every == 0 and world.main:
                 evaluate_now(step)
-            if stop.is_set() and step < total:
+            if stopping and step < total:
                 path = checkpoint(step)
-                raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path}; "
+                distributed.barrier(world)
+                raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path or run_dir / 'checkpoints'}; "
                                   f"continue with: ganzoo resume {run_dir}")
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
                 checkpoint(step)
@@ -287,16 +319,22 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
                 checkpoint(step, f"step_{step:07d}")
     seconds = time.perf_counter() - t_start
     ckpt_path = checkpoint(total)
+    ranks = distributed.gather_objects({"rank": world.rank, "steps": total - start, "weights_sha256": distributed.weights_digest(G)
+                                        [:16] + distributed.weights_digest(D)[:16]}, world)
+    ips = (total - start) * n_critic * bs * world.size / seconds
+    if not world.main:
+        return RunResult(run_dir, run_dir / "checkpoints" / "last.safetensors", total, seconds, ips, last)
     distinct = None
     if recipe.output.samples:
         samples, distinct = generate_distinct(G, recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
         write_samples(samples, run_dir / "samples")
         (run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
-    ips = (total - start) * n_critic * bs / seconds
     summary = {"name": recipe.name, "steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
-               "images_per_second": round(ips, 1), "device": str(device), "final": last,
+               "images_per_second": round(ips, 1), "device": str(device), "world_size": world.size, "final": last,
                "samples": {"n": recipe.output.samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
                            "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
+    if world.distributed:
+        summary["ranks"] = ranks
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
     write_report(run_dir)
     console.print(f"done: steps {start}->{total} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
@@ -323,10 +361,10 @@ def _count(m: torch.nn.Module) -> str:
     return f"{n / 1e6:.2f}M params"
 
 
-def _log_line(step, epoch, sums, counts, ips, data_frac) -> dict:
+def _log_line(step, epoch, sums: dict, counts, ips, data_frac) -> dict:
     c, g = max(counts["critic"], 1), max(counts["gen"], 1)
     line = {"step": step, "epoch": epoch}
-    line.update({k: (v.item() / (g if k == "g_loss" else c)) for k, v in sums.items()})
+    line.update({k: v / (g if k == "g_loss" else c) for k, v in sums.items()})
     line.update({"gap": line["d_real"] - line["d_fake"], "img_per_s": ips, "data_frac": data_frac})
     return line
 
