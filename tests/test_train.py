@@ -195,3 +195,11 @@ def test_batch_larger_than_dataset_is_a_clear_error(tiny):
     tiny["train"]["batch_size"] = 1000
     with pytest.raises(GanzooError, match="batch_size 1000 is larger than the dataset"):
         train(load_recipe(tiny), progress=False)
+
+
+def test_bf16_autocast_option_trains(tiny):
+    tiny["train"].update(precision="bf16", steps=2)
+    tiny["objective"] = {"name": "wgan_gp", "n_critic": 1}
+    tiny["output"]["samples"] = 0
+    result = train(load_recipe(tiny), progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())

@@ -85,6 +85,7 @@ class TrainSection(_Strict):
     epochs: float | None = Field(None, gt=0, description="passes over the data (converted to generator steps)")
     n_critic: int | None = Field(None, ge=1, description="critic steps per generator step; default: the objective's")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
     checkpoint_every: int | None = Field(None, ge=1, description="generator steps between rewrites of checkpoints/last (always at the end)")

@@ -180,6 +180,9 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     batches = BatchStream(images, bs, recipe.seed, device, epoch=epoch, index=index,
                           augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
     G_train, D_train = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
+    if cfg.precision == "bf16" and device.type != "cuda":
+        console.print("[yellow]warning:[/] train.precision bf16 on a CPU: bf16 matmuls are far slower than fp32 on most CPUs")
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # noqa: E731
     console.print(
         f"[bold]{recipe.name}[/]: {len(images)} images {recipe.data.channels}x{recipe.data.resolution}², "
         f"G {recipe.generator.name} ({_count(G)}), critic {recipe.critic.name} ({_count(D)}), "
@@ -254,13 +257,14 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                 t0 = time.perf_counter()
                 real = next(batches)
                 data_time += time.perf_counter() - t0
-                with torch.no_grad():
-                    fake = G(torch.randn(bs, G.latent_dim, device=device))
-                real_scores, fake_scores = D_train(real), D_train(fake)
-                d_loss = objective.critic_loss(real_scores, fake_scores)
-                # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
-                # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
-                penalty = objective.penalty(D_train, real, fake)
+                with autocast():
+                    with torch.no_grad():
+                        fake = G(torch.randn(bs, G.latent_dim, device=device))
+                    real_scores, fake_scores = D_train(real).float(), D_train(fake).float()
+                    d_loss = objective.critic_loss(real_scores, fake_scores)
+                    # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
+                    # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
+                    penalty = objective.penalty(D_train, real, fake)
                 opt_d.zero_grad(set_to_none=True)
                 (d_loss if penalty is None else d_loss + penalty).backward()
                 opt_d.step()
@@ -273,7 +277,8 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                 counts["critic"] += 1
             # -- generator ---------------------------------------------------
             D.requires_grad_(False)  # no critic weight gradients needed for the G step; the plain critic, not DDP's
-            g_loss = objective.generator_loss(D(G_train(torch.randn(bs, G.latent_dim, device=device))))
+            with autocast():
+                g_loss = objective.generator_loss(D(G_train(torch.randn(bs, G.latent_dim, device=device))).float())
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
