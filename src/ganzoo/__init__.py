@@ -7,6 +7,7 @@ Everything the CLI does is a plain call here::
     result = ganzoo.train(recipe)
     G = ganzoo.load_generator(result.checkpoint)
     images = ganzoo.generate(G, 16)            # uint8 (16, C, H, W)
+    scores = ganzoo.evaluate(result.run_dir, n=1000)   # FID, KID, precision/recall + protocol
 """
 
 __version__ = "0.1.0"
@@ -21,9 +22,10 @@ from .models import build_models, load_generator, load_models
 from .data import load_dataset
 from .sampling import generate, write_grid, write_samples
 from .train import Interrupted, RunResult, resume, train
+from .evaluation import evaluate
 
 __all__ = [
-    "Architecture", "Component", "Interrupted", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
+    "Architecture", "Component", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
     "resume", "save_checkpoint", "train", "write_grid", "write_samples",

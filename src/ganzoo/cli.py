@@ -213,7 +213,7 @@ def eval_(
     """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded."""
     import json
 
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     t0 = time.perf_counter()
     result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,

@@ -231,7 +231,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
 
     def evaluate_now(step: int) -> None:
         nonlocal best, reference
-        from .evaluate import evaluate_images, reference_features
+        from .evaluation import evaluate_images, reference_features
 
         ev = recipe.eval
         if reference is None:
