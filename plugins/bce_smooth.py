@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 import ganzoo
-from ganzoo import Objective, OptimizerSpec, Params
+from ganzoo import OptimizerSpec, Params
+from ganzoo_plugins.bce import BCE
 
 
 class BCESmoothParams(Params):
@@ -21,7 +22,7 @@ class BCESmoothParams(Params):
         return self
 
 
-class BCESmooth(Objective):
+class BCESmooth(BCE):  # BCE's generator loss and critic_wins, with smoothed critic targets
     name = "bce_smooth"
     description = "BCE with per-batch random label smoothing (real U(0.7,1.12), fake U(0,0.3)); non-saturating G"
     Params = BCESmoothParams
@@ -38,12 +39,6 @@ class BCESmooth(Objective):
         # With logits x and any target t (t > 1 included) this is softplus(x) - t*x: stable, no log(0).
         return (F.binary_cross_entropy_with_logits(real_scores, real_t)
                 + F.binary_cross_entropy_with_logits(fake_scores, fake_t))
-
-    def generator_loss(self, fake_scores):
-        return F.softplus(-fake_scores).mean()
-
-    def critic_wins(self, d_real, d_fake):
-        return d_real > 4.6 and d_fake < -4.6  # mean D(x) > 0.99 and D(G(z)) < 0.01
 
 
 @ganzoo.hookimpl

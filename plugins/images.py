@@ -83,6 +83,21 @@ class Images(Dataset):
         return data.unsqueeze(1) if channels == 1 else data.permute(0, 3, 1, 2).contiguous()
 
 
+    @classmethod
+    def first_image_size(cls, path) -> tuple[int, int]:
+        """(shorter side, channels) of the first readable image in a folder or zip (e.g. to score it as is)."""
+        path = Path(path)
+        if not (path.is_dir() or zipfile.is_zipfile(path)):
+            raise GanzooError(f"{path} is neither a folder nor a zip of images")
+        for name, read in _members(path, Counter()):
+            try:
+                with Image.open(io.BytesIO(read())) as img:
+                    return min(img.size), 1 if img.mode in ("1", "L", "I", "I;16") else 3
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+                continue
+        raise GanzooError(f"{path}: no readable images")
+
+
 def _existing(params) -> Path:
     path = Path(params.path).expanduser()
     if not path.exists():

@@ -71,7 +71,7 @@ CASES = {
     "unknown architecture": (lambda t, c: ["run", recipe(t, generator__name="dcgna")], "unknown architecture 'dcgna' (did you mean 'dcgan'?)"),
     "steps and epochs": (lambda t, c: ["run", recipe(t, train__epochs=1)], "give train.steps or train.epochs, not both"),
     "no training length": (lambda t, c: ["run", recipe(t, train__steps=None)], "give train.steps or train.epochs"),
-    "bad label range": (lambda t, c: ["run", recipe(t, objective={"name": "bce_smooth", "real_label": [1.0, 0.5]})], "low <= high"),
+    "bad label range": (lambda t, c: ["run", recipe(t, objective={"name": "bce_smooth", "real_label": [1.0, 0.5]})], "[low, high] with low <= high"),
     "unbuildable resolution": (lambda t, c: ["run", recipe(t, data__resolution=20, generator={"name": "upsample_conv", "n_upsample": 3})], "cannot be built for 3x20x20"),
     "--set without =": (lambda t, c: ["run", recipe(t), "--set", "train.steps"], "expected KEY=VALUE"),
     "--set into a value": (lambda t, c: ["run", recipe(t), "--set", "seed.x=1"], "'seed' is not a section"),
@@ -92,9 +92,20 @@ CASES = {
     "resume with another optimizer": (lambda t, c: ["run", recipe(t, optim={"critic": {"name": "rmsprop"}}, train__steps=6), "--resume", str(c)], "optimizer state does not match"),
     "resume a finished run": (lambda t, c: ["resume", str(c)], "nothing to resume"),
     "run folder in use": (lambda t, c: ["run", recipe(t), "--run-dir", str(c)], "exists and is not empty"),
+    "--force on a folder that is not a run": (lambda t, c: ["run", recipe(t), "--run-dir", user_folder(t), "--force"], "does not look like a ganzoo run folder"),
+    "--resume with --run-dir": (lambda t, c: ["run", recipe(t), "--resume", str(c), "--run-dir", str(t / "x")], "--resume continues RUN_DIR in place"),
+    "unknown device": (lambda t, c: ["sample", str(c), "-o", str(t / "o"), "--device", "tpu"], "unknown device 'tpu'"),
+    "output folder is a file": (lambda t, c: ["sample", str(c), "-n", "2", "-o", text_file(t, "f", "x")], "File exists"),
     # components
     "show unknown component": (lambda t, c: ["show", "wgan_pg"], "no component named 'wgan_pg' (did you mean 'wgan_gp'?)"),
 }
+
+
+def user_folder(tmp):
+    d = tmp / "my-photos"
+    d.mkdir()
+    (d / "keep.jpg").write_text("precious")
+    return str(d)
 
 
 def truncated(tmp, ckpt_dir):
@@ -115,13 +126,19 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, trained):
     res = CliRunner().invoke(app, make_args(tmp_path, trained), env={"COLUMNS": "400"})
     out = res.output
     assert res.exit_code == 2, (case, res.exit_code, out, res.exception)
-    assert "Traceback" not in out and not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in out and isinstance(res.exception, SystemExit)  # a clean exit, not an exception
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0], (case, out)
 
 
 def test_at_least_25_cases():
     assert len(CASES) >= 25
+
+
+def test_force_never_deletes_a_folder_that_is_not_a_run(tmp_path):
+    folder = user_folder(tmp_path)
+    res = CliRunner().invoke(app, ["run", recipe(tmp_path), "--run-dir", folder, "--force"])
+    assert res.exit_code == 2 and (Path(folder) / "keep.jpg").read_text() == "precious"
 
 
 @pytest.mark.parametrize("args", [["sample", "x", "-n", "0", "-o", "o"], ["frobnicate"], ["run"]])

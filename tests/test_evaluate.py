@@ -118,4 +118,8 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tiny, tmp_path, no
     scores = {e["step"]: e["eval"]["kid_mean"] for e in evals}
     assert best["metric"] == "kid" and best["step"] == min(scores, key=scores.get) and best["score"] == min(scores.values())
     assert ganzoo.load_checkpoint(run / "checkpoints" / "best.safetensors").meta["step"] == best["step"]
-    assert (run / "checkpoints" / "last.safetensors").is_file()
+    # evaluating must not change training: same weights as a run without evaluation
+    tiny.pop("eval")
+    plain = ganzoo.load_checkpoint(train(load_recipe(tiny), tmp_path / "plain", progress=False).checkpoint)
+    with_eval = ganzoo.load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert all(torch.equal(plain.tensors[k], with_eval.tensors[k]) for k in plain.tensors if not k.startswith("rng."))

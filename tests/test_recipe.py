@@ -94,6 +94,12 @@ def test_overrides(tiny):
     assert "'seed' is not a section" in error(tiny, ["seed.x=1"])
 
 
+def test_override_into_a_null_section(tiny):
+    tiny["optim"] = {"generator": None, "critic": None}
+    r = load_recipe(tiny, ["optim.critic.lr=0.001"])
+    assert r.optim.critic.lr == 0.001 and r.optim.critic.name == "adam"
+
+
 def test_file_errors(tmp_path):
     assert "recipe file not found" in error(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"

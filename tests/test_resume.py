@@ -25,6 +25,9 @@ def assert_same_checkpoint(a, b):
     assert set(a.tensors) == set(b.tensors) and len(weights) > 20
     different = [k for k in a.tensors if not torch.equal(a.tensors[k], b.tensors[k])]
     assert not different, f"differ after resume: {different[:5]}"
+    for key in ("epoch", "batch_index", "rng", "monitor"):
+        assert a.meta[key] == b.meta[key], key
+    assert a.meta["optimizers"] == b.meta["optimizers"]
 
 
 @pytest.mark.parametrize("objective", [{"name": "wgan_gp", "n_critic": 2}, {"name": "bce_smooth"}])
@@ -135,3 +138,16 @@ def test_keep_every_keeps_numbered_checkpoints_beside_last(tiny, tmp_path):
     names = sorted(p.name for p in (run / "checkpoints").glob("*.safetensors"))
     assert names == ["last.safetensors", "step_0000002.safetensors", "step_0000004.safetensors"]
     assert ganzoo.load_checkpoint(run / "checkpoints" / "step_0000004.safetensors").meta["step"] == 4
+
+
+def test_resume_from_an_older_checkpoint_drops_later_metrics(tiny, tmp_path):
+    tiny["train"].update(steps=6, log_every=1, keep_every=3)
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 7, "d_lo')  # a half-written line, as after a crash
+    older = ganzoo.load_checkpoint(run / "checkpoints" / "step_0000003.safetensors")
+    train(load_recipe(tiny), run, resume=older, progress=False)
+    steps = [yaml.safe_load(s)["step"] for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert_same_checkpoint(run / "checkpoints" / "last.safetensors", train(load_recipe(tiny), tmp_path / "full", progress=False).checkpoint)

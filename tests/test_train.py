@@ -43,9 +43,9 @@ def test_every_objective_trains_and_changes_both_networks(tiny, name):
     G0, D0 = ganzoo.build_models(recipe)
     result = train(recipe, progress=False)
     G, D, _, ckpt = ganzoo.load_models(result.checkpoint)
-    for before, after in ((G0, G), (D0, D)):
-        changed = [not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values())]
-        assert any(changed)
+    for before, after in ((G0, G), (D0, D)):  # parameters, not BatchNorm buffers (forward passes alone change those)
+        changed = [not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters())]
+        assert sum(changed) >= len(changed) // 2
     if name == "wgan_clip":
         assert all(p.abs().max() <= 0.01 + 1e-7 for p in D.parameters())
     n_critic = OBJECTIVES[name].get("n_critic", 1)

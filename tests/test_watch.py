@@ -96,8 +96,9 @@ def test_collapse_monitor_warns_when_the_critic_wins_outright_and_can_stop_keepi
     warnings = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if "warning" in s]
     assert warnings and warnings[0]["step"] == 2 and "critic wins outright" in warnings[0]["warning"]
     tiny["monitor"] = {"stop": True}
-    with pytest.raises(ganzoo.GanzooError, match=r"stopped at step 2 by the collapse monitor .* last checkpoint kept"):
+    with pytest.raises(ganzoo.GanzooError, match=r"stopped at step 2 by the collapse monitor .*; checkpoint of step 2 at "):
         train(load_recipe(tiny), tmp_path / "stop", progress=False)
+    assert ganzoo.load_checkpoint(tmp_path / "stop").meta["step"] == 2
 
 
 def test_collapse_monitor_catches_a_diversity_drop():

@@ -11,9 +11,7 @@ the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from .errors import GanzooError
+from .fileio import atomic_write
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -84,27 +83,9 @@ def save_checkpoint(path, *, generator, critic, opt_g=None, opt_d=None, meta: di
             _flatten_optimizer(name, opt, tensors, optim_meta)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "optimizers": optim_meta, "versions": versions()}
     text = json.dumps(meta)
-    _atomic_write(path, st_save(tensors, metadata={"ganzoo": text}))
-    _atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+    atomic_write(path, st_save(tensors, metadata={"ganzoo": text}), "checkpoint")
+    atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=2).encode(), "checkpoint")
     return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise GanzooError(f"could not write checkpoint {path}: {exc.strerror or exc}") from None
-        raise
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -152,4 +133,7 @@ def restore_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, name: str) -
     if saved != type(opt).__name__:
         raise GanzooError(f"{ckpt.path}: the {name} optimizer state does not match the recipe's optimizer "
                           f"(checkpoint has {saved}, recipe builds {type(opt).__name__})")
+    recipe_groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     opt.load_state_dict(_unflatten_optimizer(name, ckpt))
+    for group, wanted in zip(opt.param_groups, recipe_groups):  # the recipe's lr, betas, ... win over the saved ones
+        group.update(wanted)

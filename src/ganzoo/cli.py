@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import GanzooError
@@ -27,8 +28,12 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except GanzooError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+        except OSError as exc:  # an unwritable output folder, a full disk: still one line
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[bold red]aborted[/] (second Ctrl-C): the last checkpoint on disk is intact", highlight=False)
             raise typer.Exit(130) from None
@@ -52,6 +57,8 @@ def run(
     _warn_plugin_failures()
     r = load_recipe(recipe, set_ or [])
     if resume_dir is not None:
+        if out_dir is not None or force:
+            raise GanzooError("--resume continues RUN_DIR in place: --run-dir and --force do not apply")
         train(r, resume_dir, resume=resume_dir, progress=not quiet, console=err)
         return
     if out_dir is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
@@ -218,11 +225,12 @@ def eval_(
     t0 = time.perf_counter()
     result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
                       resolution=resolution, log=err.print)
+    fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
-    table.add_row("FID", f"{result['fid']:.3f}")
-    table.add_row("KID", f"{result['kid_mean']:.5f} ± {result['kid_std']:.5f}")
+    table.add_row("FID", fmt(result["fid"], 3))
+    table.add_row("KID", f"{fmt(result['kid_mean'], 5)} ± {fmt(result['kid_std'], 5)}")
     if "precision" in result:
-        table.add_row("precision / recall", f"{result['precision']:.4f} / {result['recall']:.4f}")
+        table.add_row("precision / recall", f"{fmt(result['precision'], 4)} / {fmt(result['recall'], 4)}")
     proto = result["protocol"]
     table.add_row("protocol", f"{proto['n_generated']} generated vs {proto['n_real']} real of {proto['reference']['size']} "
                   f"({proto['reference']['source']}), {proto['image_resolution']} px, seed {proto['seed']}, {proto['library']}")
@@ -236,11 +244,9 @@ def eval_(
 @friendly
 def report(run_dir: Path = typer.Argument(..., help="run directory")):
     """(Re)write a run's self-contained report.html."""
-    from .report import write_report
+    from .report import require_run_dir, write_report
 
-    if not (run_dir / "recipe.yaml").is_file():
-        raise GanzooError(f"{run_dir} is not a ganzoo run directory (no recipe.yaml)")
-    out.print(f"wrote {write_report(run_dir)}")
+    out.print(f"wrote {write_report(require_run_dir(run_dir))}")
 
 
 @app.command()

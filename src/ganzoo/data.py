@@ -11,16 +11,19 @@ data order is reproducible and its position (epoch, batch) is two integers.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rich.markup import escape
+
 from .errors import GanzooError
+from .fileio import atomic_write
 from .interfaces import DataReport
 from .registry import Registry, get_registry
 
@@ -86,28 +89,25 @@ def _read_cache(stem: Path, shape, log):
             raise ValueError(f"shape {array.shape} {array.dtype}")
         return torch.from_numpy(array), report
     except Exception as exc:
-        log(f"[yellow]warning:[/] unreadable data cache {npy} ({type(exc).__name__}: {exc}); rebuilding it")
+        log(f"[yellow]warning:[/] unreadable data cache {npy} ({type(exc).__name__}: {escape(str(exc))}); rebuilding it")
         return None
 
 
 def _write_cache(stem: Path, images: torch.Tensor, report: DataReport, log) -> None:
+    buf = io.BytesIO()
+    np.save(buf, images.numpy())
     try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, write in ((".npy", lambda f: np.save(f, images.numpy())),
-                              (".json", lambda f: f.write(json.dumps(report.to_dict()).encode()))):
-            fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, stem.with_suffix(suffix))
-    except OSError as exc:  # a cache that cannot be written only costs time
-        log(f"[yellow]warning:[/] could not write the data cache in {stem.parent}: {exc}")
+        atomic_write(stem.with_suffix(".npy"), buf.getvalue(), "data cache")
+        atomic_write(stem.with_suffix(".json"), json.dumps(report.to_dict()).encode(), "data cache")
+    except GanzooError as exc:  # a cache that cannot be written only costs time
+        log(f"[yellow]warning:[/] {escape(str(exc))}")
 
 
 def _log_report(report: DataReport, log) -> None:
     unreadable = report.skipped.get("unreadable or corrupt", 0)
     if unreadable:
         shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
-        log(f"[yellow]warning:[/] skipped {unreadable} unreadable image(s) in {report.source}: {shown}")
+        log(f"[yellow]warning:[/] skipped {unreadable} unreadable image(s) in {escape(report.source)}: {escape(shown)}")
     other = report.skipped.get("not an image extension", 0)
     if other:
         log(f"note: ignored {other} non-image file(s) in {report.source}")

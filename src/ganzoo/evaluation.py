@@ -20,11 +20,13 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 
 from .data import cache_dir, dataset_key, load_dataset
 from .errors import GanzooError
-from .registry import Registry
+from .fileio import atomic_write
+from .registry import Registry, get_registry
 
 EXTRACTOR_NAME = "ganzoo-fid-inception-v3"
 FEATURE = "2048"
@@ -167,10 +169,10 @@ def reference_features(section, n_real: int | None = None, seed: int = 0, weight
     log(f"eval: extracting features of {n} real images (once; cached for next time)")
     feats = extract(images[idx], weights)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"features": feats.contiguous()}, str(tmp))
-        tmp.replace(path)
+        try:
+            atomic_write(path, st_save({"features": feats.contiguous()}), "feature cache")
+        except GanzooError as exc:  # a cache that cannot be written only costs time
+            log(f"[yellow]warning:[/] {exc}")
     return feats, dict(info, cache=str(path) if path else None)
 
 
@@ -226,28 +228,6 @@ def evaluate_images(images: torch.Tensor, reference_section, *, n_real: int | No
             "protocol": protocol(len(images), ref_info, seed, weights, extra)}
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(resolution, channels) of the first image in a folder or zip."""
-    import io
-    import zipfile
-
-    from PIL import Image
-
-    from ganzoo_plugins.images import EXTENSIONS
-
-    if path.is_dir():
-        first = next((p for p in sorted(path.rglob("*")) if p.suffix.lower() in EXTENSIONS), None)
-        data = first.read_bytes() if first else None
-    else:
-        with zipfile.ZipFile(path) as zf:
-            name = next((n for n in sorted(zf.namelist()) if Path(n).suffix.lower() in EXTENSIONS), None)
-            data = zf.read(name) if name else None
-    if data is None:
-        raise GanzooError(f"{path}: no images to evaluate")
-    img = Image.open(io.BytesIO(data))
-    return min(img.size), 1 if img.mode in ("L", "I;16", "1") else 3
-
-
 def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
              prc: bool = True, resolution: int | None = None, registry: Registry | None = None, log=print) -> dict:
     """Score a run directory, a checkpoint, or a folder/zip of images.
@@ -277,7 +257,7 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
             raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
         if ref is None:
             raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
-        found_res, ch = _image_size(target)
+        found_res, ch = (registry or get_registry()).get("dataset", "images").cls.first_image_size(target)
         res = resolution or found_res
         gen_section = load_data_section({"name": "images", "path": str(target), "resolution": res, "channels": ch, "cache": False},
                                         registry, str(target))
@@ -287,8 +267,8 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
         what = {"images": str(target)}
     result = evaluate_images(images, ref_section, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, log=log)
     result["protocol"]["evaluated"] = what
-    if is_run:
-        run_dir = ckpt.path.parent.parent
+    run_dir = ckpt.path.parent.parent if is_run else None
+    if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
         (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
         with (run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},

@@ -66,9 +66,14 @@ def load_models(checkpoint, device="cpu", registry: Registry | None = None):
     except GanzooError as exc:
         raise GanzooError(f"{ckpt.path}: its recipe no longer validates here: {exc}") from None
     g, d = build_models(recipe, registry)
-    load_state(g, ckpt.state("generator"), "generator", ckpt.path)
-    load_state(d, ckpt.state("critic"), "critic", ckpt.path)
+    load_weights(ckpt, g, d)
     return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
+
+
+def load_weights(ckpt: Checkpoint, generator, critic) -> None:
+    """Load a checkpoint's G and critic weights; a mismatch is one message naming it."""
+    load_state(generator, ckpt.state("generator"), "generator", ckpt.path)
+    load_state(critic, ckpt.state("critic"), "critic", ckpt.path)
 
 
 def load_generator(checkpoint, device="cpu", registry: Registry | None = None) -> Generator:

@@ -242,7 +242,9 @@ def _apply_override(raw: dict, item: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # absent or null (e.g. optim.critic left to the objective's default)
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise GanzooError(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
         node = child

@@ -83,15 +83,20 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }} .dim {{ color: #7
 
 
 # -- comparing runs ----------------------------------------------------------------
-def run_summary(run_dir) -> dict:
-    """One row describing a run: recipe, components, length, speed, final losses, metrics."""
-    import yaml
-
+def require_run_dir(run_dir) -> Path:
     run = Path(run_dir)
     if not (run / "recipe.yaml").is_file():
         from .errors import GanzooError
 
         raise GanzooError(f"{run} is not a ganzoo run directory (no recipe.yaml)")
+    return run
+
+
+def run_summary(run_dir) -> dict:
+    """One row describing a run: recipe, components, length, speed, final losses, metrics."""
+    import yaml
+
+    run = require_run_dir(run_dir)
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     summary = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     final = summary.get("final", {})

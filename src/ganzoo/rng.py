@@ -33,9 +33,10 @@ def get_state() -> tuple[dict[str, torch.Tensor], dict]:
 
 def set_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     torch.set_rng_state(tensors["rng.torch"])
-    cuda = sorted(k for k in tensors if k.startswith("rng.cuda."))
+    cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
     if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+        for i, key in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(tensors[key], i)
     kind, pos, has_gauss, gauss = meta["numpy"]
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = meta["python"]

@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import distributed, rng
-from .checkpoint import Checkpoint, load_checkpoint, load_state, restore_optimizer, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
-from .models import build_models
+from .models import build_models, load_weights
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate, generate_distinct, write_samples
@@ -58,6 +58,8 @@ class RunResult:
 
 
 def pick_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise GanzooError(f"unknown device '{name}': use auto, cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
         raise GanzooError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if name == "auto":
@@ -79,10 +81,15 @@ def new_run_dir(recipe: Recipe) -> Path:
 def prepare_run_dir(path, force: bool = False) -> Path:
     """An empty run folder at ``path``; an existing non-empty one only with ``force`` (it is cleared)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GanzooError(f"run folder {path} is a file")
     if path.exists() and any(path.iterdir()):
         if not force:
             raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
                               "pick another folder, or pass --force to replace it")
+        if not ((path / "recipe.yaml").exists() or (path / "checkpoints").is_dir()):
+            raise GanzooError(f"--force: {path} does not look like a ganzoo run folder (no recipe.yaml, no checkpoints/); "
+                              "refusing to delete it")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -149,12 +156,9 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     if run_dir is None:
         run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
     run_dir = Path(distributed.gather_objects(str(run_dir), world)[0])  # rank 0 names the folder for everyone
-    if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
 
-    rng.seed_everything(recipe.seed)
     images, _ = load_dataset(recipe.data, registry, log=console.print)
+    rng.seed_everything(recipe.seed)  # after loading: a dataset's own randomness cannot change the initial weights
     G, D = build_models(recipe, registry)  # identical on every rank; DDP also broadcasts rank 0's weights
     G, D = G.to(device), D.to(device)
     if world.distributed:
@@ -167,8 +171,12 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     bs = cfg.batch_size
     total = recipe.total_steps(len(images) // world.size, n_critic)
     start, epoch, index = 0, 0, 0
+    monitor = Monitor(recipe.monitor, objective)
     if resume is not None:
         start, epoch, index = _restore(resume, G, D, opt_g, opt_d)
+        monitor.load_state(resume.meta.get("monitor", {}))
+        if world.distributed:  # the checkpoint holds rank 0's RNG state: give every rank its own stream again
+            rng.seed_everything(recipe.seed + 1_000_003 * world.rank + start)
         if start >= total:
             raise GanzooError(f"{resume.path} is at step {start}, the recipe's length is {total}: nothing to resume "
                               "(lengthen it, e.g. --set train.steps=...)")
@@ -180,6 +188,9 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     batches = BatchStream(images, bs, recipe.seed, device, epoch=epoch, index=index,
                           augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
     G_train, D_train = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
+    if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
     if cfg.precision == "bf16" and device.type != "cuda":
         console.print("[yellow]warning:[/] train.precision bf16 on a CPU: bf16 matmuls are far slower than fp32 on most CPUs")
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")  # noqa: E731
@@ -199,7 +210,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
             return None
         rng_tensors, rng_meta = rng.get_state()
         meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta,
-                "world_size": world.size, **extra_meta}
+                "world_size": world.size, "monitor": monitor.state(), **extra_meta}
         return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
                                opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
 
@@ -212,8 +223,8 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     t_start = t_log = time.perf_counter()
     columns = (TextColumn("[bold blue]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
-    runlog = RunLog(run_dir, recipe, total, tensorboard=recipe.output.tensorboard) if world.main else None
-    monitor = Monitor(recipe.monitor, objective)
+    runlog = RunLog(run_dir, recipe, total, start, tensorboard=recipe.output.tensorboard) if world.main else None
+    grid_at = grid_steps(total, recipe.output.grid_every)
     best_path = run_dir / "checkpoints" / "best.json"
     best = json.loads(best_path.read_text()).get("best") if best_path.exists() else None
     reference = None
@@ -225,23 +236,27 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         if runlog is not None:
             runlog.event(step, warning=message)
         if recipe.monitor.stop:
-            kept = f"best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at {best_path.with_suffix('.safetensors')}" \
-                if best else f"last checkpoint kept in {run_dir / 'checkpoints'}"
-            raise GanzooError(f"stopped at step {step} by the collapse monitor (monitor.stop): {message}; {kept}")
+            last_path = checkpoint(step) or run_dir / "checkpoints" / "last.safetensors"
+            kept = f"; best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at " \
+                   f"{best_path.with_suffix('.safetensors')}" if best else ""
+            raise GanzooError(f"stopped at step {step} by the collapse monitor (monitor.stop): {message}; "
+                              f"checkpoint of step {step} at {last_path}{kept}")
 
     def evaluate_now(step: int) -> None:
         nonlocal best, reference
         from .evaluation import evaluate_images, reference_features
 
         ev = recipe.eval
-        if reference is None:
-            reference = reference_features(recipe.data, ev.n_real, recipe.seed, ev.weights, registry, console.print)
-        images = generate(G, ev.n, seed=recipe.seed, device=device)
-        result = evaluate_images(images, recipe.data, seed=recipe.seed, weights=ev.weights, prc=False, reference=reference)
+        # torch-fidelity's DataLoader draws from the global torch RNG: fork it, so training is the same with or without eval
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if reference is None:
+                reference = reference_features(recipe.data, ev.n_real, recipe.seed, ev.weights, registry, console.print)
+            images = generate(G, ev.n, seed=recipe.seed, device=device)
+            result = evaluate_images(images, recipe.data, seed=recipe.seed, weights=ev.weights, prc=False, reference=reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
         runlog.event(step, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=reference[1]["n"])
-        console.print(f"eval (step {step}): FID@{ev.n} {result['fid']:.2f}, KID {result['kid_mean']:.4f} ± {result['kid_std']:.4f}")
-        if best is None or score < best["score"]:
+        console.print(f"eval (step {step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
+        if score is not None and (best is None or score < best["score"]):
             best = {"metric": ev.metric, "score": score, "step": step, "n": ev.n}
             checkpoint(step, "best", best=best)
 
@@ -307,12 +322,14 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                 data_time, t_log = 0.0, now
             else:
                 bar.update(task, completed=step)
-            if step in (runlog.grid_at if runlog else grid_steps(total, recipe.output.grid_every)):
+            if step in grid_at:
                 images = runlog.grid(step, G) if runlog else None
                 message = monitor.after_grid(images) if images is not None else None
                 warn(step, distributed.gather_objects(message, world)[0])  # rank 0 decides for all
             if recipe.eval.every and step % recipe.eval.every == 0 and world.main:
                 evaluate_now(step)
+            if cfg.keep_every and step % cfg.keep_every == 0:
+                checkpoint(step, f"step_{step:07d}")
             if stopping and step < total:
                 path = checkpoint(step)
                 distributed.barrier(world)
@@ -320,8 +337,6 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                                   f"continue with: ganzoo resume {run_dir}")
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
                 checkpoint(step)
-            if cfg.keep_every and step % cfg.keep_every == 0:
-                checkpoint(step, f"step_{step:07d}")
     seconds = time.perf_counter() - t_start
     ckpt_path = checkpoint(total)
     ranks = distributed.gather_objects({"rank": world.rank, "steps": total - start, "weights_sha256": distributed.weights_digest(G)
@@ -348,8 +363,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
 
 
 def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d) -> tuple[int, int, int]:
-    load_state(G, ckpt.state("generator"), "generator", ckpt.path)
-    load_state(D, ckpt.state("critic"), "critic", ckpt.path)
+    load_weights(ckpt, G, D)
     for name, opt in (("generator", opt_g), ("critic", opt_d)):
         try:
             restore_optimizer(opt, ckpt, name)
@@ -359,6 +373,10 @@ def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d) -> tuple[int, int, int]:
         raise GanzooError(f"{ckpt.path} holds weights only (no RNG/data state): it can be sampled from, not resumed")
     rng.set_state(ckpt.tensors, ckpt.meta["rng"])
     return ckpt.meta["step"], ckpt.meta["epoch"], ckpt.meta["batch_index"]
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _count(m: torch.nn.Module) -> str:

@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .data import to_uint8
-from .sampling import write_grid
+from .sampling import render, write_grid
 
 MILESTONES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -46,19 +45,21 @@ def fixed_latents(run_dir: Path, n: int, latent_dim: int, seed: int) -> torch.Te
 class RunLog:
     """Writes metrics, TensorBoard events, fixed-z grids and curves for one run."""
 
-    def __init__(self, run_dir: Path, recipe, total: int, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, recipe, total: int, start: int = 0, tensorboard: bool = True):
         self.run_dir, self.total = run_dir, total
         out = recipe.output
         self.grid_at = grid_steps(total, out.grid_every)
         self.z = fixed_latents(run_dir, out.grid_size, recipe.generator.latent_dim, recipe.seed)
         self.metrics_path = run_dir / "metrics.jsonl"
-        self.history = [json.loads(line) for line in self.metrics_path.read_text().splitlines()] if self.metrics_path.exists() else []
+        kept = _lines_up_to(self.metrics_path, start)  # resuming from an older checkpoint: drop what comes after it
+        self.metrics_path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+        self.history = [line for line in kept if "d_loss" in line]
         self._file = self.metrics_path.open("a")
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tb"))
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start + 1 if start else None)
 
     def log(self, line: dict) -> None:
         self.history.append(line)
@@ -79,16 +80,11 @@ class RunLog:
                 if isinstance(value, float):
                     self.tb.add_scalar(f"eval/{key}", value, step)
 
-    @torch.no_grad()
     def grid(self, step: int, G, force: bool = False) -> torch.Tensor | None:
         """Write the fixed-z grid if ``step`` is a grid step; return its images."""
         if step not in self.grid_at and not force:
             return None
-        was_training = G.training
-        G.eval()
-        device = next(G.parameters()).device
-        images = torch.cat([to_uint8(G(self.z[i : i + 256].to(device))).cpu() for i in range(0, len(self.z), 256)])
-        G.train(was_training)
+        images = render(G, self.z)
         write_grid(images, self.run_dir / "grids" / f"step_{step:07d}.png")
         if self.tb is not None:
             from torchvision.utils import make_grid
@@ -106,6 +102,21 @@ class RunLog:
             self.tb = None
 
 
+def _lines_up_to(path: Path, step: int) -> list[dict]:
+    """The JSON lines of ``path`` with ``step <= step``; a half-written last line (a crash) is dropped."""
+    if not path.exists() or step == 0:
+        return []
+    out = []
+    for text in path.read_text().splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and line.get("step", 0) <= step:
+            out.append(line)
+    return out
+
+
 class Monitor:
     """Collapse and divergence signals, checked at log and grid times (NaN/Inf is the loop's own stop).
 
@@ -117,6 +128,13 @@ class Monitor:
     def __init__(self, spec, objective):
         self.spec, self.objective = spec, objective
         self.wins, self.best_diversity = 0, 0.0
+
+    def state(self) -> dict:
+        return {"wins": self.wins, "best_diversity": self.best_diversity}
+
+    def load_state(self, state: dict) -> None:
+        self.wins = state.get("wins", 0)
+        self.best_diversity = state.get("best_diversity", 0.0)
 
     def after_log(self, line: dict) -> str | None:
         if not self.spec.collapse:
