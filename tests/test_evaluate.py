@@ -56,8 +56,9 @@ def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(
     assert abs(same["fid"]) < 1e-3
     assert same["precision"] == 1.0 and same["recall"] == 1.0
     assert different["fid"] > 100 and different["kid_mean"] > 0.1
-    # the unbiased KID of a set with itself is slightly negative at small N (its cross term keeps the diagonal)
-    assert abs(same["kid_mean"]) < 0.1 * different["kid_mean"]
+    # the unbiased KID of a set with itself is slightly negative at small N (its cross term keeps the diagonal,
+    # a bias of order 1/N), and far below that of a different set
+    assert same["kid_mean"] <= 0 and abs(same["kid_mean"]) < 0.25 * different["kid_mean"]
 
 
 def test_kid_matches_a_hand_computation():
