@@ -38,8 +38,6 @@ from .sampling import generate, generate_distinct, write_samples
 from .report import write_report
 from .watch import Monitor, RunLog, grid_steps
 
-seed_everything = rng.seed_everything
-
 
 class Interrupted(GanzooError):
     """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
