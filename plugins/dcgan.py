@@ -23,6 +23,9 @@ def pyramid(resolution: int) -> tuple[int, int]:
 class DCGANGeneratorParams(Params):
     base_channels: int = Field(64, ge=1, description="channels before the output layer; doubled per stage going down")
     max_channels: int = Field(1024, ge=1, description="cap on any layer's channels")
+    stem: Literal["conv", "linear"] = Field("conv", description="conv: ConvTranspose from 1x1 (Radford et al.); "
+                                            "linear: Linear (no bias) + BatchNorm1d + ReLU, reshaped (experiment E2)")
+    kernel_size: Literal[4, 5] = Field(4, description="kernel of the x2 ConvTranspose blocks (E2 used 5, with output_padding 1)")
 
 
 class DCGANCriticParams(Params):
@@ -48,14 +51,24 @@ class DCGANGenerator(Generator):
         super().__init__(shape)
         start, stages = pyramid(shape.resolution)
         widths = _widths(p.base_channels, p.max_channels, stages)
+        self.start, self.width = start, widths[0]
+        self.stem = None  # conv stem: the first layers of ``net`` (the layout of checkpoints before the linear stem)
         layers = [nn.ConvTranspose2d(shape.latent_dim, widths[0], start, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        if p.stem == "linear":
+            self.stem = nn.Sequential(nn.Linear(shape.latent_dim, widths[0] * start * start, bias=False),
+                                      nn.BatchNorm1d(widths[0] * start * start), nn.ReLU(True))
+            layers = []
+        # x2 upsampling: kernel 4, padding 1; or kernel 5, padding 2, output_padding 1
+        k, pad, out_pad = (4, 1, 0) if p.kernel_size == 4 else (5, 2, 1)
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
-        layers += [nn.ConvTranspose2d(widths[-1], shape.channels, 4, 2, 1, bias=False), nn.Tanh()]
+            layers += [nn.ConvTranspose2d(cin, cout, k, 2, pad, out_pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], shape.channels, k, 2, pad, out_pad, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        if self.stem is None:
+            return self.net(z.view(z.shape[0], -1, 1, 1))
+        return self.net(self.stem(z).view(z.shape[0], self.width, self.start, self.start))
 
 
 class DCGANCritic(Critic):

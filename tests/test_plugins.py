@@ -28,7 +28,8 @@ def test_builtins_come_through_the_entry_point_group():
         if c.package == "ganzoo":
             kinds.setdefault(c.kind, set()).add(c.name)
     assert kinds["architecture"] == {"mlp", "upsample_conv", "dcgan"}
-    assert kinds["objective"] == {"bce", "bce_smooth", "wgan_clip", "wgan_gp"}
+    assert kinds["objective"] == {"bce", "bce_smooth", "hinge", "wgan_clip", "wgan_gp"}
+    assert kinds["regularizer"] == {"spectral_norm", "r1", "diffaugment"}
     assert {"images", "mnist", "fashion_mnist", "toyfaces"} <= kinds["dataset"]
 
 
@@ -36,7 +37,7 @@ def test_ganzoo_list_shows_components_and_show_gives_params():
     runner = CliRunner()
     res = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    for name in ("mlp", "upsample_conv", "dcgan", "bce", "bce_smooth", "wgan_clip", "wgan_gp"):
+    for name in ("mlp", "upsample_conv", "dcgan", "bce", "bce_smooth", "hinge", "wgan_clip", "wgan_gp", "spectral_norm", "r1", "diffaugment"):
         assert f" {name} " in res.output
     res = runner.invoke(app, ["show", "wgan_gp"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "gp_weight" in res.output and "10.0" in res.output

@@ -30,9 +30,14 @@ def assert_same_checkpoint(a, b):
     assert a.meta["optimizers"] == b.meta["optimizers"]
 
 
-@pytest.mark.parametrize("objective", [{"name": "wgan_gp", "n_critic": 2}, {"name": "bce_smooth"}])
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny, tmp_path, objective):
-    tiny.update(objective=objective)
+FULL_KIT = {"objective": {"name": "hinge"}, "critic": {"name": "dcgan", "base_channels": 8, "norm": "none"}, "ema": {"decay": 0.9, "start": 1},
+            "regularizers": [{"name": "spectral_norm"}, {"name": "diffaugment"}, {"name": "r1", "every": 2}]}
+
+
+@pytest.mark.parametrize("extra", [{"objective": {"name": "wgan_gp", "n_critic": 2}}, {"objective": {"name": "bce_smooth"}}, FULL_KIT],
+                         ids=["wgan_gp", "bce_smooth", "hinge+sn+diffaugment+r1+ema"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny, tmp_path, extra):
+    tiny.update(copy.deepcopy(extra))
     tiny["data"]["augment"] = {"hflip": True, "brightness": 0.3}  # augmentation draws from the torch RNG too
     tiny["train"]["steps"] = 7  # 7 x n_critic batches of 8 from 64 images: crosses epoch boundaries
     tiny["output"]["samples"] = 0

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from .errors import GanzooError
 from .hookspecs import hookimpl
-from .interfaces import Architecture, Critic, DataReport, Dataset, Generator, ImageShape, Objective, OptimizerSpec, Params
+from .interfaces import Architecture, Critic, DataReport, Dataset, Generator, ImageShape, Objective, OptimizerSpec, Params, Regularizer
 from .registry import Component, Registry, get_registry
 from .recipe import Recipe, load_recipe
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -26,7 +26,7 @@ from .evaluation import evaluate
 
 __all__ = [
     "Architecture", "Component", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
-    "OptimizerSpec", "Params", "Recipe", "Registry", "RunResult", "build_models", "generate", "get_registry",
+    "OptimizerSpec", "Params", "Recipe", "Regularizer", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
     "resume", "save_checkpoint", "train", "write_grid", "write_samples",
 ]

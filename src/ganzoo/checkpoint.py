@@ -70,11 +70,15 @@ def _unflatten_optimizer(name: str, ckpt: Checkpoint) -> dict:
     return {"state": state, "param_groups": info["param_groups"]}
 
 
-def save_checkpoint(path, *, generator, critic, opt_g=None, opt_d=None, meta: dict, extra: dict | None = None) -> Path:
-    """Write G, critic, optimizers and ``extra`` tensors to ``path`` (``.safetensors``) and a ``.json`` sidecar."""
+def save_checkpoint(path, *, generator, critic, opt_g=None, opt_d=None, meta: dict, extra: dict | None = None,
+                    generator_ema=None) -> Path:
+    """Write G, critic, optimizers, G's weight average and ``extra`` tensors to ``path`` (``.safetensors``)
+    and a ``.json`` sidecar."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()}
-    for prefix, module in (("generator", generator), ("critic", critic)):
+    for prefix, module in (("generator", generator), ("critic", critic), ("generator_ema", generator_ema)):
+        if module is None:
+            continue
         for k, v in module.state_dict().items():
             tensors[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
     optim_meta: dict = {}

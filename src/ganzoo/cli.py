@@ -156,6 +156,7 @@ def sample(
     threshold: float = typer.Option(0.02, min=0.0, help="RMS pixel distance (0-1) under which two images count as near-identical"),
     batch_size: int = typer.Option(250, min=1),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     from . import load_generator, write_samples
@@ -164,7 +165,7 @@ def sample(
 
     t0 = time.perf_counter()
     dev = pick_device(device)
-    G = load_generator(checkpoint, device=dev)
+    G = load_generator(checkpoint, device=dev, ema=ema)
     images, report = generate_distinct(G, n, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size, device=dev)
     write_samples(images, output, grid=grid)
     _report_distinct(report)
@@ -188,6 +189,7 @@ def interpolate(
     seed: int = typer.Option(0),
     truncation: Optional[float] = typer.Option(None, min=0.05),
     device: str = typer.Option("auto"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
 ):
     """A latent walk (spherical interpolation) between random points, as a grid or a GIF."""
     import torch
@@ -197,7 +199,7 @@ def interpolate(
     from .train import pick_device
 
     dev = pick_device(device)
-    frames = walk(load_generator(checkpoint, device=dev), points, steps, seed, truncation, device=dev)
+    frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev)
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
         write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
     else:
@@ -216,6 +218,7 @@ def eval_(
     weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)"),
     prc: bool = typer.Option(True, "--prc/--no-prc", help="also precision/recall"),
     resolution: Optional[int] = typer.Option(None, help="resolution for a folder of images (default: the first image's)"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
 ):
     """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded."""
     import json
@@ -224,7 +227,7 @@ def eval_(
 
     t0 = time.perf_counter()
     result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
-                      resolution=resolution, log=err.print)
+                      resolution=resolution, log=err.print, ema=ema)
     fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
     table.add_row("FID", fmt(result["fid"], 3))

@@ -229,29 +229,29 @@ def evaluate_images(images: torch.Tensor, reference_section, *, n_real: int | No
 
 
 def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
-             prc: bool = True, resolution: int | None = None, registry: Registry | None = None, log=print) -> dict:
+             prc: bool = True, resolution: int | None = None, registry: Registry | None = None, log=print, ema: bool = True) -> dict:
     """Score a run directory, a checkpoint, or a folder/zip of images.
 
     ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
     data. For a run, the result is also written to ``metrics.json`` and
-    appended to ``metrics.jsonl``.
+    appended to ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
     """
     import json
 
-    from .models import load_models
+    from .models import has_ema, load_models
     from .recipe import load_data_section
     from .sampling import generate
 
     target = Path(target)
     is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
     if is_run:
-        G, _, recipe, ckpt = load_models(target, registry=registry)
+        G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
         res, ch = recipe.data.resolution, recipe.data.channels
         ref_section = recipe.data if ref is None else load_data_section(
             {"name": "images", "path": str(ref), "resolution": res, "channels": ch}, registry, "--ref")
         log(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
         images = generate(G, n, seed=seed)
-        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"]}
+        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt)}
     else:
         if not target.exists():
             raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")

@@ -30,5 +30,10 @@ def register_objectives(register):
 
 
 @hookspec
+def register_regularizers(register):
+    """Register ``ganzoo.Regularizer`` subclasses (critic constraints: spectral norm, R1, DiffAugment)."""
+
+
+@hookspec
 def register_datasets(register):
     """Register ``ganzoo.Dataset`` subclasses (a source of training images)."""

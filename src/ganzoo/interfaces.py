@@ -1,4 +1,4 @@
-"""The component interfaces: Generator, Critic, Objective (and Dataset).
+"""The component interfaces: Generator, Critic, Objective (and Regularizer, Dataset).
 
 Every component class carries three class attributes that the registry and
 ``ganzoo list`` read:
@@ -141,6 +141,40 @@ class Objective:
         """True when mean scores show the critic separating real and fake outright (the collapse monitor's
         first signal). Objectives with unbounded scores (WGAN) cannot say, and return False."""
         return False
+
+
+class Regularizer:
+    """A technique that constrains the critic, combined with any objective. It may:
+
+    * ``setup(critic)``: change the critic once, right after it is built and initialised
+      (spectral norm); checkpoints then hold the changed critic,
+    * ``augment(images)``: transform every batch the critic sees, real and fake, in the critic
+      and the generator steps; it must be differentiable (DiffAugment),
+    * ``penalty(critic, real, fake)``: a term added to the critic loss on critic steps where
+      ``critic_step % every == 0`` (R1; a lazy penalty scales itself by ``every``).
+
+    Like an objective, it knows nothing of loops or optimizers.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None):
+        self.params = params if params is not None else type(self).Params()
+
+    @property
+    def every(self) -> int:
+        return 1
+
+    def setup(self, critic: nn.Module) -> None:
+        pass
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        return None
 
 
 @dataclass

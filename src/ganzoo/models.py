@@ -27,8 +27,14 @@ def image_shape(recipe) -> ImageShape:
     return ImageShape(resolution=recipe.data.resolution, channels=recipe.data.channels, latent_dim=recipe.generator.latent_dim)
 
 
+def build_regularizers(recipe, registry: Registry | None = None) -> list:
+    """The recipe's critic regularizers, in order."""
+    registry = registry or get_registry()
+    return [registry.get("regularizer", r.name).cls(r.params) for r in recipe.regularizers]
+
+
 def build_models(recipe, registry: Registry | None = None) -> tuple[Generator, Critic]:
-    """The recipe's generator and critic, initialised as it says."""
+    """The recipe's generator and critic, initialised as it says, the critic set up by its regularizers."""
     registry = registry or get_registry()
     shape = image_shape(recipe)
     nets = []
@@ -43,6 +49,8 @@ def build_models(recipe, registry: Registry | None = None) -> tuple[Generator, C
             dcgan_init(net)
         nets.append(net)
     g, d = nets
+    for reg in build_regularizers(recipe, registry):
+        reg.setup(d)
     with torch.no_grad():  # fail early, with a message, on a G/critic pair that does not fit together
         g.eval(), d.eval()
         x = g(torch.zeros(2, shape.latent_dim))
@@ -56,8 +64,24 @@ def build_models(recipe, registry: Registry | None = None) -> tuple[Generator, C
     return g, d
 
 
-def load_models(checkpoint, device="cpu", registry: Registry | None = None):
-    """``(generator, critic, recipe, checkpoint)`` from a checkpoint file or run directory."""
+def make_ema(generator: Generator, decay: float):
+    """An exponential moving average of ``generator`` (weights and BatchNorm statistics); ``.module`` is a Generator."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def has_ema(ckpt: Checkpoint) -> bool:
+    """True when the checkpoint holds an EMA generator that has averaged at least one step."""
+    n = ckpt.tensors.get("generator_ema.n_averaged")
+    return n is not None and int(n) > 0
+
+
+def load_models(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True):
+    """``(generator, critic, recipe, checkpoint)`` from a checkpoint file or run directory.
+
+    With ``ema`` (the default) the generator is the checkpoint's weight average when it has one.
+    """
     from .recipe import load_recipe
 
     ckpt: Checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
@@ -67,6 +91,8 @@ def load_models(checkpoint, device="cpu", registry: Registry | None = None):
         raise GanzooError(f"{ckpt.path}: its recipe no longer validates here: {exc}") from None
     g, d = build_models(recipe, registry)
     load_weights(ckpt, g, d)
+    if ema and has_ema(ckpt):
+        load_state(g, ckpt.state("generator_ema.module"), "EMA generator", ckpt.path)
     return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
 
 
@@ -76,6 +102,6 @@ def load_weights(ckpt: Checkpoint, generator, critic) -> None:
     load_state(critic, ckpt.state("critic"), "critic", ckpt.path)
 
 
-def load_generator(checkpoint, device="cpu", registry: Registry | None = None) -> Generator:
-    """The generator of a checkpoint (file or run directory), in eval mode."""
-    return load_models(checkpoint, device, registry)[0]
+def load_generator(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True) -> Generator:
+    """The generator of a checkpoint (file or run directory), in eval mode; its EMA when it has one (and ``ema``)."""
+    return load_models(checkpoint, device, registry, ema)[0]

@@ -74,6 +74,18 @@ class ObjectiveSection(_ComponentSection):
     pass
 
 
+class RegularizerSection(_ComponentSection):
+    pass
+
+
+class EMASection(_Strict):
+    """An exponential moving average of the generator's weights (and BatchNorm statistics)."""
+
+    decay: float | None = Field(None, gt=0, lt=1, description="per-step decay, e.g. 0.999; null = off. "
+                                "Grids, evaluation, samples and `ganzoo sample` then use the averaged generator")
+    start: int = Field(0, ge=0, description="generator steps before averaging begins (the average starts as a copy of G)")
+
+
 class OptimSection(_Strict):
     generator: OptimizerSpec | None = Field(None, description="generator optimizer; default: the objective's")
     critic: OptimizerSpec | None = Field(None, description="critic optimizer; default: the objective's")
@@ -90,6 +102,8 @@ class TrainSection(_Strict):
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
     checkpoint_every: int | None = Field(None, ge=1, description="generator steps between rewrites of checkpoints/last (always at the end)")
     keep_every: int | None = Field(None, ge=1, description="also keep checkpoints/step_NNNNNNN every this many steps")
+    channels_last: bool = Field(False, description="channels-last memory format for both networks and the batches")
+    compile: bool = Field(False, description="torch.compile both networks (slow first steps; see docs/benchmarks.md)")
 
     @model_validator(mode="after")
     def _length(self):
@@ -135,7 +149,9 @@ class Recipe(_Strict):
     generator: GeneratorSection
     critic: CriticSection
     objective: ObjectiveSection
+    regularizers: list[RegularizerSection] = Field(default_factory=list, description="critic regularizers, applied in order")
     optim: OptimSection = Field(default_factory=OptimSection)
+    ema: EMASection = Field(default_factory=EMASection)
     train: TrainSection
     output: OutputSection = Field(default_factory=OutputSection)
     eval: EvalSection = Field(default_factory=EvalSection)
@@ -144,10 +160,11 @@ class Recipe(_Strict):
     def to_dict(self) -> dict:
         """The recipe as resolved: every default filled in, ready to save as YAML."""
         out = self.model_dump(mode="json")
-        for section in COMPONENT_SECTIONS:
+        for section in ("data", "generator", "critic", "objective"):
             sec = getattr(self, section)
             core = {k: v for k, v in out[section].items() if k not in sec.plugin_keys()}
             out[section] = {**core, **sec.params.model_dump(mode="json")}
+        out["regularizers"] = [{"name": r.name, **r.params.model_dump(mode="json")} for r in self.regularizers]
         return out
 
     def to_yaml(self) -> str:
@@ -160,8 +177,9 @@ class Recipe(_Strict):
         return max(1, math.ceil(self.train.epochs * batches_per_epoch / n_critic))
 
 
-# section -> (registry kind, params model getter)
+# section -> (registry kind, params model getter); every entry of ``regularizers`` is a "regularizer" section
 COMPONENT_SECTIONS = {
+    "regularizer": ("regularizer", lambda c: c.cls.Params),
     "data": ("dataset", lambda c: c.cls.Params),
     "generator": ("architecture", lambda c: c.cls.GeneratorParams),
     "critic": ("architecture", lambda c: c.cls.CriticParams),
@@ -185,25 +203,28 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
-    problems = [p for section in COMPONENT_SECTIONS for p in _resolve(section, getattr(recipe, section), registry)]
+    sections = [(s, s, getattr(recipe, s)) for s in ("data", "generator", "critic", "objective")]
+    sections += [("regularizer", f"regularizers.{i}", sec) for i, sec in enumerate(recipe.regularizers)]
+    problems = [p for kind, where, sec in sections for p in _resolve(kind, sec, registry, where)]
     if problems:
         raise GanzooError(_format_errors(where, problems))
     return recipe
 
 
-def _resolve(section: str, sec: _ComponentSection, registry: Registry) -> list[str]:
+def _resolve(section: str, sec: _ComponentSection, registry: Registry, where: str | None = None) -> list[str]:
     """Validate a component section's own keys against its component's params model; return the problems."""
     kind, params_of = COMPONENT_SECTIONS[section]
+    where = where or section
     try:
         component = registry.get(kind, sec.name)
     except GanzooError as exc:
-        return [f"{section}.name: {exc}"]
+        return [f"{where}.name: {exc}"]
     model = params_of(component)
     try:
         sec._params = model.model_validate(sec.plugin_keys())
     except ValidationError as exc:
         known = list(model.model_fields) + list(type(sec).model_fields)
-        return [_describe(dict(e, loc=(section, *e["loc"])), Recipe, known_override=known) for e in exc.errors()]
+        return [_describe(dict(e, loc=(*where.split("."), *e["loc"])), Recipe, known_override=known) for e in exc.errors()]
     return []
 
 
@@ -240,18 +261,25 @@ def _apply_override(raw: dict, item: str) -> None:
     if not sep or not key.strip():
         raise GanzooError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
     parts = key.strip().split(".")
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        if node.get(part) is None:  # absent or null (e.g. optim.critic left to the objective's default)
-            node[part] = {}
-        child = node[part]
-        if not isinstance(child, dict):
-            raise GanzooError(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
-        node = child
     try:
-        node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+        parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
-        node[parts[-1]] = value
+        parsed = value
+    node = raw
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):  # e.g. regularizers.0.gamma
+            if not part.isdigit() or int(part) >= len(node):
+                raise GanzooError(f"--set {item!r}: '{where}': the list has {len(node)} entries (use 0..{len(node) - 1})")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise GanzooError(f"--set {item!r}: '{'.'.join(parts[:i])}' is not a section")
+        if i == len(parts) - 1:
+            node[part] = parsed
+        else:
+            if isinstance(node, dict) and node.get(part) is None:  # absent or null (e.g. optim.critic left to the default)
+                node[part] = {}
+            node = node[part]
 
 
 def _format_errors(where: str, problems: list[str]) -> str:

@@ -17,7 +17,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import GanzooError
-from .interfaces import Architecture, Dataset, Objective
+from .interfaces import Architecture, Dataset, Objective, Regularizer
 
 ENTRY_POINT_GROUP = "ganzoo"
 
@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "ganzoo"
 KINDS: dict[str, tuple[str, type]] = {
     "architecture": ("register_architectures", Architecture),
     "objective": ("register_objectives", Objective),
+    "regularizer": ("register_regularizers", Regularizer),
     "dataset": ("register_datasets", Dataset),
 }
 

@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import distributed, rng
-from .checkpoint import Checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, load_state, restore_optimizer, save_checkpoint
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
-from .models import build_models, load_weights
+from .models import build_models, build_regularizers, load_weights, make_ema
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
 from .sampling import generate, generate_distinct, write_samples
@@ -159,6 +159,11 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     rng.seed_everything(recipe.seed)  # after loading: a dataset's own randomness cannot change the initial weights
     G, D = build_models(recipe, registry)  # identical on every rank; DDP also broadcasts rank 0's weights
     G, D = G.to(device), D.to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    if cfg.channels_last:
+        G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
+    ema = make_ema(G, recipe.ema.decay) if recipe.ema.decay else None
+    regularizers = build_regularizers(recipe, registry)
     if world.distributed:
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank)  # each rank draws its own latents
     objective = registry.get("objective", recipe.objective.name).cls(recipe.objective.params)
@@ -171,7 +176,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     start, epoch, index = 0, 0, 0
     monitor = Monitor(recipe.monitor, objective)
     if resume is not None:
-        start, epoch, index = _restore(resume, G, D, opt_g, opt_d)
+        start, epoch, index = _restore(resume, G, D, opt_g, opt_d, ema)
         monitor.load_state(resume.meta.get("monitor", {}))
         if world.distributed:  # the checkpoint holds rank 0's RNG state: give every rank its own stream again
             rng.seed_everything(recipe.seed + 1_000_003 * world.rank + start)
@@ -186,6 +191,17 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     batches = BatchStream(images, bs, recipe.seed, device, epoch=epoch, index=index,
                           augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
     G_train, D_train = distributed.wrap(G, world, device), distributed.wrap(D, world, device)
+    if cfg.compile:
+        G_train, D_train = torch.compile(G_train), torch.compile(D_train)
+    D_plain = torch.compile(D) if cfg.compile else D  # the G step needs no critic weight gradients (and no DDP hooks)
+
+    def see(images):  # what the critic sees: the regularizers' augmentations (DiffAugment), real and fake alike
+        for reg in regularizers:
+            images = reg.augment(images)
+        return images
+
+    def sampler():  # the generator that grids, evaluation and samples use: the weight average once it has begun
+        return ema.module if ema is not None and int(ema.n_averaged) > 0 else G
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
@@ -210,7 +226,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         meta = {"recipe": recipe.to_dict(), "step": step, "epoch": batches.epoch, "batch_index": batches.index, "rng": rng_meta,
                 "world_size": world.size, "monitor": monitor.state(), **extra_meta}
         return save_checkpoint(run_dir / "checkpoints" / f"{name}.safetensors", generator=G, critic=D,
-                               opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors)
+                               opt_g=opt_g, opt_d=opt_d, meta=meta, extra=rng_tensors, generator_ema=ema)
 
     keys = ("d_loss", "g_loss", "penalty", "d_real", "d_fake")
     sums = torch.zeros(len(keys), dtype=torch.float64, device=device)
@@ -249,7 +265,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if reference is None:
                 reference = reference_features(recipe.data, ev.n_real, recipe.seed, ev.weights, registry, console.print)
-            images = generate(G, ev.n, seed=recipe.seed, device=device)
+            images = generate(sampler(), ev.n, seed=recipe.seed, device=device)
             result = evaluate_images(images, recipe.data, seed=recipe.seed, weights=ev.weights, prc=False, reference=reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
         runlog.event(step, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=reference[1]["n"])
@@ -261,23 +277,31 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     with closing(runlog) if runlog else nullcontext(), _stop_requests() as stop, \
             Progress(*columns, console=console, disable=not progress) as bar:
         if start == 0 and runlog:
-            runlog.grid(0, G)  # the untrained generator: not a diversity baseline
+            runlog.grid(0, sampler())  # the untrained generator: not a diversity baseline
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
         for step in range(start + 1, total + 1):
             # -- critic ------------------------------------------------------
             D.requires_grad_(True)
-            for _ in range(n_critic):
+            for i in range(n_critic):
                 t0 = time.perf_counter()
                 real = next(batches)
+                if cfg.channels_last:
+                    real = real.contiguous(memory_format=memory_format)
                 data_time += time.perf_counter() - t0
                 with autocast():
                     with torch.no_grad():
                         fake = G(torch.randn(bs, G.latent_dim, device=device))
+                    real, fake = see(real), see(fake)
                     real_scores, fake_scores = D_train(real).float(), D_train(fake).float()
                     d_loss = objective.critic_loss(real_scores, fake_scores)
                     # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
                     # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
                     penalty = objective.penalty(D_train, real, fake)
+                    critic_step = (step - 1) * n_critic + i
+                    for reg in regularizers:
+                        if critic_step % reg.every == 0:
+                            extra = reg.penalty(D_train, real, fake)
+                            penalty = extra if penalty is None else penalty if extra is None else penalty + extra
                 opt_d.zero_grad(set_to_none=True)
                 (d_loss if penalty is None else d_loss + penalty).backward()
                 opt_d.step()
@@ -291,10 +315,12 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
             # -- generator ---------------------------------------------------
             D.requires_grad_(False)  # no critic weight gradients needed for the G step; the plain critic, not DDP's
             with autocast():
-                g_loss = objective.generator_loss(D(G_train(torch.randn(bs, G.latent_dim, device=device))).float())
+                g_loss = objective.generator_loss(D_plain(see(G_train(torch.randn(bs, G.latent_dim, device=device)))).float())
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
+            if ema is not None and step > recipe.ema.start:
+                ema.update_parameters(G)
             sums[1] += g_loss.detach().double()
             counts["gen"] += 1
             ok = torch.isfinite(g_loss.detach() + d_loss.detach() + (0 if penalty is None else penalty.detach()))
@@ -321,7 +347,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
             else:
                 bar.update(task, completed=step)
             if step in grid_at:
-                images = runlog.grid(step, G) if runlog else None
+                images = runlog.grid(step, sampler()) if runlog else None
                 message = monitor.after_grid(images) if images is not None else None
                 warn(step, distributed.gather_objects(message, world)[0])  # rank 0 decides for all
             if recipe.eval.every and step % recipe.eval.every == 0 and world.main:
@@ -344,7 +370,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         return RunResult(run_dir, run_dir / "checkpoints" / "last.safetensors", total, seconds, ips, last)
     distinct = None
     if recipe.output.samples:
-        samples, distinct = generate_distinct(G, recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
+        samples, distinct = generate_distinct(sampler(), recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
         write_samples(samples, run_dir / "samples")
         (run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
     summary = {"name": recipe.name, "steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
@@ -360,8 +386,14 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
     return RunResult(run_dir, ckpt_path, total, seconds, ips, last)
 
 
-def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d) -> tuple[int, int, int]:
+def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, int, int]:
     load_weights(ckpt, G, D)
+    if ema is not None:
+        state = ckpt.state("generator_ema")
+        if not state:
+            raise GanzooError(f"{ckpt.path} has no EMA generator but the recipe asks for one (ema.decay): "
+                              "an average cannot be resumed from a run that did not keep one")
+        load_state(ema, state, "EMA generator", ckpt.path)
     for name, opt in (("generator", opt_g), ("critic", opt_d)):
         try:
             restore_optimizer(opt, ckpt, name)
