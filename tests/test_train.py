@@ -203,3 +203,27 @@ def test_bf16_autocast_option_trains(tiny):
     tiny["output"]["samples"] = 0
     result = train(load_recipe(tiny), progress=False)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
+
+
+def test_time_limit_ends_the_run_early_with_every_output(tiny, tmp_path):
+    tiny["train"].update(steps=100000, time_limit=0.02)  # 1.2 s of a run that would take minutes
+    tiny["output"]["samples"] = 3
+    result = train(load_recipe(tiny), tmp_path / "run", progress=False)
+    assert 1 <= result.steps < 100000
+    ckpt = ganzoo.load_checkpoint(result.checkpoint)
+    assert ckpt.meta["step"] == result.steps
+    summary = json.loads((result.run_dir / "run.json").read_text())
+    assert summary["steps"] == result.steps and summary["planned_steps"] == 100000
+    assert (result.run_dir / "grids" / f"step_{result.steps:07d}.png").is_file()
+    assert len(list((result.run_dir / "samples").glob("*.png"))) == 4  # 3 + grid
+    resumed = train(load_recipe(tiny, ["train.steps=" + str(result.steps + 2), "train.time_limit=null"]), result.run_dir,
+                    resume=result.run_dir, progress=False)
+    assert resumed.steps == result.steps + 2
+
+
+def test_set_reaches_into_lists(tiny):
+    tiny["regularizers"] = [{"name": "r1"}]
+    recipe = load_recipe(tiny, ["regularizers.0.gamma=10"])
+    assert recipe.regularizers[0].params.gamma == 10
+    with pytest.raises(GanzooError, match=r"'regularizers.3': the list has 1 entries"):
+        load_recipe(tiny, ["regularizers.3.gamma=10"])

@@ -100,6 +100,8 @@ class TrainSection(_Strict):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
+    time_limit: float | None = Field(None, gt=0, description="minutes: end the run at the first step past this much training "
+                                     "time (checkpoint, samples and report as at the end; `ganzoo resume` continues it)")
     checkpoint_every: int | None = Field(None, ge=1, description="generator steps between rewrites of checkpoints/last (always at the end)")
     keep_every: int | None = Field(None, ge=1, description="also keep checkpoints/step_NNNNNNN every this many steps")
     channels_last: bool = Field(False, description="channels-last memory format for both networks and the batches")

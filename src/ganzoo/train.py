@@ -279,6 +279,7 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         if start == 0 and runlog:
             runlog.grid(0, sampler())  # the untrained generator: not a diversity baseline
         task = bar.add_task(recipe.name, total=total, completed=start, stats="")
+        end = total  # the last step trained: total, or earlier when train.time_limit ends the run
         for step in range(start + 1, total + 1):
             # -- critic ------------------------------------------------------
             D.requires_grad_(True)
@@ -327,7 +328,9 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
             first_bad = torch.where(ok | (first_bad >= 0), first_bad, step)
 
             stopping = distributed.any_rank(stop.is_set(), world, device)
-            if step % cfg.log_every == 0 or step == total or stopping:
+            out_of_time = cfg.time_limit is not None and distributed.any_rank(
+                time.perf_counter() - t_start >= 60 * cfg.time_limit, world, device)
+            if step % cfg.log_every == 0 or step == total or stopping or out_of_time:
                 now = time.perf_counter()
                 means = distributed.mean_over_ranks(sums.clone(), world)
                 last = _log_line(step, batches.epoch, dict(zip(keys, means.tolist())), counts,
@@ -346,8 +349,8 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                 data_time, t_log = 0.0, now
             else:
                 bar.update(task, completed=step)
-            if step in grid_at:
-                images = runlog.grid(step, sampler()) if runlog else None
+            if step in grid_at or (out_of_time and step < total):
+                images = runlog.grid(step, sampler(), force=out_of_time) if runlog else None
                 message = monitor.after_grid(images) if images is not None else None
                 warn(step, distributed.gather_objects(message, world)[0])  # rank 0 decides for all
             if recipe.eval.every and step % recipe.eval.every == 0 and world.main:
@@ -359,21 +362,25 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                 distributed.barrier(world)
                 raise Interrupted(f"interrupted: checkpoint of step {step}/{total} saved to {path or run_dir / 'checkpoints'}; "
                                   f"continue with: ganzoo resume {run_dir}")
+            if out_of_time:
+                console.print(f"train.time_limit: {cfg.time_limit:g} minutes reached at step {step}/{total}")
+                end = step
+                break
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != total:
                 checkpoint(step)
     seconds = time.perf_counter() - t_start
-    ckpt_path = checkpoint(total)
-    ranks = distributed.gather_objects({"rank": world.rank, "steps": total - start, "weights_sha256": distributed.weights_digest(G)
+    ckpt_path = checkpoint(end)
+    ranks = distributed.gather_objects({"rank": world.rank, "steps": end - start, "weights_sha256": distributed.weights_digest(G)
                                         [:16] + distributed.weights_digest(D)[:16]}, world)
-    ips = (total - start) * n_critic * bs * world.size / seconds
+    ips = (end - start) * n_critic * bs * world.size / seconds
     if not world.main:
-        return RunResult(run_dir, run_dir / "checkpoints" / "last.safetensors", total, seconds, ips, last)
+        return RunResult(run_dir, run_dir / "checkpoints" / "last.safetensors", end, seconds, ips, last)
     distinct = None
     if recipe.output.samples:
         samples, distinct = generate_distinct(sampler(), recipe.output.samples, seed=recipe.seed, batch_size=recipe.output.sample_batch_size, device=device)
         write_samples(samples, run_dir / "samples")
         (run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
-    summary = {"name": recipe.name, "steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
+    summary = {"name": recipe.name, "steps": end, "planned_steps": total, "resumed_from": start or None, "seconds": round(seconds, 2),
                "images_per_second": round(ips, 1), "device": str(device), "world_size": world.size, "final": last,
                "samples": {"n": recipe.output.samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
                            "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
@@ -381,9 +388,9 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
         summary["ranks"] = ranks
     (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
     write_report(run_dir)
-    console.print(f"done: steps {start}->{total} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
+    console.print(f"done: steps {start}->{end} in {seconds:.1f}s ({ips:.1f} img/s); checkpoint {ckpt_path}; "
                   f"{recipe.output.samples} samples in {run_dir / 'samples'}")
-    return RunResult(run_dir, ckpt_path, total, seconds, ips, last)
+    return RunResult(run_dir, ckpt_path, end, seconds, ips, last)
 
 
 def _restore(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, int, int]:
