@@ -116,6 +116,12 @@ def main():
             n_critic = base.train.n_critic or ganzoo.get_registry().get("objective", base.objective.name).cls(base.objective.params).n_critic
             for variant in args.variants:
                 per_step = {"ganzoo": [], "bare": []}
+                try:
+                    ganzoo_loop(recipe_for(case, data, tmp, 1, variant), Path(tmp) / f"{case}-{variant}-probe")
+                except Exception as exc:  # e.g. torch.compile and the double backward of a gradient penalty
+                    rows.append({"case": case, "variant": variant, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"})
+                    print(f"{case} {variant}: {rows[-1]['error']}", flush=True)
+                    continue
                 for r in range(args.rounds):
                     t = {}
                     for s in (args.s1, args.s2):
@@ -139,6 +145,9 @@ def main():
     print("\n| case | variant | ganzoo s/step | bare s/step | ratio | GFLOP/step | GFLOP/s ganzoo | GFLOP/s bare |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "error" in r:
+            print(f"| {r['case']} | {r['variant']} | fails: {r['error'][:80]} | | | | | |")
+            continue
         print(f"| {r['case']} | {r['variant']} | {r['ganzoo_s_per_step']:.3f} | {r['bare_s_per_step']:.3f} | {r['ratio']:.3f} | "
               f"{r['gflop_per_step']} | {r['gflops_ganzoo']} | {r['gflops_bare']} |")
 
