@@ -32,21 +32,32 @@ from ganzoo.models import build_models
 ROOT = Path(__file__).resolve().parents[1]
 ANIME = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"
 
+# case -> (recipe, S1, S2): S1 >= 4 so both runs draw the same 5 grids; S2 - S1 steps of ~20-60 s in all
 CASES = {
-    "dcgan+bce": ROOT / "recipes" / "dcgan_anime.yaml",  # E1's nets at base 64; bce instead of bce_smooth below
-    "upsample_conv+wgan_gp": ROOT / "recipes" / "reference" / "e0_wgan_gp.yaml",
+    "dcgan+bce": (ROOT / "recipes" / "dcgan_anime.yaml", 4, 34),  # E1's nets at base 64; bce instead of bce_smooth
+    "upsample_conv+wgan_gp": (ROOT / "recipes" / "reference" / "e0_wgan_gp.yaml", 4, 9),  # 5 critic steps each
 }
 
 
 def recipe_for(case: str, data_overrides: list[str], out_dir: str, steps: int, variant: str) -> ganzoo.Recipe:
-    raw = ganzoo.load_recipe(CASES[case], data_overrides).to_dict()
+    raw = ganzoo.load_recipe(CASES[case][0], data_overrides).to_dict()
     if case == "dcgan+bce":
         raw["objective"] = {"name": "bce"}
     raw["train"].update(epochs=None, steps=steps, log_every=10, checkpoint_every=None, threads=None)
     raw["output"].update(dir=out_dir, samples=0, tensorboard=True, grid_every=None)
-    if variant != "plain":
+    if variant in ("channels_last", "compile"):
         raw["train"][variant] = True
     return ganzoo.load_recipe(raw)
+
+
+class _GlobalOnly:
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flops: bool = False) -> float:
@@ -82,7 +93,11 @@ def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flo
         D.requires_grad_(True)
 
     if count_flops:
-        with FlopCounterMode(display=False) as counter:
+        counter = FlopCounterMode(display=False)
+        # FlopCounterMode's per-module tracker hooks every module, which autograd.grad(create_graph=True) (the
+        # gradient penalty) rejects; totals need no per-module attribution, so count everything under "Global"
+        counter.mod_tracker = _GlobalOnly()
+        with counter:
             one_step()
         return counter.get_total_flops()
     t0 = time.perf_counter()
@@ -91,26 +106,28 @@ def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flo
     return time.perf_counter() - t0
 
 
-def ganzoo_loop(recipe: ganzoo.Recipe, run_dir: Path) -> float:
+def ganzoo_loop(recipe: ganzoo.Recipe, run_dir: Path, progress: bool = True) -> float:
     with open(os.devnull, "w") as null:
         console = Console(file=null, force_terminal=True, width=120)
-        return ganzoo.train(recipe, run_dir, progress=True, console=console).seconds
+        return ganzoo.train(recipe, run_dir, progress=progress, console=console).seconds
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--variants", nargs="+", default=["plain"], choices=["plain", "channels_last", "compile"])
+    ap.add_argument("--variants", nargs="+", default=["plain"], choices=["plain", "quiet", "channels_last", "compile"],
+                    help="quiet: no progress bar (ganzoo run -q)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--s1", type=int, default=3, help="short run, generator steps")
-    ap.add_argument("--s2", type=int, default=13, help="long run, generator steps")
+    ap.add_argument("--s1", type=int, default=None, help="short run, generator steps (>= 4: both runs draw the same 5 grids)")
+    ap.add_argument("--s2", type=int, default=None, help="long run, generator steps")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "step_overhead.json")
     args = ap.parse_args()
     data = [f"data.path={ANIME}"] if ANIME.is_file() else ["data.name=toyfaces", "data.path=null", "data.size=4096"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            base = recipe_for(case, data, tmp, args.s1, "plain")
+            s1, s2 = args.s1 or CASES[case][1], args.s2 or CASES[case][2]
+            base = recipe_for(case, data, tmp, s1, "plain")
             images, _ = load_dataset(base.data, log=lambda *a: None)
             flops = bare_loop(base, images, 1, count_flops=True)
             n_critic = base.train.n_critic or ganzoo.get_registry().get("objective", base.objective.name).cls(base.objective.params).n_critic
@@ -124,22 +141,22 @@ def main():
                     continue
                 for r in range(args.rounds):
                     t = {}
-                    for s in (args.s1, args.s2):
+                    for s in (s1, s2):
                         recipe = recipe_for(case, data, tmp, s, variant)
-                        t[("ganzoo", s)] = ganzoo_loop(recipe, Path(tmp) / f"{case}-{variant}-{r}-{s}")
+                        t[("ganzoo", s)] = ganzoo_loop(recipe, Path(tmp) / f"{case}-{variant}-{r}-{s}", progress=variant != "quiet")
                         t[("bare", s)] = bare_loop(recipe, images, s)
                     for side in per_step:
-                        per_step[side].append((t[(side, args.s2)] - t[(side, args.s1)]) / (args.s2 - args.s1))
+                        per_step[side].append((t[(side, s2)] - t[(side, s1)]) / (s2 - s1))
                     print(f"{case} {variant} round {r}: ganzoo {per_step['ganzoo'][-1]:.3f} s/step, bare {per_step['bare'][-1]:.3f} s/step", flush=True)
                 g, b = statistics.median(per_step["ganzoo"]), statistics.median(per_step["bare"])
                 rows.append({"case": case, "variant": variant, "ganzoo_s_per_step": round(g, 4), "bare_s_per_step": round(b, 4),
                              "ratio": round(g / b, 4), "gflop_per_step": round(flops / 1e9, 1),
                              "gflops_ganzoo": round(flops / 1e9 / g, 1), "gflops_bare": round(flops / 1e9 / b, 1),
-                             "img_per_s_ganzoo": round(base.train.batch_size * n_critic / g, 1),
+                             "img_per_s_ganzoo": round(base.train.batch_size * n_critic / g, 1), "s1": s1, "s2": s2,
                              "rounds": {k: [round(x, 4) for x in v] for k, v in per_step.items()}})
     meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "torch": torch.__version__, "ganzoo": ganzoo.__version__, "data": str(ANIME) if ANIME.is_file() else "toyfaces",
-            "s1": args.s1, "s2": args.s2, "rounds": args.rounds}
+            "rounds": args.rounds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print("\n| case | variant | ganzoo s/step | bare s/step | ratio | GFLOP/step | GFLOP/s ganzoo | GFLOP/s bare |")

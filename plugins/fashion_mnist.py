@@ -1,7 +1,5 @@
 """Fashion-MNIST clothing images through torchvision, from a local root."""
 
-from torchvision import datasets
-
 import ganzoo
 from ganzoo_plugins.mnist import MNIST
 
@@ -9,7 +7,7 @@ from ganzoo_plugins.mnist import MNIST
 class FashionMNIST(MNIST):
     name = "fashion_mnist"
     description = "Fashion-MNIST (torchvision, local root; 28x28 gray, resized/replicated as the recipe says)"
-    torchvision_class = datasets.FashionMNIST
+    torchvision_class = "FashionMNIST"
 
 
 @ganzoo.hookimpl

@@ -7,8 +7,6 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torchvision import datasets
-from torchvision.transforms.v2 import functional as TF
 
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
@@ -24,17 +22,19 @@ class MNIST(Dataset):
     name = "mnist"
     description = "MNIST digits (torchvision, local root; 28x28 gray, resized/replicated as the recipe says)"
     Params = MNISTParams
-    torchvision_class = datasets.MNIST
+    torchvision_class = "MNIST"  # a class of torchvision.datasets (imported when loading: torchvision is slow to import)
 
     @classmethod
     def fingerprint(cls, params):
-        raw = Path(params.root) / cls.torchvision_class.__name__ / "raw"
+        raw = Path(params.root) / cls.torchvision_class / "raw"
         files = sorted(raw.glob("*")) if raw.is_dir() else []
         return {"root": str(raw.resolve()), "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
 
     @classmethod
     def load(cls, params, resolution, channels, report):
-        tv = cls.torchvision_class
+        from torchvision import datasets
+
+        tv = getattr(datasets, cls.torchvision_class)
         report.source = f"{params.root} ({tv.__name__}, {params.split})"
         parts = []
         for train in {"train": [True], "test": [False], "all": [True, False]}[params.split]:
@@ -47,6 +47,8 @@ class MNIST(Dataset):
                 ) from None
         images = torch.cat(parts).unsqueeze(1)  # (N, 1, 28, 28) uint8
         if resolution != images.shape[-1]:
+            from torchvision.transforms.v2 import functional as TF
+
             images = TF.resize(images, [resolution, resolution], antialias=True)
         return images.expand(-1, channels, -1, -1).contiguous()
 

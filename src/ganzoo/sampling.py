@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from .data import to_uint8
 
@@ -34,6 +33,8 @@ def read_png(path) -> torch.Tensor:
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """uint8 images ``(N, C, H, W)`` as one uint8 grid ``(C, H', W')`` (``nrow`` defaults to a square)."""
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    from torchvision.utils import make_grid  # here: torchvision takes ~1 s to import, most commands never need it
+
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
     return grid[:1] if images.shape[1] == 1 else grid
 
