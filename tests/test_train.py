@@ -148,7 +148,7 @@ def test_checkpoint_of_another_architecture_names_the_mismatch(tiny):
     with pytest.raises(GanzooError, match=r"generator weight .* has shape .*, the architecture expects"):
         ganzoo.load_models(ckpt)
     ckpt.meta["recipe"]["generator"] = dict(ckpt.meta["recipe"]["generator"], name="upsample_conv", channels=16)
-    for key in ("base_channels", "max_channels"):
+    for key in ("base_channels", "max_channels", "stem", "kernel_size"):
         ckpt.meta["recipe"]["generator"].pop(key)
     with pytest.raises(GanzooError, match="generator weights do not match the recipe's architecture"):
         ganzoo.load_models(ckpt)
