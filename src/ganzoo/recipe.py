@@ -163,7 +163,7 @@ class Recipe(_Strict):
     def to_dict(self) -> dict:
         """The recipe as resolved: every default filled in, ready to save as YAML."""
         out = self.model_dump(mode="json")
-        for section in ("data", "generator", "critic", "objective"):
+        for section in SINGLE_SECTIONS:
             sec = getattr(self, section)
             core = {k: v for k, v in out[section].items() if k not in sec.plugin_keys()}
             out[section] = {**core, **sec.params.model_dump(mode="json")}
@@ -180,7 +180,10 @@ class Recipe(_Strict):
         return max(1, math.ceil(self.train.epochs * batches_per_epoch / n_critic))
 
 
-# section -> (registry kind, params model getter); every entry of ``regularizers`` is a "regularizer" section
+# the recipe's sections that name one component each; ``regularizers`` is a list of "regularizer" sections
+SINGLE_SECTIONS = ("data", "generator", "critic", "objective")
+
+# section -> (registry kind, params model getter)
 COMPONENT_SECTIONS = {
     "regularizer": ("regularizer", lambda c: c.cls.Params),
     "data": ("dataset", lambda c: c.cls.Params),
@@ -206,7 +209,7 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
-    sections = [(s, s, getattr(recipe, s)) for s in ("data", "generator", "critic", "objective")]
+    sections = [(s, s, getattr(recipe, s)) for s in SINGLE_SECTIONS]
     sections += [("regularizer", f"regularizers.{i}", sec) for i, sec in enumerate(recipe.regularizers)]
     problems = [p for kind, where, sec in sections for p in _resolve(kind, sec, registry, where)]
     if problems:

@@ -302,7 +302,8 @@ def _train(recipe, run_dir, resume, registry, progress, console, device, world) 
                     for reg in regularizers:
                         if critic_step % reg.every == 0:
                             extra = reg.penalty(D_train, real, fake)
-                            penalty = extra if penalty is None else penalty if extra is None else penalty + extra
+                            if extra is not None:
+                                penalty = extra if penalty is None else penalty + extra
                 opt_d.zero_grad(set_to_none=True)
                 (d_loss if penalty is None else d_loss + penalty).backward()
                 opt_d.step()
