@@ -102,7 +102,8 @@ def _extractor_class():
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-2:] != (299, 299):
                 x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
-            return (self.net(x / 127.5 - 1.0),)
+            # channels_last input: ~1.5x faster Inception on CPU (docs/benchmarks.md, "Evaluation speed")
+            return (self.net((x / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)),)
 
     if EXTRACTOR_NAME not in tf.registry.FEATURE_EXTRACTORS_REGISTRY:
         tf.register_feature_extractor(EXTRACTOR_NAME, FIDInception)
@@ -129,8 +130,12 @@ class _Images(torch.utils.data.Dataset):
         return self.images[i]
 
 
-def extract(images: torch.Tensor, weights: str | None = None, batch_size: int = 64, device: str = "cpu") -> torch.Tensor:
-    """2048-d features of uint8 images ``(N, C, H, W)``, with torch-fidelity's extraction loop."""
+def extract(images: torch.Tensor, weights: str | None = None, batch_size: int | None = None, device: str = "cpu") -> torch.Tensor:
+    """2048-d features of uint8 images ``(N, C, H, W)``, with torch-fidelity's extraction loop.
+
+    Small batches are faster on a CPU (the 299x299 activations stay in cache): 8 by default there, 64 on a GPU.
+    """
+    batch_size = batch_size or (8 if device == "cpu" else 64)
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
     fe, _ = feature_extractor(weights, device)
