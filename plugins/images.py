@@ -14,6 +14,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
+from ganzoo.fileio import files_sha256
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -55,8 +56,9 @@ class Images(Dataset):
     @classmethod
     def fingerprint(cls, params):
         path = _existing(params)
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        return {"path": str(path.resolve()), "files": [(str(f.relative_to(path)) if f != path else "", f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+        if path.is_file():
+            return {"sha256": files_sha256([path], path.parent)}
+        return {"sha256": files_sha256(sorted(p for p in path.rglob("*") if p.is_file()), path)}
 
     @classmethod
     def load(cls, params, resolution, channels, report):

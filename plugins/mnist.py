@@ -10,6 +10,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
+from ganzoo.fileio import files_sha256
 
 
 class MNISTParams(Params):
@@ -28,7 +29,7 @@ class MNIST(Dataset):
     def fingerprint(cls, params):
         raw = Path(params.root) / cls.torchvision_class / "raw"
         files = sorted(raw.glob("*")) if raw.is_dir() else []
-        return {"root": str(raw.resolve()), "files": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+        return {"sha256": files_sha256(files, raw)}
 
     @classmethod
     def load(cls, params, resolution, channels, report):

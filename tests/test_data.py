@@ -1,5 +1,6 @@
 import io
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -150,6 +151,24 @@ def test_cache_hit_after_miss_and_rebuilt_when_source_changes_or_cache_is_corrup
         npy.write_bytes(b"garbage")
     fourth, log = load(src, cache=True)
     assert "unreadable data cache" in log and "rebuilding" in log and torch.equal(third, fourth)
+
+
+def test_cache_is_keyed_by_content_a_fresh_copy_hits_and_a_changed_byte_misses(tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(src / f"{i}.png")
+    first, log = load(src, cache=True)
+    assert "cache miss" in log
+    shutil.move(src, tmp_path / "away")  # the data copied in again, as on a fresh machine: new mtimes, same bytes
+    shutil.copytree(tmp_path / "away", src, copy_function=shutil.copyfile)
+    for f in src.iterdir():
+        os.utime(f, ns=(1, 1))
+    _, log = load(src, cache=True)
+    assert "from cache" in log
+    Image.new("RGB", (20, 20), (0, 0, 99)).save(src / "2.png")  # same size, other pixels
+    changed, log = load(src, cache=True)
+    assert "cache miss" in log and not torch.equal(first, changed)
 
 
 def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):

@@ -2,7 +2,7 @@
 
 Datasets decode once into a uint8 tensor ``(N, C, H, W)``. When a dataset
 can fingerprint its source, that tensor is cached on disk (keyed by dataset,
-params, resolution, channels and the source's paths, sizes and mtimes) and
+params, resolution, channels and a digest of the source's bytes) and
 memory-mapped by later runs, so no image is decoded twice. Batches are
 slices of it in a per-epoch permutation drawn from the recipe seed, so the
 data order is reproducible and its position (epoch, batch) is two integers.

@@ -25,7 +25,7 @@ from safetensors.torch import save as st_save
 
 from .data import cache_dir, dataset_key, load_dataset
 from .errors import GanzooError
-from .fileio import atomic_write
+from .fileio import atomic_write, file_sha256
 from .registry import Registry, get_registry
 
 EXTRACTOR_NAME = "ganzoo-fid-inception-v3"
@@ -46,14 +46,6 @@ def default_weights() -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fidelity():
     try:
         import torch_fidelity

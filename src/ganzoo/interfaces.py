@@ -208,7 +208,7 @@ class Dataset:
     requested resolution and channel count, and notes skipped files in the
     ``report``; the core caches, batches, normalises and augments it.
 
-    ``fingerprint`` says what identifies the source (paths, sizes, mtimes):
+    ``fingerprint`` says what identifies the source (a digest of its bytes):
     with it the core caches the decoded tensor and reuses it until the
     source or the parameters change. ``None`` (the default) disables caching.
     """
