@@ -56,9 +56,8 @@ class Images(Dataset):
     @classmethod
     def fingerprint(cls, params):
         path = _existing(params)
-        if path.is_file():
-            return {"sha256": files_sha256([path], path.parent)}
-        return {"sha256": files_sha256(sorted(p for p in path.rglob("*") if p.is_file()), path)}
+        files, root = ([path], path.parent) if path.is_file() else (sorted(p for p in path.rglob("*") if p.is_file()), path)
+        return {"sha256": files_sha256(files, root)}
 
     @classmethod
     def load(cls, params, resolution, channels, report):

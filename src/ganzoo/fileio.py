@@ -39,9 +39,7 @@ def atomic_write(path, data: bytes, what: str = "file") -> Path:
 def file_sha256(path) -> str:
     """The plain sha256 of one file (what ``sha256sum`` prints)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    _feed(h, path)
     return h.hexdigest()
 
 
@@ -56,8 +54,12 @@ def files_sha256(files, root) -> str:
     for f in files:
         name = Path(f).relative_to(root).as_posix().encode()
         h.update(len(name).to_bytes(8, "little") + name)
-        with open(f, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                h.update(chunk)
+        _feed(h, f)
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _feed(h, path) -> None:
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
