@@ -13,7 +13,7 @@ class BCE(Objective):
     def critic_loss(self, real_scores, fake_scores):
         return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
 
-    def generator_loss(self, fake_scores):
+    def generator_loss(self, fake_scores, real_scores):
         return F.softplus(-fake_scores).mean()  # -log D(G(z)), computed from logits
 
     def critic_wins(self, d_real, d_fake):

@@ -6,7 +6,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, Critic, Generator, ImageShape, Params
+from ganzoo import Architecture, dcgan_init, Critic, Generator, ImageShape, Params
 
 
 def pyramid(resolution: int) -> tuple[int, int]:
@@ -96,13 +96,16 @@ class DCGAN(Architecture):
     GeneratorParams = DCGANGeneratorParams
     CriticParams = DCGANCriticParams
 
-    @classmethod
-    def build_generator(cls, p, shape):
+    def initialize(self, module):
+        dcgan_init(module)  # Radford et al.'s N(0, 0.02), as experiments E0-E4 used
+
+    def build_generator(self, shape):
+        p = self.generator_params
         _check(shape.resolution)
         return DCGANGenerator(p, shape)
 
-    @classmethod
-    def build_critic(cls, p, shape):
+    def build_critic(self, shape):
+        p = self.critic_params
         _check(shape.resolution)
         return DCGANCritic(p, shape)
 

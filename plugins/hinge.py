@@ -13,7 +13,7 @@ class Hinge(Objective):
     def critic_loss(self, real_scores, fake_scores):
         return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
 
-    def generator_loss(self, fake_scores):
+    def generator_loss(self, fake_scores, real_scores):
         return -fake_scores.mean()
 
     def critic_wins(self, d_real, d_fake):

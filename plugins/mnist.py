@@ -25,17 +25,17 @@ class MNIST(Dataset):
     Params = MNISTParams
     torchvision_class = "MNIST"  # a class of torchvision.datasets (imported when loading: torchvision is slow to import)
 
-    @classmethod
-    def fingerprint(cls, params):
-        raw = Path(params.root) / cls.torchvision_class / "raw"
+    def fingerprint(self):
+        params = self.params
+        raw = Path(params.root) / self.torchvision_class / "raw"
         files = sorted(raw.glob("*")) if raw.is_dir() else []
         return {"sha256": files_sha256(files, raw)}
 
-    @classmethod
-    def load(cls, params, resolution, channels, report):
+    def load(self, resolution, channels, report):
+        params = self.params
         from torchvision import datasets
 
-        tv = getattr(datasets, cls.torchvision_class)
+        tv = getattr(datasets, self.torchvision_class)
         report.source = f"{params.root} ({tv.__name__}, {params.split})"
         parts = []
         for train in {"train": [True], "test": [False], "all": [True, False]}[params.split]:

@@ -110,12 +110,12 @@ class ToyFaces(Dataset):
     description = "Built-in procedural cartoon faces (any resolution, no files needed): the default data"
     Params = ToyFacesParams
 
-    @classmethod
-    def fingerprint(cls, params):
+    def fingerprint(self):
+        params = self.params
         return {"drawing": 1}  # the params decide every pixel; bump when draw_face changes
 
-    @classmethod
-    def load(cls, params, resolution, channels, report):
+    def load(self, resolution, channels, report):
+        params = self.params
         report.source = f"toyfaces (seed {params.seed})"
         mode = "RGB" if channels == 3 else "L"
         out = np.empty((params.size, resolution, resolution, channels), dtype=np.uint8)

@@ -4,7 +4,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, Critic, Generator, ImageShape, Params
+from ganzoo import Architecture, dcgan_init, Critic, Generator, ImageShape, Params
 
 
 class UpsampleConvGeneratorParams(Params):
@@ -66,15 +66,18 @@ class UpsampleConv(Architecture):
     GeneratorParams = UpsampleConvGeneratorParams
     CriticParams = UpsampleConvCriticParams
 
-    @classmethod
-    def build_generator(cls, p, shape):
+    def initialize(self, module):
+        dcgan_init(module)  # Radford et al.'s N(0, 0.02), as experiments E0-E4 used
+
+    def build_generator(self, shape):
+        p = self.generator_params
         n = p.n_upsample
         if shape.resolution % 2**n or shape.resolution // 2**n < 2:
             raise ValueError(f"resolution {shape.resolution} is not a multiple of 2**n_upsample = {2**n}")
         return UpsampleConvGenerator(p, shape)
 
-    @classmethod
-    def build_critic(cls, p, shape):
+    def build_critic(self, shape):
+        p = self.critic_params
         return UpsampleConvCritic(p, shape)
 
 

@@ -1,4 +1,4 @@
-"""Wasserstein GAN with weight clipping (Arjovsky et al. 2017)."""
+"""Wasserstein GAN with weight clipping (Arjovsky et al. 2017; experiment E4)."""
 
 from pydantic import Field
 
@@ -8,7 +8,6 @@ from ganzoo import Objective, OptimizerSpec, Params
 
 class WGANClipParams(Params):
     clip: float = Field(0.01, gt=0, description="clip every critic weight to [-clip, clip] after each critic step")
-    n_critic: int = Field(5, ge=1, description="critic steps per generator step")
 
 
 class WGANClip(Objective):
@@ -16,20 +15,16 @@ class WGANClip(Objective):
     description = "Wasserstein loss with critic weight clipping; RMSprop 5e-5, 5 critic steps"
     Params = WGANClipParams
     default_optimizer = OptimizerSpec(name="rmsprop", lr=5e-5)
-
-    @property
-    def n_critic(self):
-        return self.params.n_critic
-
-    @property
-    def clip_value(self):
-        return self.params.clip
+    n_critic = 5
 
     def critic_loss(self, real_scores, fake_scores):
         return fake_scores.mean() - real_scores.mean()
 
-    def generator_loss(self, fake_scores):
+    def generator_loss(self, fake_scores, real_scores):
         return -fake_scores.mean()
+
+    def regularizers(self):
+        return [{"name": "weight_clip", "clip": self.params.clip}]
 
 
 @ganzoo.hookimpl

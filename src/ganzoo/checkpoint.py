@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save
 
 from .errors import GanzooError
 from .fileio import atomic_write
+from .interfaces import Callback
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -141,3 +142,68 @@ def restore_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, name: str) -
     opt.load_state_dict(_unflatten_optimizer(name, ckpt))
     for group, wanted in zip(opt.param_groups, recipe_groups):  # the recipe's lr, betas, ... win over the saved ones
         group.update(wanted)
+
+
+def restore_training(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, int, int]:
+    """Weights, EMA, optimizers and RNG states from a checkpoint; returns ``(step, epoch, batch_index)``."""
+    from . import rng
+
+    load_state(G, ckpt.state("generator"), "generator", ckpt.path)
+    load_state(D, ckpt.state("critic"), "critic", ckpt.path)
+    if ema is not None:
+        state = ckpt.state("generator_ema")
+        if not state:
+            raise GanzooError(f"{ckpt.path} has no EMA generator but the recipe asks for one (ema.decay): "
+                              "an average cannot be resumed from a run that did not keep one")
+        load_state(ema, state, "EMA generator", ckpt.path)
+    for name, opt in (("generator", opt_g), ("critic", opt_d)):
+        try:
+            restore_optimizer(opt, ckpt, name)
+        except (ValueError, KeyError) as exc:  # same type, other parameter layout
+            raise GanzooError(f"{ckpt.path}: the {name} optimizer state does not match the recipe's optimizer ({exc})") from None
+    if "rng" not in ckpt.meta:
+        raise GanzooError(f"{ckpt.path} holds weights only (no RNG/data state): it can be sampled from, not resumed")
+    rng.set_state(ckpt.tensors, ckpt.meta["rng"])
+    return ckpt.meta["step"], ckpt.meta["epoch"], ckpt.meta["batch_index"]
+
+
+def save_run(run, name: str = "last", **extra_meta) -> Path | None:
+    """Checkpoint a run at its current step as ``checkpoints/NAME.safetensors`` (rank 0 writes; every rank checks).
+
+    Never replaces a good checkpoint with a broken one: non-finite weights are an error instead.
+    """
+    from . import rng
+
+    for net, what in ((run.generator, "generator"), (run.critic, "critic")):
+        if not all(torch.isfinite(p).all() for p in net.parameters()):
+            raise GanzooError(f"training diverged: the {what} weights are not finite at step {run.step}; "
+                              f"the last checkpoint on disk is untouched ({run.run_dir / 'checkpoints'})")
+    if not run.world.main:
+        return None
+    rng_tensors, rng_meta = rng.get_state()
+    meta = {"recipe": run.recipe.to_dict(), "step": run.step, "epoch": run.batches.epoch, "batch_index": run.batches.index,
+            "rng": rng_meta, "world_size": run.world.size, **run.states(), **extra_meta}
+    return save_checkpoint(run.run_dir / "checkpoints" / f"{name}.safetensors", generator=run.generator, critic=run.critic,
+                           opt_g=run.opt_g, opt_d=run.opt_d, meta=meta, extra=rng_tensors, generator_ema=run.ema)
+
+
+class Checkpoints(Callback):
+    """``checkpoints/last`` every ``train.checkpoint_every`` steps, when a run is interrupted or stopped, and at
+    the end; ``checkpoints/step_NNNNNNN`` every ``train.keep_every`` steps."""
+
+    name = "checkpoints"
+
+    def on_step(self, run, record) -> None:
+        cfg, step = run.recipe.train, run.step
+        if cfg.keep_every and step % cfg.keep_every == 0:
+            save_run(run, f"step_{step:07d}")
+        if run.stop is not None and run.stop.kind != "end":
+            run.checkpoint_path = save_run(run)
+            from .distributed import barrier
+
+            barrier(run.world)
+        elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != run.total and run.stop is None:
+            save_run(run)
+
+    def on_end(self, run) -> None:
+        run.checkpoint_path = save_run(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -21,10 +22,32 @@ out = Console()
 err = Console(stderr=True)
 
 
+class RichLogHandler(logging.Handler):
+    """The core's plain log lines, rendered for a terminal: warnings in yellow, errors in red, no markup read."""
+
+    STYLES = {logging.WARNING: ("warning: ", "yellow"), logging.ERROR: ("error: ", "bold red")}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.text import Text
+
+        level = max((lv for lv in self.STYLES if record.levelno >= lv), default=None)
+        prefix, style = self.STYLES.get(level, ("", ""))
+        text = Text(prefix, style=style) + Text(record.getMessage()) if prefix else Text(record.getMessage())
+        err.print(text, highlight=False, soft_wrap=True)
+
+
+def _use_rich_logging() -> None:
+    logger = logging.getLogger("ganzoo")
+    logger.handlers[:] = [RichLogHandler()]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def friendly(fn):
     """Print a GanzooError as one red line and exit 2: no traceback for problems the user can fix."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _use_rich_logging()
         try:
             return fn(*args, **kwargs)
         except GanzooError as exc:
@@ -52,18 +75,23 @@ def run(
 ):
     """Train a recipe: checkpoint, samples and the resolved recipe land in the run directory."""
     from . import load_recipe, train
-    from .train import prepare_run_dir
+    from .rundir import prepare_run_dir
 
-    _warn_plugin_failures()
     r = load_recipe(recipe, set_ or [])
     if resume_dir is not None:
         if out_dir is not None or force:
             raise GanzooError("--resume continues RUN_DIR in place: --run-dir and --force do not apply")
-        train(r, resume_dir, resume=resume_dir, progress=not quiet, console=err)
+        train(r, resume_dir, resume=resume_dir, progress=_progress(quiet))
         return
     if out_dir is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
         prepare_run_dir(out_dir, force)
-    train(r, out_dir, progress=not quiet, console=err)
+    train(r, out_dir, progress=_progress(quiet))
+
+
+def _progress(quiet: bool):
+    from .progress import ProgressBar
+
+    return False if quiet else ProgressBar(console=err)
 
 
 @app.command("resume")
@@ -75,7 +103,7 @@ def resume_(
     """Continue a run from its last checkpoint, exactly where it stopped."""
     from .train import resume
 
-    resume(run_dir, progress=not quiet, console=err)
+    resume(run_dir, progress=_progress(quiet))
 
 
 @app.command()
@@ -106,14 +134,6 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also show
     if verbose:
         for c in reg.all():
             _print_params(c)
-    _warn_plugin_failures()
-
-
-def _warn_plugin_failures() -> None:
-    from .registry import get_registry
-
-    for f in get_registry().failures:
-        err.print(f"[yellow]warning:[/] plugin '{f.plugin}' failed to load, its components are unavailable: {f.error}", highlight=False)
 
 
 @app.command()
@@ -161,7 +181,7 @@ def sample(
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     from . import load_generator, write_samples
     from .sampling import generate_distinct
-    from .train import pick_device
+    from .distributed import pick_device
 
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -196,7 +216,7 @@ def interpolate(
 
     from . import load_generator, write_grid
     from .sampling import interpolate as walk, write_gif
-    from .train import pick_device
+    from .distributed import pick_device
 
     dev = pick_device(device)
     frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev)
@@ -227,7 +247,7 @@ def eval_(
 
     t0 = time.perf_counter()
     result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
-                      resolution=resolution, log=err.print, ema=ema)
+                      resolution=resolution, ema=ema)
     fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
     table.add_row("FID", fmt(result["fid"], 3))
@@ -291,7 +311,7 @@ def data_inspect(
     from .data import BatchStream, build_augment, to_uint8
 
     r = load_recipe(recipe, set_ or [])
-    images, report = load_dataset(r.data, log=err.print)
+    images, report = load_dataset(r.data)
     table = Table(title=f"data of {r.name}", show_header=False)
     table.add_row("dataset", f"{r.data.name}: {report.source}")
     table.add_row("images", f"{len(images)} at {r.data.channels}x{r.data.resolution}x{r.data.resolution}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -20,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rich.markup import escape
-
+from . import contracts
 from .errors import GanzooError
 from .fileio import atomic_write
 from .interfaces import DataReport
 from .registry import Registry, get_registry
 
 CACHE_FORMAT = 1
+log = logging.getLogger("ganzoo")
 
 
 def cache_dir(kind: str = "datasets") -> Path:
@@ -38,8 +39,11 @@ def cache_dir(kind: str = "datasets") -> Path:
 
 def dataset_key(section, registry: Registry | None = None) -> str | None:
     """A hash of everything that decides the decoded images (dataset, params, shape, source files), or None."""
-    ds = (registry or get_registry()).get("dataset", section.name).cls
-    fingerprint = ds.fingerprint(section.params)
+    component = (registry or get_registry()).get("dataset", section.name)
+    dataset = component.create(section.params)
+    with contracts.calling(component, "fingerprint"):
+        fingerprint = dataset.fingerprint()
+    contracts.check_json(component, fingerprint, "fingerprint")
     if fingerprint is None:
         return None
     key = json.dumps({"dataset": section.name, "params": section.params.model_dump(mode="json"), "resolution": section.resolution,
@@ -47,38 +51,53 @@ def dataset_key(section, registry: Registry | None = None) -> str | None:
     return f"{section.name}-{section.resolution}px-{section.channels}ch-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
-def load_dataset(section, registry: Registry | None = None, log=print) -> tuple[torch.Tensor, DataReport]:
-    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met."""
-    ds, params = (registry or get_registry()).get("dataset", section.name).cls, section.params
+def load_dataset(section, registry: Registry | None = None) -> tuple[torch.Tensor, DataReport]:
+    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met (logged)."""
+    component = (registry or get_registry()).get("dataset", section.name)
     res, ch = section.resolution, section.channels
     key = dataset_key(section, registry) if section.cache else None
     stem = cache_dir() / key if key else None
     if stem is not None:
         t0 = time.perf_counter()
-        cached = _read_cache(stem, (ch, res, res), log)
+        cached = _read_cache(stem, (ch, res, res))
         if cached is not None:
             images, report = cached
-            log(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
-            _log_report(report, log)
+            log.info(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
+            _log_report(report)
             return images, report
     t0 = time.perf_counter()
     report = DataReport()
-    images = ds.load(params, res, ch, report)
+    with contracts.calling(component, "load"):
+        images = component.create(section.params).load(res, ch, report)
     expected = (ch, res, res)
+    if not isinstance(images, torch.Tensor):
+        raise contracts.ContractError(f"{contracts.who(component)}: load returned {type(images).__name__}, expected a uint8 tensor (N, {ch}, {res}, {res})")
     if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != expected:
-        raise GanzooError(f"dataset '{section.name}' returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
+        raise contracts.ContractError(f"{contracts.who(component)}: load returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
     if len(images) == 0:
         raise GanzooError(f"dataset '{section.name}' has no images")
     took = time.perf_counter() - t0
     if stem is not None:
-        _write_cache(stem, images, report, log)
-    log(f"data: {len(images)} images decoded from {report.source or section.name} in {took:.1f}s"
+        _write_cache(stem, images, report)
+    log.info(f"data: {len(images)} images decoded from {report.source or section.name} in {took:.1f}s"
         + (" (cache miss; cached for next time)" if stem is not None else ""))
-    _log_report(report, log)
+    _log_report(report)
     return images, report
 
 
-def _read_cache(stem: Path, shape, log):
+def cached_images(key: str, shape, decode) -> tuple[torch.Tensor, DataReport]:
+    """Decoded images from the data cache under ``key``, else ``decode(report)``, cached for next time."""
+    stem = cache_dir() / key
+    cached = _read_cache(stem, shape)
+    if cached is not None:
+        return cached
+    report = DataReport()
+    images = decode(report)
+    _write_cache(stem, images, report)
+    return images, report
+
+
+def _read_cache(stem: Path, shape):
     npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if not npy.exists() or not meta.exists():
         return None
@@ -89,30 +108,30 @@ def _read_cache(stem: Path, shape, log):
             raise ValueError(f"shape {array.shape} {array.dtype}")
         return torch.from_numpy(array), report
     except Exception as exc:
-        log(f"[yellow]warning:[/] unreadable data cache {npy} ({type(exc).__name__}: {escape(str(exc))}); rebuilding it")
+        log.warning(f"unreadable data cache {npy} ({type(exc).__name__}: {exc}); rebuilding it")
         return None
 
 
-def _write_cache(stem: Path, images: torch.Tensor, report: DataReport, log) -> None:
+def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> None:
     buf = io.BytesIO()
     np.save(buf, images.numpy())
     try:
         atomic_write(stem.with_suffix(".npy"), buf.getvalue(), "data cache")
         atomic_write(stem.with_suffix(".json"), json.dumps(report.to_dict()).encode(), "data cache")
     except GanzooError as exc:  # a cache that cannot be written only costs time
-        log(f"[yellow]warning:[/] {escape(str(exc))}")
+        log.warning(str(exc))
 
 
-def _log_report(report: DataReport, log) -> None:
+def _log_report(report: DataReport) -> None:
     unreadable = report.skipped.get("unreadable or corrupt", 0)
     if unreadable:
         shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
-        log(f"[yellow]warning:[/] skipped {unreadable} unreadable image(s) in {escape(report.source)}: {escape(shown)}")
+        log.warning(f"skipped {unreadable} unreadable image(s) in {report.source}: {shown}")
     other = report.skipped.get("not an image extension", 0)
     if other:
-        log(f"note: ignored {other} non-image file(s) in {report.source}")
+        log.info(f"note: ignored {other} non-image file(s) in {report.source}")
     if report.upscaled:
-        log(f"[yellow]warning:[/] {report.upscaled} image(s) smaller than the target resolution were upscaled")
+        log.warning(f"{report.upscaled} image(s) smaller than the target resolution were upscaled")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import GanzooError
+from .interfaces import Callback
+
 
 @dataclass(frozen=True)
 class World:
@@ -30,6 +33,16 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise GanzooError(f"unknown device '{name}': use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanzooError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 def setup(device_kind: str) -> World:
@@ -98,3 +111,25 @@ def barrier(world: World) -> None:
 def teardown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class StopAgreement(Callback):
+    """After each step: if any rank was asked to stop, every rank stops the same way (the most severe request).
+    With ``digests``, at the end: each rank's weight digests, for run.json (the ranks must agree)."""
+
+    name = "stop_agreement"
+
+    def __init__(self, device, digests: bool = False):
+        self.device, self.digests = device, digests
+
+    def on_step(self, run, record) -> None:
+        if any_rank(run.stop is not None, run.world, self.device):
+            for stop in gather_objects(run.stop, run.world):
+                if stop is not None:
+                    run.request_stop(stop.kind, stop.reason)
+
+    def on_end(self, run) -> None:
+        if self.digests:
+            run.extra["ranks"] = gather_objects({"rank": run.world.rank, "steps": run.step - run.start,
+                                                 "weights_sha256": weights_digest(run.generator)[:16] + weights_digest(run.critic)[:16]},
+                                                run.world)

@@ -15,6 +15,8 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -23,10 +25,14 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
-from .data import cache_dir, dataset_key, load_dataset
+from . import imagefiles
+from .data import cache_dir, cached_images, dataset_key, load_dataset
 from .errors import GanzooError
 from .fileio import atomic_write, file_sha256
-from .registry import Registry, get_registry
+from .interfaces import Callback, DataReport
+from .registry import Registry
+
+log = logging.getLogger("ganzoo")
 
 EXTRACTOR_NAME = "ganzoo-fid-inception-v3"
 FEATURE = "2048"
@@ -142,14 +148,32 @@ def network_info(weights: str | None = None) -> dict:
             "resize": RESIZE}
 
 
-def reference_features(section, n_real: int | None = None, seed: int = 0, weights: str | None = None,
-                       registry: Registry | None = None, log=print) -> tuple[torch.Tensor, dict]:
-    """Features of (a seeded random subset of) the real images of a recipe ``data`` section, cached on disk."""
-    images, report = load_dataset(section, registry, log=log)
+def real_images(ref, registry: Registry | None = None, resolution: int | None = None, channels: int | None = None):
+    """The real images to score against: a recipe ``data`` section (through its dataset plugin), or a folder or
+    zip of images (the core's own reader, at ``resolution``/``channels``). Returns ``(images, info, cache key)``."""
+    if isinstance(ref, (str, Path)):
+        path = Path(ref).expanduser()
+        if not str(ref).strip() or not path.exists():
+            raise GanzooError(f"--ref {ref}: no such folder or zip of images")
+        key = "folder-{}px-{}ch-{}".format(resolution, channels, hashlib.sha256(
+            json.dumps(imagefiles.fingerprint(path), sort_keys=True).encode()).hexdigest()[:20])
+        images, report = cached_images(key, (channels, resolution, resolution),
+                                       lambda report: imagefiles.read_images(path, resolution, channels, report))
+        name = "folder"
+    else:
+        images, report = load_dataset(ref, registry)
+        key, name, resolution, channels = dataset_key(ref, registry), ref.name, ref.resolution, ref.channels
+    info = {"source": report.source, "dataset": name, "size": len(images), "resolution": resolution, "channels": channels}
+    return images, info, key
+
+
+def reference_features(ref, n_real: int | None = None, seed: int = 0, weights: str | None = None,
+                       registry: Registry | None = None, resolution: int | None = None,
+                       channels: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Features of (a seeded random subset of) the real images (``real_images``), cached on disk."""
+    images, info, key = real_images(ref, registry, resolution, channels)
     n = len(images) if n_real is None else min(n_real, len(images))
-    key = dataset_key(section, registry)
-    info = {"source": report.source, "dataset": section.name, "size": len(images), "n": n,
-            "resolution": section.resolution, "channels": section.channels, "subset_seed": seed if n < len(images) else None}
+    info = dict(info, n=n, subset_seed=seed if n < len(images) else None)
     wpath = str(Path(weights) if weights else default_weights())
     path = None
     if key is not None:
@@ -158,18 +182,18 @@ def reference_features(section, n_real: int | None = None, seed: int = 0, weight
         if path.is_file():
             try:
                 feats = load_file(str(path))["features"]
-                log(f"eval: reference features of {n} real images from cache {path}")
+                log.info(f"eval: reference features of {n} real images from cache {path}")
                 return feats, dict(info, cache=str(path))
             except Exception as exc:
-                log(f"[yellow]warning:[/] unreadable feature cache {path} ({exc}); recomputing")
+                log.warning(f"unreadable feature cache {path} ({exc}); recomputing")
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n] if n < len(images) else slice(None)
-    log(f"eval: extracting features of {n} real images (once; cached for next time)")
+    log.info(f"eval: extracting features of {n} real images (once; cached for next time)")
     feats = extract(images[idx], weights)
     if path is not None:
         try:
             atomic_write(path, st_save({"features": feats.contiguous()}), "feature cache")
         except GanzooError as exc:  # a cache that cannot be written only costs time
-            log(f"[yellow]warning:[/] {exc}")
+            log.warning(str(exc))
     return feats, dict(info, cache=str(path) if path else None)
 
 
@@ -211,13 +235,13 @@ def protocol(n_gen: int, ref_info: dict, seed: int, weights: str | None, extra: 
     }
 
 
-def evaluate_images(images: torch.Tensor, reference_section, *, n_real: int | None = None, seed: int = 0,
-                    weights: str | None = None, prc: bool = True, registry: Registry | None = None, log=print,
+def evaluate_images(images: torch.Tensor, ref, *, n_real: int | None = None, seed: int = 0,
+                    weights: str | None = None, prc: bool = True, registry: Registry | None = None,
                     reference: tuple[torch.Tensor, dict] | None = None) -> dict:
-    """Score uint8 images against a recipe ``data`` section's real images (or precomputed ``reference``
-    features and info): metrics plus protocol."""
-    real, ref_info = reference or reference_features(reference_section, n_real, seed, weights, registry, log)
-    log(f"eval: extracting features of {len(images)} generated images")
+    """Score uint8 images against real ones (a recipe ``data`` section, or a folder/zip at the images' size),
+    or against precomputed ``reference`` features and info: metrics plus protocol."""
+    real, ref_info = reference or reference_features(ref, n_real, seed, weights, registry, images.shape[-1], images.shape[1])
+    log.info(f"eval: extracting features of {len(images)} generated images")
     gen = extract(images, weights)
     result = scores(gen, real, prc=prc, seed=seed)
     extra = result.pop("protocol_extra")
@@ -226,43 +250,33 @@ def evaluate_images(images: torch.Tensor, reference_section, *, n_real: int | No
 
 
 def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
-             prc: bool = True, resolution: int | None = None, registry: Registry | None = None, log=print, ema: bool = True) -> dict:
+             prc: bool = True, resolution: int | None = None, registry: Registry | None = None, ema: bool = True) -> dict:
     """Score a run directory, a checkpoint, or a folder/zip of images.
 
     ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
     data. For a run, the result is also written to ``metrics.json`` and
     appended to ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
     """
-    import json
-
     from .models import has_ema, load_models
-    from .recipe import load_data_section
     from .sampling import generate
 
     target = Path(target)
     is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
     if is_run:
         G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
-        res, ch = recipe.data.resolution, recipe.data.channels
-        ref_section = recipe.data if ref is None else load_data_section(
-            {"name": "images", "path": str(ref), "resolution": res, "channels": ch}, registry, "--ref")
-        log(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
+        log.info(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
         images = generate(G, n, seed=seed)
+        ref = recipe.data if ref is None else ref
         what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt)}
     else:
-        if not target.exists():
+        if not str(target).strip() or not target.exists():
             raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
         if ref is None:
             raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
-        found_res, ch = (registry or get_registry()).get("dataset", "images").cls.first_image_size(target)
-        res = resolution or found_res
-        gen_section = load_data_section({"name": "images", "path": str(target), "resolution": res, "channels": ch, "cache": False},
-                                        registry, str(target))
-        images, _ = load_dataset(gen_section, registry, log=log)
-        images = images[:n]
-        ref_section = load_data_section({"name": "images", "path": str(ref), "resolution": res, "channels": ch}, registry, "--ref")
+        found_res, ch = imagefiles.first_image_size(target)
+        images = imagefiles.read_images(target, resolution or found_res, ch, DataReport())[:n]
         what = {"images": str(target)}
-    result = evaluate_images(images, ref_section, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, log=log)
+    result = evaluate_images(images, ref, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry)
     result["protocol"]["evaluated"] = what
     run_dir = ckpt.path.parent.parent if is_run else None
     if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
@@ -271,3 +285,42 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
             f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},
                                 "eval_n": len(images)}) + "\n")
     return result
+
+
+class TrainingEval(Callback):
+    """Scores the sampler every ``eval.every`` steps (KID or FID at ``eval.n``; reference features cached) and
+    keeps the best as ``checkpoints/best``. Isolated from the training RNG: training is the same with or without."""
+
+    name = "training_eval"
+
+    def __init__(self):
+        self.reference = None
+
+    def on_start(self, run) -> None:
+        best_path = run.run_dir / "checkpoints" / "best.json"
+        run.best = json.loads(best_path.read_text()).get("best") if best_path.exists() else None
+
+    def on_step(self, run, record) -> None:
+        from .checkpoint import save_run
+        from .sampling import generate
+        from .watch import event
+
+        ev = run.recipe.eval
+        if run.step % ev.every:
+            return
+        # torch-fidelity's DataLoader draws from the global torch RNG: fork it, so training is the same with or without eval
+        with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+            if self.reference is None:
+                self.reference = reference_features(run.recipe.data, ev.n_real, run.recipe.seed, ev.weights)
+            images = generate(run.sampler(), ev.n, seed=run.recipe.seed, device=run.device)
+            result = evaluate_images(images, None, seed=run.recipe.seed, weights=ev.weights, prc=False, reference=self.reference)
+        score = result["kid_mean" if ev.metric == "kid" else "fid"]
+        event(run, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=self.reference[1]["n"])
+        log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
+        if score is not None and (run.best is None or score < run.best["score"]):
+            run.best = {"metric": ev.metric, "score": score, "step": run.step, "n": ev.n}
+            save_run(run, "best", best=run.best)
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"

@@ -10,7 +10,8 @@ and calls ``register`` once per component it provides::
     def register_objectives(register):
         register(MyLoss)
 
-Built-in components are plugins of exactly this kind.
+Built-in components are plugins of exactly this kind (the modules of
+``ganzoo_plugins``, loaded by import path).
 """
 
 import pluggy
@@ -37,3 +38,8 @@ def register_regularizers(register):
 @hookspec
 def register_datasets(register):
     """Register ``ganzoo.Dataset`` subclasses (a source of training images)."""
+
+
+@hookspec
+def register_callbacks(register):
+    """Register ``ganzoo.Callback`` subclasses (observers of a run that a recipe names under ``callbacks:``)."""

@@ -1,4 +1,4 @@
-"""The component interfaces: Generator, Critic, Objective (and Regularizer, Dataset).
+"""The component interfaces: Generator, Critic, Objective (and Regularizer, Dataset, Callback).
 
 Every component class carries three class attributes that the registry and
 ``ganzoo list`` read:
@@ -55,7 +55,11 @@ class ImageShape(BaseModel):
 
 
 class Generator(nn.Module):
-    """Maps a latent batch ``(N, latent_dim)`` to images ``(N, C, H, W)`` in [-1, 1]."""
+    """Maps a latent batch ``(N, latent_dim)`` to images ``(N, C, H, W)`` in [-1, 1].
+
+    ``sample_latent`` draws the latent batch: the training loop and ``ganzoo.generate`` call it, so a generator
+    with another prior (uniform, a mixture) overrides it and nothing else.
+    """
 
     def __init__(self, shape: ImageShape):
         super().__init__()
@@ -81,61 +85,76 @@ class Critic(nn.Module):
         self.shape = shape
 
 
-class Architecture:
-    """A generator/critic family that builds for any supported image shape."""
+class Configurable:
+    """What every component kind shares: ganzoo makes an instance with the recipe's validated params
+    (``Kind(params)``; ``None`` means all defaults) and calls its methods. Class attributes:
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    GeneratorParams: ClassVar[type[Params]] = Params
-    CriticParams: ClassVar[type[Params]] = Params
-
-    # Both builders raise ``ValueError`` with a reason for an unsupported shape.
-    @classmethod
-    def build_generator(cls, params: Params, shape: ImageShape) -> Generator:
-        raise NotImplementedError
-
-    @classmethod
-    def build_critic(cls, params: Params, shape: ImageShape) -> Critic:
-        raise NotImplementedError
-
-
-class Objective:
-    """A pair of losses computed from the critic's scores.
-
-    An objective knows nothing of loops or optimizers. It may declare:
-
-    * ``n_critic``: default critic steps per generator step,
-    * ``clip_value``: clip every critic weight to [-c, c] after each critic step,
-    * ``default_optimizer``: used for both networks when the recipe names none,
-
-    and may add a ``penalty`` that needs the critic and the real/fake batches
-    (e.g. a gradient penalty), which the loop adds to the critic loss.
+    * ``name``: the key a recipe uses, ``description``: one line for ``ganzoo list``,
+    * ``Params``: a pydantic model (derived from ``ganzoo.Params``) of its recipe parameters.
     """
 
     name: ClassVar[str]
-    description: ClassVar[str]
+    description: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
-    default_optimizer: ClassVar[OptimizerSpec] = OptimizerSpec()
 
     def __init__(self, params: Params | None = None):
         self.params = params if params is not None else type(self).Params()
 
-    @property
-    def n_critic(self) -> int:
-        return 1
 
-    @property
-    def clip_value(self) -> float | None:
-        return None
+class Architecture:
+    """A generator/critic family that builds for any supported image shape.
+
+    An instance holds the params of both roles (``GeneratorParams``, ``CriticParams``; a role the recipe does
+    not give this architecture is ``None``). ``initialize`` is the architecture's own weight initialisation,
+    applied right after building (a recipe's ``init: dcgan`` or ``init: default`` overrides it).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    GeneratorParams: ClassVar[type[Params]] = Params
+    CriticParams: ClassVar[type[Params]] = Params
+
+    def __init__(self, generator: Params | None = None, critic: Params | None = None):
+        self.generator_params = generator if generator is not None else type(self).GeneratorParams()
+        self.critic_params = critic if critic is not None else type(self).CriticParams()
+
+    # Both builders raise ``ValueError`` with a reason for an unsupported shape.
+    def build_generator(self, shape: ImageShape) -> Generator:
+        raise NotImplementedError
+
+    def build_critic(self, shape: ImageShape) -> Critic:
+        raise NotImplementedError
+
+    def initialize(self, module: nn.Module) -> None:
+        """Initialise a freshly built generator or critic; the default keeps PyTorch's own layer initialisation."""
+
+
+class Objective(Configurable):
+    """A pair of losses computed from the critic's scores; it knows nothing of loops or optimizers.
+
+    * ``critic_loss(real_scores, fake_scores)`` and ``generator_loss(fake_scores, real_scores)`` return scalar
+      tensors. ``real_scores`` in the generator step are the current critic's scores of the last real batch
+      (no gradient) when the class sets ``generator_uses_real = True`` (relativistic losses), else ``None``.
+    * ``n_critic``: default critic steps per generator step (the recipe's ``train.n_critic`` is the one place
+      that decides; it defaults to this),
+    * ``default_optimizer``: used for a network whose ``optim.*`` the recipe leaves out,
+    * ``regularizers()``: critic constraints that are part of the objective's definition (WGAN-GP's gradient
+      penalty, WGAN's weight clipping), as recipe entries (``{"name": ..., **params}``); ganzoo builds them
+      like the recipe's own ``regularizers:`` and puts them first.
+    """
+
+    n_critic: ClassVar[int] = 1
+    generator_uses_real: ClassVar[bool] = False
+    default_optimizer: ClassVar[OptimizerSpec] = OptimizerSpec()
 
     def critic_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def generator_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, fake_scores: torch.Tensor, real_scores: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        return None
+    def regularizers(self) -> list[dict]:
+        return []
 
     def critic_wins(self, d_real: float, d_fake: float) -> bool:
         """True when mean scores show the critic separating real and fake outright (the collapse monitor's
@@ -143,29 +162,22 @@ class Objective:
         return False
 
 
-class Regularizer:
-    """A technique that constrains the critic, combined with any objective. It may:
+class Regularizer(Configurable):
+    """The one route for every constraint on the critic (spectral norm, R1, gradient penalty, weight clipping,
+    DiffAugment), combined with any objective. It may:
 
     * ``setup(critic)``: change the critic once, right after it is built and initialised
       (spectral norm); checkpoints then hold the changed critic,
     * ``augment(images)``: transform every batch the critic sees, real and fake, in the critic
       and the generator steps; it must be differentiable (DiffAugment),
-    * ``penalty(critic, real, fake)``: a term added to the critic loss on critic steps where
-      ``critic_step % every == 0`` (R1; a lazy penalty scales itself by ``every``).
+    * ``penalty(critic, real, fake)``: a scalar added to the critic loss on critic steps where
+      ``critic_step % every == 0`` (R1, gradient penalty; a lazy penalty scales itself by ``every``),
+    * ``after_critic_step(critic)``: change the critic's weights after each critic update (weight clipping).
 
     Like an objective, it knows nothing of loops or optimizers.
     """
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    Params: ClassVar[type[Params]] = Params
-
-    def __init__(self, params: Params | None = None):
-        self.params = params if params is not None else type(self).Params()
-
-    @property
-    def every(self) -> int:
-        return 1
+    every: ClassVar[int] = 1
 
     def setup(self, critic: nn.Module) -> None:
         pass
@@ -175,6 +187,9 @@ class Regularizer:
 
     def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         return None
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        pass
 
 
 @dataclass
@@ -201,26 +216,43 @@ class DataReport:
         return cls(d["source"], Counter(d["skipped"]), list(d["bad_files"]), Counter(d["source_sizes"]), d["upscaled"])
 
 
-class Dataset:
+class Dataset(Configurable):
     """A source of training images.
 
-    ``load`` returns every image as one uint8 tensor ``(N, C, H, W)`` at the
-    requested resolution and channel count, and notes skipped files in the
-    ``report``; the core caches, batches, normalises and augments it.
+    ``load(resolution, channels, report)`` returns every image as one uint8 tensor ``(N, C, H, W)`` at the
+    requested resolution and channel count, and notes skipped files in the ``report``; the core caches,
+    batches, normalises and augments it.
 
-    ``fingerprint`` says what identifies the source (a digest of its bytes):
-    with it the core caches the decoded tensor and reuses it until the
-    source or the parameters change. ``None`` (the default) disables caching.
+    ``fingerprint()`` says what identifies the source (a digest of its bytes), as JSON-able data: with it the
+    core caches the decoded tensor and reuses it until the source or the parameters change. ``None`` (the
+    default) disables caching.
     """
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    Params: ClassVar[type[Params]] = Params
-
-    @classmethod
-    def load(cls, params: Params, resolution: int, channels: int, report: DataReport) -> torch.Tensor:
+    def load(self, resolution: int, channels: int, report: DataReport) -> torch.Tensor:
         raise NotImplementedError
 
-    @classmethod
-    def fingerprint(cls, params: Params) -> dict | None:
+    def fingerprint(self) -> dict | None:
         return None
+
+
+class Callback(Configurable):
+    """An observer of a training run; a recipe names installed ones under ``callbacks:``.
+
+    ganzoo's own concerns (metrics, grids, the collapse monitor, evaluation, checkpoints, the time limit) are
+    observers of this same shape. Each method gets the ``ganzoo.Run`` (recipe, run folder, networks, step,
+    the last logged metrics, ``request_stop``); ``on_step`` also gets the step's ``StepRecord`` (losses and
+    scores as tensors: reading a value with ``float()`` waits for the device, so do it on logged steps, when
+    ``run.logged`` is set). A callback that keeps state across a resume gives ``state_key`` and
+    ``state()`` / ``load_state(dict)`` (JSON), saved in every checkpoint.
+    """
+
+    state_key: ClassVar[str | None] = None
+
+    def on_start(self, run) -> None:
+        pass
+
+    def on_step(self, run, record) -> None:
+        pass
+
+    def on_end(self, run) -> None:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import contracts
 from .checkpoint import Checkpoint, load_checkpoint, load_state
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
@@ -27,41 +28,72 @@ def image_shape(recipe) -> ImageShape:
     return ImageShape(resolution=recipe.data.resolution, channels=recipe.data.channels, latent_dim=recipe.generator.latent_dim)
 
 
-def build_regularizers(recipe, registry: Registry | None = None) -> list:
-    """The recipe's critic regularizers, in order."""
+def build_objective(recipe, registry: Registry | None = None):
+    """The recipe's objective, its losses checked on every call."""
+    return (registry or get_registry()).get("objective", recipe.objective.name).create(recipe.objective.params)
+
+
+def build_regularizers(recipe, registry: Registry | None = None, objective=None) -> list:
+    """Every constraint on the critic, in order: those the objective's definition implies (WGAN-GP's gradient
+    penalty, WGAN's weight clipping), then the recipe's ``regularizers:``."""
     registry = registry or get_registry()
-    return [registry.get("regularizer", r.name).cls(r.params) for r in recipe.regularizers]
+    objective = objective or build_objective(recipe, registry)
+    implied = contracts.check_json(registry.get("objective", recipe.objective.name), objective.regularizers(), "regularizers()")
+    out = []
+    for entry in implied:
+        entry = dict(entry)
+        out.append(registry.create("regularizer", entry.pop("name", None), entry))
+    return out + [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
 
 
-def build_models(recipe, registry: Registry | None = None) -> tuple[Generator, Critic]:
+def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None) -> tuple[Generator, Critic]:
     """The recipe's generator and critic, initialised as it says, the critic set up by its regularizers."""
     registry = registry or get_registry()
     shape = image_shape(recipe)
     nets = []
-    for role, build in (("generator", "build_generator"), ("critic", "build_critic")):
+    for role, expected in (("generator", Generator), ("critic", Critic)):
         section = getattr(recipe, role)
-        arch = registry.get("architecture", section.name).cls
-        try:
-            net = getattr(arch, build)(section.params, shape)
-        except ValueError as exc:
-            raise GanzooError(f"{role}: architecture '{section.name}' cannot be built for {shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
+        component = registry.get("architecture", section.name)
+        arch = component.create(**{role: section.params})
+        with contracts.calling(component, f"build_{role}"):
+            try:
+                net = getattr(arch, f"build_{role}")(shape)
+            except ValueError as exc:
+                raise GanzooError(f"{role}: architecture '{section.name}' cannot be built for "
+                                  f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
+        contracts.check_instance(component, net, expected, f"build_{role}")
         if section.init == "dcgan":
             dcgan_init(net)
+        elif section.init == "architecture":
+            with contracts.calling(component, "initialize"):
+                arch.initialize(net)
         nets.append(net)
     g, d = nets
-    for reg in build_regularizers(recipe, registry):
-        reg.setup(d)
-    with torch.no_grad():  # fail early, with a message, on a G/critic pair that does not fit together
-        g.eval(), d.eval()
-        x = g(torch.zeros(2, shape.latent_dim))
-        want = (2, shape.channels, shape.resolution, shape.resolution)
-        if tuple(x.shape) != want:
-            raise GanzooError(f"generator '{recipe.generator.name}' produced {tuple(x.shape)}, expected {want}")
-        s = d(x)
-        if tuple(s.shape) != (2,):
-            raise GanzooError(f"critic '{recipe.critic.name}' produced scores of shape {tuple(s.shape)}, expected (N,)")
-        g.train(), d.train()
+    for reg in build_regularizers(recipe, registry) if regularizers is None else regularizers:
+        with contracts.calling(reg.component, "setup"):
+            reg.setup(d)
+    _check_fit(recipe, registry, g, d, shape)
     return g, d
+
+
+def _check_fit(recipe, registry, g, d, shape) -> None:
+    """Fail early, with a message naming the plugin, on a G/critic pair that does not fit together."""
+    with torch.no_grad():
+        g.eval(), d.eval()
+        gen = registry.get("architecture", recipe.generator.name)
+        with contracts.calling(gen, "the generator's forward"):
+            x = g(torch.zeros(2, shape.latent_dim))  # no random draw: the RNG stream of training starts as before
+        want = (2, shape.channels, shape.resolution, shape.resolution)
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise contracts.ContractError(f"{contracts.who(gen)}: the generator produced {got}, expected {want}")
+        crit = registry.get("architecture", recipe.critic.name)
+        with contracts.calling(crit, "the critic's forward"):
+            s = d(x)
+        if not isinstance(s, torch.Tensor) or tuple(s.shape) != (2,):
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            raise contracts.ContractError(f"{contracts.who(crit)}: the critic produced scores of shape {got}, expected (N,)")
+        g.train(), d.train()
 
 
 def make_ema(generator: Generator, decay: float):

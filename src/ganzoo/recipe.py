@@ -63,11 +63,15 @@ class DataSection(_ComponentSection):
 
 class GeneratorSection(_ComponentSection):
     latent_dim: int = Field(100, ge=1, description="size of the latent vector z")
-    init: Literal["dcgan", "default"] = Field("dcgan", description="dcgan: conv/linear N(0, 0.02), BN weight N(1, 0.02)")
+    init: Literal["architecture", "dcgan", "default"] = Field(
+        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
+        "BN weight N(1, 0.02); default: PyTorch's layer defaults")
 
 
 class CriticSection(_ComponentSection):
-    init: Literal["dcgan", "default"] = Field("dcgan", description="dcgan: conv/linear N(0, 0.02), BN weight N(1, 0.02)")
+    init: Literal["architecture", "dcgan", "default"] = Field(
+        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
+        "BN weight N(1, 0.02); default: PyTorch's layer defaults")
 
 
 class ObjectiveSection(_ComponentSection):
@@ -75,6 +79,10 @@ class ObjectiveSection(_ComponentSection):
 
 
 class RegularizerSection(_ComponentSection):
+    pass
+
+
+class CallbackSection(_ComponentSection):
     pass
 
 
@@ -95,7 +103,8 @@ class TrainSection(_Strict):
     batch_size: int = Field(64, ge=1)
     steps: int | None = Field(None, ge=1, description="generator steps (each after n_critic critic steps)")
     epochs: float | None = Field(None, gt=0, description="passes over the data (converted to generator steps)")
-    n_critic: int | None = Field(None, ge=1, description="critic steps per generator step; default: the objective's")
+    n_critic: int | None = Field(None, ge=1, description="critic steps per generator step (the one place that sets it); "
+                                 "default: the objective's (5 for the WGANs, else 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
@@ -152,7 +161,9 @@ class Recipe(_Strict):
     generator: GeneratorSection
     critic: CriticSection
     objective: ObjectiveSection
-    regularizers: list[RegularizerSection] = Field(default_factory=list, description="critic regularizers, applied in order")
+    regularizers: list[RegularizerSection] = Field(default_factory=list, description="critic regularizers, applied in order "
+                                                   "(after those the objective implies, e.g. wgan_gp's gradient penalty)")
+    callbacks: list[CallbackSection] = Field(default_factory=list, description="observers of the run from plugins (e.g. mlflow)")
     optim: OptimSection = Field(default_factory=OptimSection)
     ema: EMASection = Field(default_factory=EMASection)
     train: TrainSection
@@ -167,7 +178,8 @@ class Recipe(_Strict):
             sec = getattr(self, section)
             core = {k: v for k, v in out[section].items() if k not in sec.plugin_keys()}
             out[section] = {**core, **sec.params.model_dump(mode="json")}
-        out["regularizers"] = [{"name": r.name, **r.params.model_dump(mode="json")} for r in self.regularizers]
+        for key in LIST_SECTIONS:
+            out[key] = [{"name": r.name, **r.params.model_dump(mode="json")} for r in getattr(self, key)]
         return out
 
     def to_yaml(self) -> str:
@@ -180,12 +192,14 @@ class Recipe(_Strict):
         return max(1, math.ceil(self.train.epochs * batches_per_epoch / n_critic))
 
 
-# the recipe's sections that name one component each; ``regularizers`` is a list of "regularizer" sections
+# the recipe's sections that name one component each, and the lists of components (list key -> section kind)
 SINGLE_SECTIONS = ("data", "generator", "critic", "objective")
+LIST_SECTIONS = {"regularizers": "regularizer", "callbacks": "callback"}
 
 # section -> (registry kind, params model getter)
 COMPONENT_SECTIONS = {
     "regularizer": ("regularizer", lambda c: c.cls.Params),
+    "callback": ("callback", lambda c: c.cls.Params),
     "data": ("dataset", lambda c: c.cls.Params),
     "generator": ("architecture", lambda c: c.cls.GeneratorParams),
     "critic": ("architecture", lambda c: c.cls.CriticParams),
@@ -205,16 +219,38 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
     raw = _read_yaml(source) if not isinstance(source, dict) else copy.deepcopy(source)
     for item in overrides or []:
         _apply_override(raw, item)
+    _upgrade(raw, registry)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
     sections = [(s, s, getattr(recipe, s)) for s in SINGLE_SECTIONS]
-    sections += [("regularizer", f"regularizers.{i}", sec) for i, sec in enumerate(recipe.regularizers)]
-    problems = [p for kind, where, sec in sections for p in _resolve(kind, sec, registry, where)]
+    sections += [(kind, f"{key}.{i}", sec) for key, kind in LIST_SECTIONS.items() for i, sec in enumerate(getattr(recipe, key))]
+    problems = [p for kind, at, sec in sections for p in _resolve(kind, sec, registry, at)]
     if problems:
         raise GanzooError(_format_errors(where, problems))
+    if recipe.train.n_critic is None:  # resolved here, so recipe.yaml and checkpoints say what ran
+        recipe.train.n_critic = registry.get("objective", recipe.objective.name).cls.n_critic
     return recipe
+
+
+def _upgrade(raw: dict, registry: Registry) -> None:
+    """Recipes of the first version (and the checkpoints that hold them) keep their meaning: ``objective.n_critic``
+    is ``train.n_critic`` now, the one place for it."""
+    objective, train = raw.get("objective"), raw.get("train")
+    if not (isinstance(objective, dict) and "n_critic" in objective and isinstance(train, dict)):
+        return
+    try:
+        params = registry.get("objective", objective.get("name")).cls.Params
+    except GanzooError:
+        return
+    if "n_critic" in params.model_fields:
+        return
+    value = objective.pop("n_critic")
+    if train.get("n_critic") not in (None, value):
+        raise GanzooError(f"objective.n_critic ({value}) and train.n_critic ({train['n_critic']}) disagree: "
+                          "keep train.n_critic, the one place for it")
+    train["n_critic"] = value
 
 
 def _resolve(section: str, sec: _ComponentSection, registry: Registry, where: str | None = None) -> list[str]:

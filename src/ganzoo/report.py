@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .interfaces import Callback
 from .sampling import grid_image, png_bytes, read_png
 
 
@@ -151,3 +152,27 @@ def write_comparison(run_dirs, path, height: int = 360) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     out.save(path)
     return path
+
+
+class RunSummary(Callback):
+    """At the end of a run: ``run.json`` (steps, time, speed, last metrics, samples) and ``report.html``."""
+
+    name = "run_summary"
+
+    def on_end(self, run) -> None:
+        import logging
+
+        ips = (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9)
+        distinct, samples = run.extra.get("distinct"), run.recipe.output.samples
+        summary = {"name": run.recipe.name, "steps": run.step, "planned_steps": run.total, "resumed_from": run.start or None,
+                   "seconds": round(run.seconds, 2), "images_per_second": round(ips, 1), "device": str(run.device),
+                   "world_size": run.world.size, "final": run.extra.get("metrics", {}),
+                   "samples": {"n": samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
+                               "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
+        if "ranks" in run.extra:
+            summary["ranks"] = run.extra["ranks"]
+        (run.run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+        write_report(run.run_dir)
+        logging.getLogger("ganzoo").info(
+            f"done: steps {run.start}->{run.step} in {run.seconds:.1f}s ({ips:.1f} img/s); checkpoint {run.checkpoint_path}; "
+            f"{samples} samples in {run.run_dir / 'samples'}")

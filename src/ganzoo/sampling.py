@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 from PIL import Image
 
 from .data import to_uint8
+from .interfaces import Callback
 
 
 def _pil(image: torch.Tensor) -> Image.Image:
@@ -45,11 +48,12 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
-    """``n`` latent vectors from N(0, 1), or from N(0, 1) truncated to [-t, t] (the truncation trick)."""
+def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None, generator=None) -> torch.Tensor:
+    """``n`` latent vectors from the generator's prior (``Generator.sample_latent``; N(0, 1) without one), or from
+    N(0, 1) truncated to [-t, t] (the truncation trick)."""
     g = torch.Generator().manual_seed(seed)
     if truncation is None:
-        return torch.randn(n, dim, generator=g)
+        return generator.sample_latent(n, generator=g) if generator is not None else torch.randn(n, dim, generator=g)
     return torch.nn.init.trunc_normal_(torch.empty(n, dim), a=-truncation, b=truncation, generator=g)
 
 
@@ -66,8 +70,9 @@ def render(generator, z: torch.Tensor, batch_size: int = 250, device=None) -> to
 
 
 def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None) -> torch.Tensor:
-    """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed``."""
-    return render(generator, latents(n, generator.latent_dim, seed, truncation), batch_size, device)
+    """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed`` (the generator's own
+    ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``)."""
+    return render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device)
 
 
 # -- distinctness --------------------------------------------------------------
@@ -113,7 +118,7 @@ def check_distinct(images: torch.Tensor, threshold: float = 0.02) -> Distinctnes
 def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
                       batch_size: int = 250, device=None, max_rounds: int = 20) -> tuple[torch.Tensor, Distinctness]:
     """``n`` images no two of which are within ``threshold``: the later image of each close pair is redrawn."""
-    z = latents(n, generator.latent_dim, seed, truncation)
+    z = latents(n, generator.latent_dim, seed, truncation, generator)
     images = render(generator, z, batch_size, device)
     g = torch.Generator().manual_seed(seed + 1_000_003)
     redrawn = 0
@@ -170,7 +175,7 @@ def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, trunc
 
     Returns uint8 images ``(points - 1, steps, C, H, W)``: one row per segment.
     """
-    z = latents(points, generator.latent_dim, seed, truncation)
+    z = latents(points, generator.latent_dim, seed, truncation, generator)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     walk = slerp(z[:-1, None, :], z[1:, None, :], t)  # (points - 1, steps, dim)
     images = render(generator, walk.reshape(-1, generator.latent_dim), device=device)
@@ -184,3 +189,19 @@ def write_gif(frames: torch.Tensor, path, ms_per_frame: int = 80) -> Path:
     pics = [Image.fromarray(f.permute(1, 2, 0).squeeze(-1).numpy()) for f in frames]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
     return path
+
+
+class FinalSamples(Callback):
+    """At the end of a run: ``output.samples`` images from the sampler, checked distinct, in ``samples/``."""
+
+    name = "final_samples"
+
+    def on_end(self, run) -> None:
+        out = run.recipe.output
+        if not out.samples:
+            return
+        images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed,
+                                             batch_size=out.sample_batch_size, device=run.device)
+        write_samples(images, run.run_dir / "samples")
+        (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
+        run.extra["distinct"] = distinct

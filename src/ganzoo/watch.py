@@ -12,13 +12,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import GanzooError
+from .interfaces import Callback
 from .sampling import render, write_grid
+
+log = logging.getLogger("ganzoo")
 
 MILESTONES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -42,64 +48,133 @@ def fixed_latents(run_dir: Path, n: int, latent_dim: int, seed: int) -> torch.Te
     return z
 
 
-class RunLog:
-    """Writes metrics, TensorBoard events, fixed-z grids and curves for one run."""
+class Metrics(Callback):
+    """Means of each log window (``train.log_every`` steps) in ``metrics.jsonl`` and TensorBoard; the divergence
+    check. Sets ``run.logged`` (and ``run.extra["metrics"]``) to the line on logged steps."""
 
-    def __init__(self, run_dir: Path, recipe, total: int, start: int = 0, tensorboard: bool = True):
-        self.run_dir, self.total = run_dir, total
-        out = recipe.output
-        self.grid_at = grid_steps(total, out.grid_every)
-        self.z = fixed_latents(run_dir, out.grid_size, recipe.generator.latent_dim, recipe.seed)
-        self.metrics_path = run_dir / "metrics.jsonl"
-        kept = _lines_up_to(self.metrics_path, start)  # resuming from an older checkpoint: drop what comes after it
-        self.metrics_path.write_text("".join(json.dumps(line) + "\n" for line in kept))
+    name = "metrics"
+    KEYS = ("d_loss", "g_loss", "penalty", "d_real", "d_fake")
+
+    def __init__(self):
+        self.file = self.tb = None
+        self.history: list[dict] = []
+
+    def on_start(self, run) -> None:
+        self.sums = {k: torch.zeros((), dtype=torch.float64, device=run.device) for k in self.KEYS}
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=run.device)  # first non-finite step, no host sync
+        self.steps, self.data_seconds, self.since = 0, 0.0, time.perf_counter()
+        run.extra["metrics_log"] = self
+        if not run.world.main:
+            return
+        path = run.run_dir / "metrics.jsonl"
+        kept = _lines_up_to(path, run.start)  # resuming from an older checkpoint: drop what comes after it
+        path.write_text("".join(json.dumps(line) + "\n" for line in kept))
         self.history = [line for line in kept if "d_loss" in line]
-        self._file = self.metrics_path.open("a")
-        self.tb = None
-        if tensorboard:
+        self.file = path.open("a")
+        if run.recipe.output.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start + 1 if start else None)
+            self.tb = SummaryWriter(str(run.run_dir / "tb"), purge_step=run.start + 1 if run.start else None)
 
-    def log(self, line: dict) -> None:
-        self.history.append(line)
-        self._file.write(json.dumps(line) + "\n")
-        self._file.flush()
+    def on_step(self, run, record) -> None:
+        values = record.values()
+        for key, value in values.items():
+            self.sums[key] += value
+        ok = torch.isfinite(values["d_loss"] + values["g_loss"] + values["penalty"])
+        self.first_bad = torch.where(ok | (self.first_bad >= 0), self.first_bad, record.step)
+        self.steps += 1
+        self.data_seconds += record.data_seconds
+        run.logged = None
+        if run.step % run.recipe.train.log_every == 0 or run.step == run.total or run.stop is not None:
+            run.logged = run.extra["metrics"] = self.line(run)
+
+    def line(self, run) -> dict:
+        from . import distributed
+
+        now = time.perf_counter()
+        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in self.KEYS]), run.world) / max(self.steps, 1)
+        line = {"step": run.step, "epoch": run.batches.epoch, **dict(zip(self.KEYS, means.tolist()))}
+        line.update(gap=line["d_real"] - line["d_fake"], img_per_s=run.images_per_step * self.steps / (now - self.since),
+                    data_frac=self.data_seconds / (now - self.since),
+                    lr_g=run.opt_g.param_groups[0]["lr"], lr_d=run.opt_d.param_groups[0]["lr"])
+        bad = next((k for k, v in line.items() if not math.isfinite(v)), None)
+        if bad is not None:
+            raise GanzooError(f"training diverged: {bad} is {line[bad]} (first non-finite loss at step {int(self.first_bad)}); "
+                              f"the last checkpoint on disk is untouched ({run.run_dir / 'checkpoints'})")
+        for value in self.sums.values():
+            value.zero_()
+        self.steps, self.data_seconds, self.since = 0, 0.0, now
+        if self.file is not None:
+            self.history.append(line)
+            self.file.write(json.dumps(line) + "\n")
+            self.file.flush()
         if self.tb is not None:
             for key, value in line.items():
                 if key not in ("step", "epoch"):
                     self.tb.add_scalar(key, value, line["step"])
+        return line
 
     def event(self, step: int, **fields) -> None:
         """A non-metric line in metrics.jsonl (a warning, an evaluation)."""
-        line = {"step": step, **fields}
-        self._file.write(json.dumps(line) + "\n")
-        self._file.flush()
+        if self.file is None:
+            return
+        self.file.write(json.dumps({"step": step, **fields}) + "\n")
+        self.file.flush()
         if self.tb is not None:
             for key, value in fields.get("eval", {}).items():
                 if isinstance(value, float):
                     self.tb.add_scalar(f"eval/{key}", value, step)
 
-    def grid(self, step: int, G, force: bool = False) -> torch.Tensor | None:
-        """Write the fixed-z grid if ``step`` is a grid step; return its images."""
-        if step not in self.grid_at and not force:
-            return None
-        images = render(G, self.z)
-        write_grid(images, self.run_dir / "grids" / f"step_{step:07d}.png")
-        if self.tb is not None:
-            from torchvision.utils import make_grid
-
-            self.tb.add_image("fixed_z", make_grid(images, nrow=max(1, int(math.sqrt(len(images))))), step)
-            self.tb.flush()
-        if self.history:
-            write_curves(self.history, self.run_dir / "curves.png")
-        return images
-
     def close(self) -> None:
-        self._file.close()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+
+
+def event(run, **fields) -> None:
+    """Write a non-metric line (a warning, an evaluation) into the run's metrics.jsonl, if it keeps one."""
+    metrics = run.extra.get("metrics_log")
+    if metrics is not None:
+        metrics.event(run.step, **fields)
+
+
+class Grids(Callback):
+    """The fixed-z grid at step 0, every ``output.grid_every`` steps, at 25/50/75/100 % and at an early end;
+    redraws ``curves.png`` with each. Sets ``run.grid`` to the images on the steps it draws."""
+
+    name = "grids"
+
+    def on_start(self, run) -> None:
+        out = run.recipe.output
+        self.at = grid_steps(run.total, out.grid_every)
+        self.z = fixed_latents(run.run_dir, out.grid_size, run.recipe.generator.latent_dim, run.recipe.seed)
+        self.last = None
+        if run.start == 0:
+            self.draw(run, 0)  # the untrained generator: not a diversity baseline
+
+    def on_step(self, run, record) -> None:
+        run.grid = self.draw(run, run.step) if run.step in self.at else None
+
+    def on_end(self, run) -> None:
+        if self.last != run.step:  # a run ended early (train.time_limit) shows where it ended
+            run.grid = self.draw(run, run.step)
+
+    def draw(self, run, step: int) -> torch.Tensor:
+        images = render(run.sampler(), self.z)
+        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png")
+        metrics = run.extra.get("metrics_log")
+        if metrics is not None and metrics.tb is not None:
+            from torchvision.utils import make_grid
+
+            metrics.tb.add_image("fixed_z", make_grid(images, nrow=max(1, int(math.sqrt(len(images))))), step)
+            metrics.tb.flush()
+        if metrics is not None and metrics.history:
+            write_curves(metrics.history, run.run_dir / "curves.png")
+        self.last = step
+        return images
 
 
 def _lines_up_to(path: Path, step: int) -> list[dict]:
@@ -117,13 +192,18 @@ def _lines_up_to(path: Path, step: int) -> list[dict]:
     return out
 
 
-class Monitor:
-    """Collapse and divergence signals, checked at log and grid times (NaN/Inf is the loop's own stop).
+class Monitor(Callback):
+    """Collapse signals, checked at log and grid times (NaN/Inf is the metrics' own stop).
 
     * the critic wins outright (the objective says so from the mean scores) for ``patience`` logs running,
       as experiment E2's critic did at epoch 17 (D loss ~1e-8, G loss large);
     * the diversity of the fixed-z batch (mean pairwise RMS distance) falls below ``diversity_drop`` of its best.
+
+    A warning is logged and written to metrics.jsonl; with ``monitor.stop`` it stops the run (checkpoint first).
     """
+
+    name = "monitor"
+    state_key = "monitor"
 
     def __init__(self, spec, objective):
         self.spec, self.objective = spec, objective
@@ -135,6 +215,15 @@ class Monitor:
     def load_state(self, state: dict) -> None:
         self.wins = state.get("wins", 0)
         self.best_diversity = state.get("best_diversity", 0.0)
+
+    def on_step(self, run, record) -> None:
+        for message in (self.after_log(run.logged) if run.logged else None, self.after_grid(run.grid) if run.grid is not None else None):
+            if message is None:
+                continue
+            log.warning(f"step {run.step}: {message}")
+            event(run, warning=message)
+            if self.spec.stop:
+                run.request_stop("error", f"stopped at step {run.step} by the collapse monitor (monitor.stop): {message}")
 
     def after_log(self, line: dict) -> str | None:
         if not self.spec.collapse:

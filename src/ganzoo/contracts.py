@@ -1,0 +1,201 @@
+"""Contract checks at the plugin boundary: what a component class must declare, and what its methods return.
+
+A plugin that breaks the contract gets one line naming it (its distribution, plugin module and component)
+and what was wrong, never a traceback from deep inside the loop. Class-level checks run when a plugin
+registers a component; value checks run where ganzoo calls the component (building, loading, each loss).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+
+import torch
+from pydantic import BaseModel
+
+from .errors import GanzooError
+
+
+class ContractError(GanzooError):
+    """A plugin component that does not keep the interface it registered under."""
+
+
+def who(component) -> str:
+    """``objective 'lsgan' (plugin ganzoo_lsgan, ganzoo-lsgan 0.1.0)``."""
+    return f"{component.kind} '{component.name}' (plugin {component.plugin}, {component.package} {component.version})"
+
+
+# -- at registration -----------------------------------------------------------------------------------
+# kind -> methods a component must define itself (the base class only raises NotImplementedError)
+REQUIRED = {
+    "architecture": ("build_generator", "build_critic"),
+    "objective": ("critic_loss", "generator_loss"),
+    "dataset": ("load",),
+}
+# kind -> method -> the call ganzoo makes (argument names), to catch an old or wrong signature early
+CALLS = {
+    "architecture": {"build_generator": ("shape",), "build_critic": ("shape",), "initialize": ("module",)},
+    "objective": {"critic_loss": ("real_scores", "fake_scores"), "generator_loss": ("fake_scores", "real_scores")},
+    "regularizer": {"setup": ("critic",), "augment": ("images",), "penalty": ("critic", "real", "fake"),
+                    "after_critic_step": ("critic",)},
+    "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": ()},
+    "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",)},
+}
+GONE = {  # members of the first contracts that now have one other home
+    "objective": {"penalty": "a critic penalty is a regularizer now: return it from regularizers() "
+                             "(e.g. [{'name': 'gradient_penalty', 'weight': 10}])",
+                  "clip_value": "weight clipping is a regularizer now: return [{'name': 'weight_clip', 'clip': c}] "
+                                "from regularizers()"},
+}
+
+
+def class_problems(kind: str, cls: type, base: type) -> list[str]:
+    """What is wrong with a registered component class (empty when nothing)."""
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        return [f"registered {cls!r} as a {kind}, but it is not a subclass of ganzoo.{base.__name__}"]
+    problems = []
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{cls.__name__} has no name (a class attribute: the key recipes use)")
+    if not isinstance(getattr(cls, "description", ""), str):
+        problems.append(f"{cls.__name__}.description must be a string")
+    for attr in ("GeneratorParams", "CriticParams") if kind == "architecture" else ("Params",):
+        model = getattr(cls, attr, None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            problems.append(f"{cls.__name__}.{attr} must be a pydantic model (a subclass of ganzoo.Params), got {model!r}")
+    for method in REQUIRED.get(kind, ()):
+        if getattr(cls, method, None) is getattr(base, method, None):
+            problems.append(f"{cls.__name__} does not implement {method}()")
+    for method, args in CALLS.get(kind, {}).items():
+        problem = _signature_problem(cls, method, args)
+        if problem:
+            problems.append(problem)
+    for member, advice in GONE.get(kind, {}).items():
+        if member in vars(cls) or any(member in vars(k) for k in cls.__mro__[1:] if k is not base and issubclass(k, base)):
+            problems.append(f"{cls.__name__}.{member}: {advice}")
+    if kind == "objective" and not isinstance(getattr(cls, "n_critic", 1), int):
+        problems.append(f"{cls.__name__}.n_critic must be an int class attribute (the default of the recipe's train.n_critic)")
+    if kind == "regularizer" and isinstance(getattr(cls, "every", 1), int) and getattr(cls, "every") < 1:
+        problems.append(f"{cls.__name__}.every must be >= 1")
+    return problems
+
+
+def _signature_problem(cls: type, method: str, args: tuple) -> str | None:
+    fn = inspect.getattr_static(cls, method, None)
+    if fn is None:
+        return None
+    if isinstance(fn, (classmethod, staticmethod)):
+        return (f"{cls.__name__}.{method} is a {type(fn).__name__}; it must be an instance method "
+                f"{method}(self, {', '.join(args)}) (ganzoo makes an instance with the params first)")
+    try:
+        inspect.signature(fn).bind(None, *args)
+    except TypeError:
+        return f"{cls.__name__}.{method}{inspect.signature(fn)} cannot be called as {method}(self, {', '.join(args)})"
+    except ValueError:  # no signature (a builtin): nothing to check
+        return None
+    return None
+
+
+# -- where ganzoo calls a component ---------------------------------------------------------------------
+def calling(component, what: str):
+    """Context for a call into plugin code: any exception becomes one line naming the component."""
+    return _Calling(component, what)
+
+
+class _Calling:
+    def __init__(self, component, what):
+        self.component, self.what = component, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, (GanzooError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+            return False
+        raise ContractError(f"{who(self.component)}: {self.what} raised {type(exc).__name__}: {exc}") from exc
+
+
+def check_instance(component, value, expected: type, what: str):
+    if not isinstance(value, expected):
+        got = "None" if value is None else type(value).__name__
+        raise ContractError(f"{who(component)}: {what} returned {got}, expected a ganzoo.{expected.__name__}")
+    return value
+
+
+def check_scalar(component, value, what: str, needs_grad: bool):
+    """A loss or penalty: a floating scalar tensor that carries a gradient when its inputs do."""
+    if not isinstance(value, torch.Tensor):
+        got = "None" if value is None else f"a {type(value).__name__}"
+        raise ContractError(f"{who(component)}: {what} returned {got}; it must return a scalar tensor")
+    if value.dim() != 0:
+        raise ContractError(f"{who(component)}: {what} returned a tensor of shape {tuple(value.shape)}; "
+                            "it must return a scalar (shape (), e.g. .mean())")
+    if not value.is_floating_point():
+        raise ContractError(f"{who(component)}: {what} returned a {value.dtype} tensor; it must be floating point")
+    if needs_grad and not value.requires_grad:
+        raise ContractError(f"{who(component)}: {what} returned a tensor with no gradient (detached, .item() or "
+                            "computed under no_grad); the loss must stay differentiable in the scores")
+    return value
+
+
+def check_json(component, value, what: str):
+    try:
+        json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"{who(component)}: {what} returned data that is not JSON ({exc}); "
+                            "return dicts, lists, strings and numbers") from None
+    return value
+
+
+class CheckedObjective:
+    """An objective whose losses are checked (scalar, floating, differentiable) on every call: a few attribute
+    reads, no device synchronisation."""
+
+    def __init__(self, component, objective):
+        self.component, self.inner = component, objective
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def critic_loss(self, real_scores, fake_scores):
+        loss = self.inner.critic_loss(real_scores, fake_scores)
+        return check_scalar(self.component, loss, "critic_loss", torch.is_grad_enabled() and real_scores.requires_grad)
+
+    def generator_loss(self, fake_scores, real_scores):
+        loss = self.inner.generator_loss(fake_scores, real_scores)
+        return check_scalar(self.component, loss, "generator_loss", torch.is_grad_enabled() and fake_scores.requires_grad)
+
+
+class CheckedRegularizer:
+    """A regularizer whose augmentations keep the batch's shape and whose penalties are differentiable scalars."""
+
+    def __init__(self, component, regularizer):
+        self.component, self.inner = component, regularizer
+        self.every = regularizer.every
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ContractError(f"{who(component)}: every is {self.every!r}; it must be an int >= 1")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def augment(self, images):
+        out = self.inner.augment(images)
+        if not isinstance(out, torch.Tensor) or out.shape != images.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ContractError(f"{who(self.component)}: augment returned {got} for a batch of {tuple(images.shape)}; "
+                                "it must return a tensor of the same shape")
+        return out
+
+    def penalty(self, critic, real, fake):
+        value = self.inner.penalty(critic, real, fake)
+        return None if value is None else check_scalar(self.component, value, "penalty", torch.is_grad_enabled())
+
+
+def guarded(component, method):
+    """A callback method whose exceptions name the plugin (the run stops; the last checkpoint on disk is intact)."""
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        with calling(component, method.__name__):
+            return method(*args, **kwargs)
+    return call

@@ -1,0 +1,58 @@
+"""Observers that end a run early: Ctrl-C / SIGTERM, and ``train.time_limit``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from .interfaces import Callback
+
+log = logging.getLogger("ganzoo")
+
+
+class StopSignals(Callback):
+    """Ctrl-C / SIGTERM ask the run to stop after the current step (checkpoint, then ``Interrupted``);
+    a second Ctrl-C aborts at once."""
+
+    name = "stop_signals"
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.previous: dict = {}
+
+    def on_start(self, run) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            if self.requested.is_set() and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.requested.set()
+
+        self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_step(self, run, record) -> None:
+        if self.requested.is_set() and run.step < run.total:
+            run.request_stop("interrupt", "interrupted")
+
+    def close(self) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+        self.previous = {}
+
+
+class TimeLimit(Callback):
+    """Ends the run (final checkpoint, samples, report) at the first step past ``minutes`` of training;
+    ``ganzoo resume`` continues it."""
+
+    name = "time_limit"
+
+    def __init__(self, minutes: float):
+        self.minutes = minutes
+
+    def on_step(self, run, record) -> None:
+        if run.step < run.total and time.perf_counter() - run.started >= 60 * self.minutes:
+            log.info(f"train.time_limit: {self.minutes:g} minutes reached at step {run.step}/{run.total}")
+            run.request_stop("end", "train.time_limit")
