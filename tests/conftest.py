@@ -1,4 +1,6 @@
+import contextlib
 import copy
+import logging
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,21 @@ def _data_cache(tmp_path_factory):
     mp.setenv("GANZOO_CACHE_DIR", str(tmp_path_factory.mktemp("data-cache")))
     yield
     mp.undo()
+
+
+@contextlib.contextmanager
+def captured_log():
+    """The ganzoo logger's messages while the block runs (warnings prefixed 'warning: ', as the plain channel shows them)."""
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(("warning: " if record.levelno >= logging.WARNING else "") + record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("ganzoo")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)

@@ -18,8 +18,8 @@ def test_every_architecture_builds_at_every_resolution(arch, resolution, channel
     comp = ganzoo.get_registry().get("architecture", arch)
     gp, cp = SMALL[arch]
     shape = ImageShape(resolution=resolution, channels=channels, latent_dim=7)
-    G = comp.cls.build_generator(comp.cls.GeneratorParams(**gp), shape)
-    D = comp.cls.build_critic(comp.cls.CriticParams(**cp), shape)
+    arch = comp.cls(generator=comp.cls.GeneratorParams(**gp), critic=comp.cls.CriticParams(**cp))
+    G, D = arch.build_generator(shape), arch.build_critic(shape)
     G.eval(), D.eval()
     x = G(torch.randn(3, 7))
     assert x.shape == (3, channels, resolution, resolution)
@@ -30,16 +30,16 @@ def test_every_architecture_builds_at_every_resolution(arch, resolution, channel
 def test_default_widths_match_the_reference_experiments():
     dcgan = ganzoo.get_registry().get("architecture", "dcgan").cls
     shape = ImageShape(resolution=64, channels=3, latent_dim=100)
-    G = dcgan.build_generator(dcgan.GeneratorParams(base_channels=128), shape)  # E1: 100 -> 1024 -> 512 -> 256 -> 128 -> 3
+    G = dcgan(generator=dcgan.GeneratorParams(base_channels=128)).build_generator(shape)  # E1: 100 -> 1024 -> 512 -> 256 -> 128 -> 3
     convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [m.out_channels for m in convs] == [1024, 512, 256, 128, 3]
-    D = dcgan.build_critic(dcgan.CriticParams(), shape)  # E1: 3 -> 64 -> 128 -> 256 -> 512 -> 1
+    D = dcgan().build_critic(shape)  # E1: 3 -> 64 -> 128 -> 256 -> 512 -> 1
     assert [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 128, 256, 512, 1]
 
     up = ganzoo.get_registry().get("architecture", "upsample_conv").cls
-    G = up.build_generator(up.GeneratorParams(), shape)  # E0: Linear(100 -> 128 x 16 x 16)
+    G = up().build_generator(shape)  # E0: Linear(100 -> 128 x 16 x 16)
     assert G.stem.out_features == 128 * 16 * 16
-    D = up.build_critic(up.CriticParams(), shape)
+    D = up().build_critic(shape)
     assert [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 64, 128]
 
 

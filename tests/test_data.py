@@ -12,7 +12,7 @@ from PIL import Image
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 
-from conftest import ANIME_ZIP, MNIST_ROOT, needs_anime, needs_mnist
+from conftest import ANIME_ZIP, MNIST_ROOT, captured_log, needs_anime, needs_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +35,9 @@ def section(**data):
 
 
 def load(path, resolution=16, channels=3, cache=False):
-    messages = []
     s = section(name="images", path=str(path), resolution=resolution, channels=channels, cache=cache)
-    data, report = ganzoo.load_dataset(s, log=messages.append)
+    with captured_log() as messages:
+        data, report = ganzoo.load_dataset(s)
     return data, " | ".join(messages)
 
 
@@ -116,12 +116,12 @@ def test_a_missing_data_folder_never_trains_on_anything_else(tiny, tmp_path):
 
 def test_mnist_missing_root_says_where_to_put_the_files(tmp_path):
     with pytest.raises(GanzooError, match=r"MNIST not found under .*/MNIST/raw .*data.download: true"):
-        ganzoo.load_dataset(section(name="mnist", root=str(tmp_path), resolution=28, channels=1), log=print)
+        ganzoo.load_dataset(section(name="mnist", root=str(tmp_path), resolution=28, channels=1))
 
 
 def toyfaces(**kw):
     res, ch = kw.pop("resolution", 24), kw.pop("channels", 3)
-    return ganzoo.load_dataset(section(name="toyfaces", resolution=res, channels=ch, **kw), log=print)[0]
+    return ganzoo.load_dataset(section(name="toyfaces", resolution=res, channels=ch, **kw))[0]
 
 
 def test_toyfaces_are_deterministic_varied_and_any_size():
@@ -178,7 +178,7 @@ def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):
     from ganzoo.data import BatchStream, build_augment
 
     s = section(name="toyfaces", size=64, resolution=16, augment={"hflip": True})
-    images, _ = ganzoo.load_dataset(s, log=print)
+    images, _ = ganzoo.load_dataset(s)
     plain = next(BatchStream(images, 32, 0, "cpu"))
     torch.manual_seed(0)
     aug = next(BatchStream(images, 32, 0, "cpu", augment=build_augment(s.augment)))
@@ -201,7 +201,7 @@ def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):
 
 @needs_mnist
 def test_real_mnist_loads_and_resizes():
-    data, _ = ganzoo.load_dataset(section(name="mnist", root=str(MNIST_ROOT), split="test", resolution=32), log=print)
+    data, _ = ganzoo.load_dataset(section(name="mnist", root=str(MNIST_ROOT), split="test", resolution=32))
     assert data.shape == (10000, 3, 32, 32) and data.dtype == torch.uint8 and data.max() == 255
 
 
@@ -210,10 +210,10 @@ def test_real_anime_zip_loads_from_cache_in_under_2s():
     import time
 
     s = section(name="images", path=str(ANIME_ZIP), resolution=64, cache=True)
-    first, _ = ganzoo.load_dataset(s, log=print)
+    first, _ = ganzoo.load_dataset(s)
     assert first.shape == (22969, 3, 64, 64)
     t0 = time.perf_counter()
-    again, _ = ganzoo.load_dataset(s, log=print)
+    again, _ = ganzoo.load_dataset(s)
     assert time.perf_counter() - t0 < 2.0
     assert torch.equal(again[::997], first[::997])
 

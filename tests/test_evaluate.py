@@ -29,7 +29,7 @@ def toyfaces(n, seed, res=16):
     from ganzoo.recipe import load_data_section
 
     section = load_data_section({"name": "toyfaces", "size": n, "seed": seed, "resolution": res})
-    return ganzoo.load_dataset(section, log=lambda *a: None)[0]
+    return ganzoo.load_dataset(section)[0]
 
 
 def test_feature_network_loads_from_the_installed_package_offline_and_is_deterministic(no_network):

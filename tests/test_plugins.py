@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -15,22 +16,44 @@ from ganzoo.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_builtins_come_through_the_entry_point_group():
-    from importlib.metadata import entry_points
+def test_builtins_are_loaded_by_import_path_and_listed_like_third_party_ones():
+    import pkgutil
 
-    eps = {ep.name: ep for ep in entry_points(group="ganzoo")}
-    reg = Registry().load_entry_points()
-    for c in reg.all():
-        if c.package == "ganzoo":  # a built-in is an ordinary entry point of ganzoo's own distribution
-            assert eps[c.plugin].dist.name == "ganzoo"
+    import ganzoo_plugins
+
+    reg = Registry().load_plugins()
+    builtin = [c for c in reg.all() if c.package == "ganzoo"]
+    modules = {m.name for m in pkgutil.iter_modules(ganzoo_plugins.__path__)}
+    assert {c.plugin for c in builtin} == modules  # every module of plugins/ is a plugin, each registers something
+    assert all(c.version == ganzoo.__version__ for c in builtin)
     kinds = {}
-    for c in reg.all():
-        if c.package == "ganzoo":
-            kinds.setdefault(c.kind, set()).add(c.name)
+    for c in builtin:
+        kinds.setdefault(c.kind, set()).add(c.name)
     assert kinds["architecture"] == {"mlp", "upsample_conv", "dcgan"}
-    assert kinds["objective"] == {"bce", "bce_smooth", "hinge", "wgan_clip", "wgan_gp"}
-    assert kinds["regularizer"] == {"spectral_norm", "r1", "diffaugment"}
+    assert kinds["objective"] == {"bce", "bce_smooth", "hinge", "ragan", "wgan_clip", "wgan_gp"}
+    assert kinds["regularizer"] == {"spectral_norm", "r1", "diffaugment", "gradient_penalty", "weight_clip"}
     assert {"images", "mnist", "fashion_mnist", "toyfaces"} <= kinds["dataset"]
+    assert "mlflow" in kinds["callback"]
+    assert reg.problems == []
+
+
+def test_a_new_builtin_module_appears_without_a_reinstall(tmp_path, monkeypatch):
+    import ganzoo_plugins
+
+    (tmp_path / "extra_loss.py").write_text(textwrap.dedent("""
+        import ganzoo
+        from ganzoo_plugins.hinge import Hinge
+
+        class Extra(Hinge):
+            name = "extra_hinge"
+
+        @ganzoo.hookimpl
+        def register_objectives(register):
+            register(Extra)
+    """))
+    monkeypatch.setattr(ganzoo_plugins, "__path__", [*ganzoo_plugins.__path__, str(tmp_path)])
+    c = Registry().load_plugins().get("objective", "extra_hinge")
+    assert (c.plugin, c.package, c.version) == ("extra_loss", "ganzoo", ganzoo.__version__)
 
 
 def test_ganzoo_list_shows_components_and_show_gives_params():
@@ -81,7 +104,7 @@ def test_registering_something_that_is_not_a_component_is_an_error():
         def register_objectives(register):
             register(object)
 
-    with pytest.raises(GanzooError, match="not a subclass of Objective"):
+    with pytest.raises(GanzooError, match="not a subclass of ganzoo.Objective"):
         Registry().add_plugin(Wrong, name="wrong")
 
 
@@ -108,11 +131,16 @@ def tiny_recipe_file(path: Path, tiny: dict, **objective) -> Path:
     return path
 
 
-def test_example_lsgan_plugin_installs_lists_and_trains(tmp_path, tiny):
+def install_example(name: str, tmp_path) -> dict:
+    """pip-install examples/NAME into a folder of its own; the environment that sees it."""
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "plugins" / "ganzoo-lsgan")], check=True, capture_output=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]), COLUMNS="200")
+                    "--target", str(target), str(ROOT / "examples" / name)], check=True, capture_output=True)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]), COLUMNS="200")
+
+
+def test_example_lsgan_plugin_installs_lists_and_trains(tmp_path, tiny):
+    env = install_example("ganzoo-lsgan", tmp_path)
     listed = subprocess.run([sys.executable, "-m", "ganzoo", "list"], env=env, capture_output=True, text=True, check=True)
     row = next(line for line in listed.stdout.splitlines() if " lsgan " in line)
     assert "objective" in row and "ganzoo-lsgan" in row and "0.1.0" in row
@@ -120,3 +148,17 @@ def test_example_lsgan_plugin_installs_lists_and_trains(tmp_path, tiny):
     run = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe), "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (Path(tiny["output"]["dir"]) / "tiny" / "checkpoints" / "last.safetensors").is_file()
+
+
+def test_example_observer_plugin_installs_and_a_recipe_names_it(tmp_path, tiny):
+    env = install_example("ganzoo-csvlog", tmp_path)
+    tiny["callbacks"] = [{"name": "csvlog", "columns": ["step", "d_loss", "g_loss"]}]
+    tiny["train"].update(steps=4, log_every=2)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny))
+    run = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe), "-q"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = (Path(tiny["output"]["dir"]) / "tiny" / "losses.csv").read_text().splitlines()
+    assert rows[0] == "step,d_loss,g_loss" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    logged = [json.loads(line) for line in (Path(tiny["output"]["dir"]) / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    assert float(rows[2].split(",")[1]) == pytest.approx(logged[-1]["d_loss"])

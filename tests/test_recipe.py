@@ -18,7 +18,7 @@ def test_every_shipped_recipe_validates_and_round_trips(path):
 
 def test_resolved_recipe_fills_every_default(tiny):
     d = load_recipe(tiny).to_dict()
-    assert d["critic"]["norm"] == "batch" and d["critic"]["init"] == "dcgan"
+    assert d["critic"]["norm"] == "batch" and d["critic"]["init"] == "architecture"
     assert d["generator"]["max_channels"] == 1024
     assert d["data"]["seed"] == 0 and d["train"]["n_critic"] is None
 
@@ -69,7 +69,7 @@ def test_unknown_component_suggests_and_lists(tiny):
     tiny["objective"]["name"] = "wgan-gp"
     msg = error(tiny)
     assert "objective.name: unknown objective 'wgan-gp' (did you mean 'wgan_gp'?)" in msg
-    assert "available: bce, bce_smooth, hinge, wgan_clip, wgan_gp" in msg
+    assert "available: bce, bce_smooth, hinge, ragan, wgan_clip, wgan_gp" in msg
 
 
 def test_several_problems_are_listed_together(tiny):

@@ -16,7 +16,7 @@ def test_hinge_losses_by_hand():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.25])
     h = Hinge()
     assert h.critic_loss(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1.25) / 2)
-    assert h.generator_loss(fake).item() == pytest.approx(-(-3.0 + 0.25) / 2)
+    assert h.generator_loss(fake, None).item() == pytest.approx(-(-3.0 + 0.25) / 2)
 
 
 class Quadratic(nn.Module):
@@ -127,7 +127,7 @@ def test_regularizer_errors_name_the_key(tiny):
 def test_e2_generator_linear_stem_and_5x5_kernels():
     from ganzoo_plugins.dcgan import DCGAN, DCGANGeneratorParams
 
-    G = DCGAN.build_generator(DCGANGeneratorParams(stem="linear", kernel_size=5), ImageShape(resolution=64, channels=3, latent_dim=100))
+    G = DCGAN(generator=DCGANGeneratorParams(stem="linear", kernel_size=5)).build_generator(ImageShape(resolution=64, channels=3, latent_dim=100))
     assert isinstance(G.stem[0], nn.Linear) and G.stem[0].out_features == 512 * 4 * 4 and G.stem[0].bias is None
     assert isinstance(G.stem[1], nn.BatchNorm1d)
     convs = [m for m in G.net if isinstance(m, nn.ConvTranspose2d)]

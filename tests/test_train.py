@@ -161,9 +161,9 @@ def test_divergence_stops_naming_loss_and_first_bad_step_and_keeps_the_checkpoin
     original = bce.generator_loss
     calls = []
 
-    def explode_at_step_4(self, scores):
+    def explode_at_step_4(self, scores, real_scores):
         calls.append(1)
-        loss = original(self, scores)
+        loss = original(self, scores, real_scores)
         return loss * float("nan") if len(calls) >= 4 else loss
 
     monkeypatch.setattr(bce, "generator_loss", explode_at_step_4)

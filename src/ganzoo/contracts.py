@@ -53,7 +53,7 @@ GONE = {  # members of the first contracts that now have one other home
 def class_problems(kind: str, cls: type, base: type) -> list[str]:
     """What is wrong with a registered component class (empty when nothing)."""
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        return [f"registered {cls!r} as a {kind}, but it is not a subclass of ganzoo.{base.__name__}"]
+        return [f"registered {cls!r}, which is not a subclass of ganzoo.{base.__name__}"]
     problems = []
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name.strip():

@@ -315,6 +315,7 @@ class TrainingEval(Callback):
             images = generate(run.sampler(), ev.n, seed=run.recipe.seed, device=run.device)
             result = evaluate_images(images, None, seed=run.recipe.seed, weights=ev.weights, prc=False, reference=self.reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
+        run.extra["eval"] = {"step": run.step, "n": ev.n, **{k: v for k, v in result.items() if k != "protocol"}}
         event(run, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=self.reference[1]["n"])
         log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
         if score is not None and (run.best is None or score < run.best["score"]):

@@ -171,7 +171,7 @@ class Registry:
         problems = contracts.class_problems(kind, cls, base)
         name = getattr(cls, "name", None)
         if problems:
-            label = f"{kind} '{name}'" if isinstance(name, str) and name else f"a {kind}"
+            label = f"{kind} '{name}'" if isinstance(name, str) and name else f"a{'n' * (kind[0] in 'aeiou')} {kind}"
             self._problem(plugin, package, f"{label} breaks the {kind} contract and is left out: " + "; ".join(problems), strict)
             if isinstance(name, str) and name:
                 self.disabled.setdefault((kind, name), f"plugin {plugin} ({package}) registered it, but: " + "; ".join(problems))

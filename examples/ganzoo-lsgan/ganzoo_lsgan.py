@@ -20,7 +20,7 @@ class LSGAN(ganzoo.Objective):
         p = self.params
         return 0.5 * ((real_scores - p.real_target) ** 2).mean() + 0.5 * ((fake_scores - p.fake_target) ** 2).mean()
 
-    def generator_loss(self, fake_scores):
+    def generator_loss(self, fake_scores, real_scores):
         return 0.5 * ((fake_scores - self.params.gen_target) ** 2).mean()
 
 

@@ -1,0 +1,284 @@
+"""A plugin that breaks its contract: one line (exit 2) naming the plugin's distribution and component, never a
+traceback; a plugin that registers nothing or clashes with another is a warning, and the rest still works.
+
+Each case installs a fake distribution ``ganzoo-bad-N`` (module ``bad_plugin_N``, entry point in the ``ganzoo``
+group) on sys.path, then runs the CLI in-process on a tiny recipe that uses the broken component.
+"""
+
+import copy
+import sys
+import textwrap
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import TINY
+from ganzoo.cli import app
+from ganzoo.registry import get_registry
+
+HEADER = """
+import torch
+from torch import nn
+import ganzoo
+from ganzoo import Architecture, Callback, Critic, Dataset, Generator, Objective, Regularizer
+
+class Loss(Objective):
+    name = "badloss"
+    def critic_loss(self, real, fake):
+        return fake.mean() - real.mean()
+    def generator_loss(self, fake, real):
+        return -fake.mean()
+"""
+
+# (what, plugin source after HEADER, recipe changes, fragment the error must contain)
+CASES = [
+    ("critic loss of shape (1, 1)", """
+class L(Loss):
+    def critic_loss(self, real, fake):
+        return (fake.mean() - real.mean()).view(1, 1)
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "critic_loss returned a tensor of shape (1, 1)"),
+    ("generator loss a float", """
+class L(Loss):
+    def generator_loss(self, fake, real):
+        return float(-fake.mean())
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "generator_loss returned a float"),
+    ("critic loss None", """
+class L(Loss):
+    def critic_loss(self, real, fake):
+        return None
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "critic_loss returned None"),
+    ("detached generator loss", """
+class L(Loss):
+    def generator_loss(self, fake, real):
+        return -fake.detach().mean()
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "generator_loss returned a tensor with no gradient"),
+    ("an objective with no generator_loss", """
+class L(Objective):
+    name = "badloss"
+    def critic_loss(self, real, fake):
+        return fake.mean() - real.mean()
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "does not implement generator_loss()"),
+    ("a first-version generator_loss(fake) signature", """
+class L(Loss):
+    def generator_loss(self, fake):
+        return -fake.mean()
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "cannot be called as generator_loss(self, fake_scores, real_scores)"),
+    ("an objective penalty (the old route)", """
+class L(Loss):
+    def penalty(self, critic, real, fake):
+        return None
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "a critic penalty is a regularizer now"),
+    ("a builder that returns None", """
+from ganzoo_plugins.dcgan import DCGAN
+class A(DCGAN):
+    name = "badarch"
+    def build_generator(self, shape):
+        return None
+@ganzoo.hookimpl
+def register_architectures(register):
+    register(A)
+""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_generator returned None, expected a ganzoo.Generator"),
+    ("a builder that returns the wrong class", """
+from ganzoo_plugins.dcgan import DCGAN
+class A(DCGAN):
+    name = "badarch"
+    def build_critic(self, shape):
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(1))
+@ganzoo.hookimpl
+def register_architectures(register):
+    register(A)
+""", {"critic": {"name": "badarch", "base_channels": 8}, "generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_critic returned Sequential, expected a ganzoo.Critic"),
+    ("a classmethod builder (the first contract)", """
+from ganzoo_plugins.dcgan import DCGAN
+class A(DCGAN):
+    name = "badarch"
+    @classmethod
+    def build_generator(cls, params, shape):
+        return None
+@ganzoo.hookimpl
+def register_architectures(register):
+    register(A)
+""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_generator is a classmethod"),
+    ("a generator of the wrong size", """
+from ganzoo_plugins.dcgan import DCGAN, DCGANGenerator
+class G(DCGANGenerator):
+    def forward(self, z):
+        return super().forward(z)[:, :, :8, :8]
+class A(DCGAN):
+    name = "badarch"
+    def build_generator(self, shape):
+        return G(self.generator_params, shape)
+@ganzoo.hookimpl
+def register_architectures(register):
+    register(A)
+""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "the generator produced (2, 3, 8, 8), expected (2, 3, 16, 16)"),
+    ("a fingerprint that is not JSON", """
+from ganzoo_plugins.toyfaces import ToyFaces
+class D(ToyFaces):
+    name = "baddata"
+    def fingerprint(self):
+        return {"when": object()}
+@ganzoo.hookimpl
+def register_datasets(register):
+    register(D)
+""", {"data": {"name": "baddata", "size": 64, "resolution": 16, "channels": 3}}, "fingerprint returned data that is not JSON"),
+    ("a dataset whose load returns a list", """
+class D(Dataset):
+    name = "baddata"
+    def load(self, resolution, channels, report):
+        return [1, 2, 3]
+@ganzoo.hookimpl
+def register_datasets(register):
+    register(D)
+""", {"data": {"name": "baddata", "resolution": 16, "channels": 3}}, "load returned list, expected a uint8 tensor"),
+    ("a regularizer penalty that is not a scalar", """
+class R(Regularizer):
+    name = "badreg"
+    def penalty(self, critic, real, fake):
+        return critic(real)
+@ganzoo.hookimpl
+def register_regularizers(register):
+    register(R)
+""", {"regularizers": [{"name": "badreg"}]}, "penalty returned a tensor of shape (8,)"),
+    ("an augmentation that changes the batch's shape", """
+class R(Regularizer):
+    name = "badreg"
+    def augment(self, images):
+        return images[:, :, 1:, 1:]
+@ganzoo.hookimpl
+def register_regularizers(register):
+    register(R)
+""", {"regularizers": [{"name": "badreg"}]}, "augment returned (8, 3, 15, 15) for a batch of (8, 3, 16, 16)"),
+    ("a constructor that raises", """
+class L(Loss):
+    def __init__(self, params=None):
+        raise RuntimeError("no GPU here")
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "its constructor raised RuntimeError: no GPU here"),
+    ("a callback that raises", """
+class C(Callback):
+    name = "badcb"
+    def on_step(self, run, record):
+        raise KeyError("loss")
+@ganzoo.hookimpl
+def register_callbacks(register):
+    register(C)
+""", {"callbacks": [{"name": "badcb"}]}, "on_step raised KeyError"),
+    ("a component without a name", """
+class L(Loss):
+    name = ""
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(L)
+""", {"objective": {"name": "badloss"}}, "unknown objective 'badloss'"),
+]
+
+
+def install(tmp_path, monkeypatch, index: int, source: str) -> str:
+    """A distribution ganzoo-bad-INDEX with the module bad_plugin_INDEX in the ganzoo entry-point group."""
+    module = f"bad_plugin_{index}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(HEADER + source))
+    info = tmp_path / f"ganzoo_bad_{index}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: ganzoo-bad-{index}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ganzoo]\n{module} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    get_registry.cache_clear()
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    get_registry.cache_clear()
+    yield
+    get_registry.cache_clear()
+    for name in [m for m in sys.modules if m.startswith("bad_plugin_")]:
+        del sys.modules[name]
+
+
+def tiny_recipe(tmp_path, changes: dict):
+    r = copy.deepcopy(TINY)
+    r["output"].update(dir=str(tmp_path / "runs"), samples=0)
+    r["train"]["steps"] = 2
+    r.update(changes)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(r))
+    return str(path)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c[0] for c in CASES])
+def test_a_broken_plugin_is_one_line_naming_it(tmp_path, monkeypatch, index):
+    what, source, changes, fragment = CASES[index]
+    install(tmp_path, monkeypatch, index, source)
+    res = CliRunner().invoke(app, ["run", tiny_recipe(tmp_path, changes), "-q"], env={"COLUMNS": "2000"})
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.output
+    assert fragment in errors[0], errors[0]
+    assert f"ganzoo-bad-{index}" in res.output  # the error or the load-time warning names the distribution
+    if "unknown" not in fragment:
+        assert f"ganzoo-bad-{index}" in errors[0]
+
+
+def test_a_plugin_that_registers_nothing_is_a_warning(tmp_path, monkeypatch):
+    install(tmp_path, monkeypatch, 90, "def register_objective(register):\n    pass\n")
+    res = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "plugin bad_plugin_90 (ganzoo-bad-90): registers no components" in " ".join(res.output.split())
+
+
+def test_a_duplicate_name_disables_only_that_component_and_the_cli_still_works(tmp_path, monkeypatch):
+    install(tmp_path, monkeypatch, 91, """
+class Hinge2(Loss):
+    name = "hinge"
+class Fine(Loss):
+    name = "fine_loss"
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(Hinge2)
+    register(Fine)
+""")
+    res = CliRunner().invoke(app, ["list"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "objective 'hinge' is registered twice" in " ".join(res.output.split())
+    assert " fine_loss " in res.output and " wgan_gp " in res.output and " hinge " not in res.output
+    res = CliRunner().invoke(app, ["run", tiny_recipe(tmp_path, {"objective": {"name": "hinge"}}), "-q"], env={"COLUMNS": "2000"})
+    assert res.exit_code == 2
+    error = next(line for line in res.output.splitlines() if line.startswith("error:"))
+    assert "objective 'hinge' is unavailable" in error and "ganzoo-bad-91" in error and "ganzoo" in error
+
+
+def test_a_hook_that_raises_is_reported_and_the_rest_loads(tmp_path, monkeypatch):
+    install(tmp_path, monkeypatch, 92, """
+@ganzoo.hookimpl
+def register_objectives(register):
+    raise ImportError("needs a package that is not installed")
+""")
+    registry = get_registry()
+    assert any("register_objectives raised ImportError" in str(p) and "ganzoo-bad-92" in str(p) for p in registry.problems)
+    assert registry.get("objective", "wgan_gp").name == "wgan_gp"
