@@ -45,7 +45,7 @@ def train_for(path: Path, minutes: float, data: Path, runs: Path, again: bool) -
         d = json.loads(done.read_text())
         print(f"{recipe.name}: trained already in {run_dir} (delete it or pass --again to retrain)", flush=True)
         return ganzoo.RunResult(run_dir, run_dir / d["checkpoint"], d["steps"], d["seconds"], d["img_per_s"], {}), recipe
-    run = ganzoo.train(recipe, run_dir, progress=False, console=None)
+    run = ganzoo.train(recipe, run_dir, progress=False)
     done.write_text(json.dumps({"checkpoint": str(run.checkpoint.relative_to(run_dir)), "steps": run.steps,
                                 "seconds": run.seconds, "img_per_s": run.images_per_second}))
     return run, recipe

@@ -27,7 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import ganzoo
 from ganzoo.data import load_dataset, to_float
-from ganzoo.models import build_models
+from ganzoo.progress import ProgressBar
+from ganzoo.models import build_models, build_objective, build_regularizers
 
 ROOT = Path(__file__).resolve().parents[1]
 ANIME = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"
@@ -45,8 +46,9 @@ def recipe_for(case: str, data_overrides: list[str], out_dir: str, steps: int, v
         raw["objective"] = {"name": "bce"}
     raw["train"].update(epochs=None, steps=steps, log_every=10, checkpoint_every=None, threads=None)
     raw["output"].update(dir=out_dir, samples=0, tensorboard=True, grid_every=None)
-    if variant in ("channels_last", "compile"):
-        raw["train"][variant] = True
+    raw["train"]["channels_last"] = variant == "channels_last"  # the bare loop is contiguous: compare like with like
+    if variant == "compile":
+        raw["train"]["compile"] = True
     return ganzoo.load_recipe(raw)
 
 
@@ -63,11 +65,13 @@ class _GlobalOnly:
 def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flops: bool = False) -> float:
     """The loop a user writes by hand: same nets, losses, optimizers, batches; nothing else. Returns seconds."""
     torch.manual_seed(recipe.seed)
-    G, D = build_models(recipe)
-    objective = ganzoo.get_registry().get("objective", recipe.objective.name).cls(recipe.objective.params)
+    objective = build_objective(recipe)
+    regularizers = build_regularizers(recipe, objective=objective)
+    G, D = build_models(recipe, regularizers=regularizers)
+    objective, regularizers = objective.inner, [r.inner for r in regularizers]  # by hand: no contract checks
     opt_g = recipe.optim.generator.build(G.parameters())
     opt_d = recipe.optim.critic.build(D.parameters())
-    n_critic, bs, z_dim = recipe.train.n_critic or objective.n_critic, recipe.train.batch_size, G.latent_dim
+    n_critic, bs, z_dim = recipe.train.n_critic, recipe.train.batch_size, G.latent_dim
     perm = torch.randperm(len(images))
     i = 0
 
@@ -79,14 +83,15 @@ def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flo
             with torch.no_grad():
                 fake = G(torch.randn(bs, z_dim))
             loss = objective.critic_loss(D(real), D(fake))
-            penalty = objective.penalty(D, real, fake)
-            if penalty is not None:
-                loss = loss + penalty
+            for reg in regularizers:  # wgan_gp's gradient penalty
+                penalty = reg.penalty(D, real, fake)
+                if penalty is not None:
+                    loss = loss + penalty
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
         D.requires_grad_(False)
-        g_loss = objective.generator_loss(D(G(torch.randn(bs, z_dim))))
+        g_loss = objective.generator_loss(D(G(torch.randn(bs, z_dim))), None)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -109,7 +114,8 @@ def bare_loop(recipe: ganzoo.Recipe, images: torch.Tensor, steps: int, count_flo
 def ganzoo_loop(recipe: ganzoo.Recipe, run_dir: Path, progress: bool = True) -> float:
     with open(os.devnull, "w") as null:
         console = Console(file=null, force_terminal=True, width=120)
-        return ganzoo.train(recipe, run_dir, progress=progress, console=console).seconds
+        bar = ProgressBar(console=console) if progress else False
+        return ganzoo.train(recipe, run_dir, progress=bar).seconds
 
 
 def main():
@@ -128,9 +134,9 @@ def main():
         for case in args.cases:
             s1, s2 = args.s1 or CASES[case][1], args.s2 or CASES[case][2]
             base = recipe_for(case, data, tmp, s1, "plain")
-            images, _ = load_dataset(base.data, log=lambda *a: None)
+            images, _ = load_dataset(base.data)
             flops = bare_loop(base, images, 1, count_flops=True)
-            n_critic = base.train.n_critic or ganzoo.get_registry().get("objective", base.objective.name).cls(base.objective.params).n_critic
+            n_critic = base.train.n_critic
             for variant in args.variants:
                 per_step = {"ganzoo": [], "bare": []}
                 try:

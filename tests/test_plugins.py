@@ -141,9 +141,11 @@ def install_example(name: str, tmp_path) -> dict:
 
 def test_example_lsgan_plugin_installs_lists_and_trains(tmp_path, tiny):
     env = install_example("ganzoo-lsgan", tmp_path)
-    listed = subprocess.run([sys.executable, "-m", "ganzoo", "list"], env=env, capture_output=True, text=True, check=True)
+    listed = subprocess.run([sys.executable, "-m", "ganzoo", "list", "-v"], env=env, capture_output=True, text=True, check=True)
     row = next(line for line in listed.stdout.splitlines() if " lsgan " in line)
-    assert "objective" in row and "ganzoo-lsgan" in row and "0.1.0" in row
+    assert "ganzoo-lsgan" in row and "0.1.0" in row
+    lines = subprocess.run([sys.executable, "-m", "ganzoo", "list"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "lsgan (ganzoo-lsgan)" in lines.split("objectives")[1].split("regularizers")[0]
     recipe = tiny_recipe_file(tmp_path / "r.yaml", tiny, name="lsgan", real_target=1.0)
     run = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe), "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

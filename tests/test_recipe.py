@@ -20,7 +20,19 @@ def test_resolved_recipe_fills_every_default(tiny):
     d = load_recipe(tiny).to_dict()
     assert d["critic"]["norm"] == "batch" and d["critic"]["init"] == "architecture"
     assert d["generator"]["max_channels"] == 1024
-    assert d["data"]["seed"] == 0 and d["train"]["n_critic"] is None
+    assert d["data"]["seed"] == 0 and d["train"]["n_critic"] == 1  # the objective's default, written out
+    assert load_recipe(dict(tiny, objective={"name": "wgan_gp"})).train.n_critic == 5
+
+
+def test_first_version_recipes_keep_their_meaning(tiny):
+    """objective.n_critic (recipes and checkpoints of the first version) is train.n_critic now; init: dcgan stays."""
+    old = dict(tiny, objective={"name": "wgan_clip", "clip": 0.02, "n_critic": 3})
+    old["critic"] = dict(tiny["critic"], init="dcgan")
+    r = load_recipe(old)
+    assert r.train.n_critic == 3 and r.objective.params.clip == 0.02 and r.critic.init == "dcgan"
+    assert "n_critic" not in r.to_dict()["objective"]
+    clash = dict(old, train=dict(tiny["train"], n_critic=2))
+    assert "objective.n_critic (3) and train.n_critic (2) disagree" in error(clash)
 
 
 def error(recipe, overrides=None) -> str:

@@ -94,6 +94,13 @@ class Run:
     def images_per_step(self) -> int:
         return self.recipe.train.batch_size * self.n_critic * self.world.size
 
+    def elapsed(self) -> dict:
+        """Seconds of this run over all its segments (resumes included): in all, and of that, in evaluation."""
+        before = (self.resumed_from.meta.get("time") or {}) if self.resumed_from is not None else {}
+        now = self.seconds or time.perf_counter() - self.started
+        return {"seconds": round(before.get("seconds", 0.0) + now, 3),
+                "eval_seconds": round(before.get("eval_seconds", 0.0) + self.extra.get("eval_seconds", 0.0), 3)}
+
     def states(self) -> dict:
         """The JSON state of every observer that keeps one, by its ``state_key`` (saved in checkpoints)."""
         return {o.state_key: o.state() for o in self.observers if getattr(o, "state_key", None)}

@@ -156,6 +156,7 @@ class MonitorSection(_Strict):
 class Recipe(_Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name (a folder name)")
     description: str = ""
+    expected_time: str = Field("", description="measured wall time of the whole recipe on a 2-core CPU (ganzoo recipes shows it)")
     seed: int = 0
     data: DataSection = Field(default_factory=DataSection)
     generator: GeneratorSection
@@ -318,6 +319,9 @@ def _apply_override(raw: dict, item: str) -> None:
             raise GanzooError(f"--set {item!r}: '{'.'.join(parts[:i])}' is not a section")
         if i == len(parts) - 1:
             node[part] = parsed
+            other = {"steps": "epochs", "epochs": "steps"}.get(part)
+            if parts[:-1] == ["train"] and other and parsed is not None and isinstance(node, dict):
+                node.pop(other, None)  # --set train.steps=N on an epoch recipe (or the reverse): the length given wins
         else:
             if isinstance(node, dict) and node.get(part) is None:  # absent or null (e.g. optim.critic left to the default)
                 node[part] = {}

@@ -69,10 +69,22 @@ def render(generator, z: torch.Tensor, batch_size: int = 250, device=None) -> to
     return torch.cat(out) if out else torch.empty(0, s.channels, s.resolution, s.resolution, dtype=torch.uint8)
 
 
+class ImageBatch(torch.Tensor):
+    """A uint8 image tensor ``(N, C, H, W)`` (or one ``(C, H, W)`` image) that a notebook shows as a picture: the
+    tensor itself, with ``_repr_png_`` for Jupyter. ``.as_subclass(torch.Tensor)`` gives the plain tensor."""
+
+    def _repr_png_(self):
+        t = self.as_subclass(torch.Tensor).detach().cpu()
+        if t.dtype != torch.uint8 or t.dim() not in (3, 4) or t.numel() == 0:
+            return None
+        return png_bytes(grid_image(t) if t.dim() == 4 else t)
+
+
 def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None) -> torch.Tensor:
     """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed`` (the generator's own
-    ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``)."""
-    return render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device)
+    ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``); a notebook displays them as a grid."""
+    images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device)
+    return images.as_subclass(ImageBatch)
 
 
 # -- distinctness --------------------------------------------------------------

@@ -236,7 +236,7 @@ def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, t
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank + start)
     if start >= total:
         raise GanzooError(f"{ckpt.path} is at step {start}, the recipe's length is {total}: nothing to resume "
-                          "(lengthen it, e.g. ganzoo run RECIPE --resume RUN --set train.steps=...)")
+                          f"(lengthen it: ganzoo resume {ckpt.path.parent.parent} --set train.steps={2 * total})")
     saved_world = ckpt.meta.get("world_size", 1)
     if saved_world != world.size:
         log.info(f"note: resuming a {saved_world}-process run on {world.size}: weights, optimizers and step carry "
@@ -281,10 +281,24 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
     return out
 
 
-def resume(run_dir, *, registry: Registry | None = None, progress=True, callbacks=()) -> RunResult:
-    """Continue the run in ``run_dir`` from its last checkpoint, with the recipe it was started with."""
+# what a resume may change: the length, logging and outputs; anything else would not continue the same run
+RESUMABLE_KEYS = ("train.steps", "train.epochs", "train.time_limit", "train.log_every", "train.checkpoint_every",
+                  "train.keep_every", "output.", "eval.every", "monitor.")
+
+
+def resume(run_dir, *, registry: Registry | None = None, progress=True, callbacks=(), overrides=()) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint, with the recipe it was started with.
+
+    ``overrides`` (``"train.steps=5000"``, ...) change its length, logging or outputs, e.g. to lengthen a
+    finished run; other keys would make it another run and are refused.
+    """
     ckpt = load_checkpoint(run_dir)
-    recipe = load_recipe(ckpt.recipe, registry=registry)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
+            raise GanzooError(f"resume --set {item!r}: a resume changes only the length, logging and outputs "
+                              f"({', '.join(RESUMABLE_KEYS)}); for other changes start a new run from {run_dir}/recipe.yaml")
+    recipe = load_recipe(ckpt.recipe, list(overrides), registry=registry)
     return train(recipe, Path(run_dir), resume=ckpt, registry=registry, progress=progress, callbacks=callbacks)
 
 

@@ -1,0 +1,1 @@
+"""The reference experiments E0-E2 as they were run."""

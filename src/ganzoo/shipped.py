@@ -1,0 +1,69 @@
+"""The recipes that ship with ganzoo: listed by ``ganzoo recipes``, run by name, copied by ``ganzoo init``.
+
+They are the files of ``recipes/`` in a checkout, installed as the package ``ganzoo_recipes``, so they are
+found outside a checkout too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import GanzooError
+from .registry import did_you_mean
+
+
+def recipes_dir() -> Path:
+    import ganzoo_recipes
+
+    return Path(ganzoo_recipes.__file__).parent
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Recipe name (its file's stem) -> path, the reference experiments included."""
+    root = recipes_dir()
+    return {p.stem: p for p in sorted(root.rglob("*.yaml"))}
+
+
+def resolve(recipe: str | Path) -> Path:
+    """A recipe file as given, or else the shipped recipe of that name."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    name = str(recipe).removesuffix(".yaml")
+    if name in shipped and not path.exists():
+        return shipped[name]
+    raise GanzooError(f"recipe file not found: {recipe}{did_you_mean(name, shipped)}; a file, or a shipped recipe: "
+                      f"{', '.join(shipped)} (ganzoo recipes)")
+
+
+def describe(path: Path) -> dict:
+    """What ``ganzoo recipes`` shows of one recipe file (read as plain YAML: no plugin needed)."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    description = str(raw.get("description", ""))
+    experiment, _, rest = description.partition(" - ")
+    if not experiment.strip().replace("Reference ", "").split("/")[0].startswith("E"):
+        experiment, rest = "", description
+    section = lambda key: raw.get(key) if isinstance(raw.get(key), dict) else {}  # noqa: E731
+    g, c = section("generator").get("name", "?"), section("critic").get("name", "?")
+    return {"name": path.stem, "experiment": experiment.replace("Reference ", "").strip(),
+            "model": g if g == c else f"{g} / {c}", "objective": section("objective").get("name", "?"),
+            "data": section("data").get("name", "toyfaces"), "expected_time": str(raw.get("expected_time", "")),
+            "description": rest.strip(), "reference": path.parent.name == "reference"}
+
+
+def init(name: str, source: str | None = None, directory: Path = Path("."), force: bool = False) -> Path:
+    """Copy a shipped recipe (``source``, default ``name``) to ``DIRECTORY/NAME.yaml`` with ``name: NAME``, to edit."""
+    src = resolve(source or name)
+    target = Path(directory) / f"{name}.yaml"
+    if target.exists() and not force:
+        raise GanzooError(f"{target} exists: pick another name or pass --force to replace it")
+    text = src.read_text()
+    if source is not None:
+        lines = text.splitlines(keepends=True)
+        lines = [f"name: {name}\n" if line.startswith("name:") else line for line in lines]
+        text = "".join(lines)
+    target.write_text(text)
+    return target

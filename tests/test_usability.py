@@ -1,0 +1,174 @@
+"""Day-to-day use: progress in a terminal and in a log file, length on the command line, shipped recipes,
+--version and completion, a compact `list`, a readable `show`, images that display in a notebook."""
+
+import copy
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import ganzoo
+from conftest import TINY, captured_log
+from ganzoo.cli import app
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def recipe_file(tmp_path, **train) -> Path:
+    r = copy.deepcopy(TINY)
+    r["output"].update(dir=str(tmp_path / "runs"), samples=0)
+    r["train"].update(train)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(r))
+    return path
+
+
+def run_in_terminal(args, columns: int, timeout: float = 120) -> str:
+    """Run a command in a pseudo-terminal of ``columns`` columns; everything it drew, escape codes removed."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=30)
+    os.close(master)
+    return ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+
+
+def frames(text: str) -> list[str]:
+    return [line for chunk in text.split("\n") for line in chunk.split("\r") if line.strip()]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_bar_in_a_terminal_keeps_total_and_eta(tmp_path, columns):
+    recipe = recipe_file(tmp_path, steps=12, log_every=2)
+    text = run_in_terminal([sys.executable, "-m", "ganzoo", "run", str(recipe)], columns)
+    bars = [f for f in frames(text) if "/12" in f]
+    assert bars, text
+    assert all(len(f) <= columns for f in bars), [f for f in bars if len(f) > columns]
+    assert any(re.search(r"\b\d+/12\b.*eta \d+:\d\d:\d\d", f) for f in bars), bars
+    if columns >= 120:
+        assert any("D " in f and "img/s" in f for f in bars), bars  # the losses too, where there is room
+
+
+def test_a_redirected_run_logs_plain_progress_lines(tmp_path):
+    recipe = recipe_file(tmp_path, steps=6, log_every=2)
+    log = tmp_path / "train.log"
+    with log.open("w") as f:
+        done = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe)], stdout=f, stderr=f, timeout=300)
+    assert done.returncode == 0
+    lines = log.read_text().splitlines()
+    progress = [line for line in lines if re.match(r"tiny step \d+/6 \(\d+%\)", line)]
+    assert progress[0].startswith("tiny step 1/6") and progress[-1].startswith("tiny step 6/6 (100%)")
+    assert all("elapsed" in line and "eta" in line for line in progress)
+    assert any("D " in line and "img/s" in line for line in progress)
+    assert not any("\r" in line or "\x1b" in line for line in lines)  # no bar drawn into the file
+
+
+def test_plain_lines_come_every_few_seconds(tiny):
+    from ganzoo.progress import ProgressBar
+
+    tiny["train"]["steps"] = 5
+    with captured_log() as messages:
+        ganzoo.train(ganzoo.load_recipe(tiny), progress=ProgressBar(every_seconds=0))  # pytest's stderr: not a terminal
+    assert [m.split()[2] for m in messages if m.startswith("tiny step")] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+
+
+def test_length_on_the_command_line_just_works():
+    epochs = Path(__file__).resolve().parents[1] / "recipes" / "dcgan_mnist.yaml"
+    r = ganzoo.load_recipe(epochs, ["train.steps=300"])
+    assert r.train.steps == 300 and r.train.epochs is None
+    r = ganzoo.load_recipe(epochs.with_name("quick_toyfaces.yaml"), ["train.epochs=0.5"])
+    assert r.train.epochs == 0.5 and r.train.steps is None
+
+
+def test_resume_lengthens_a_finished_run_and_refuses_other_changes(tmp_path):
+    recipe, run_dir = recipe_file(tmp_path, steps=3), tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir), "-q"]).exit_code == 0
+    res = runner.invoke(app, ["resume", str(run_dir), "-q"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and f"ganzoo resume {run_dir} --set train.steps=6" in res.output
+    res = runner.invoke(app, ["resume", str(run_dir), "--set", "train.steps=6", "-q"])
+    assert res.exit_code == 0, res.output
+    assert ganzoo.load_checkpoint(run_dir).meta["step"] == 6
+    res = runner.invoke(app, ["resume", str(run_dir), "--set", "train.batch_size=4", "-q"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "a resume changes only the length, logging and outputs" in res.output
+
+
+def test_recipes_lists_the_shipped_ones_and_run_and_init_take_a_name(tmp_path, monkeypatch):
+    runner = CliRunner()
+    res = runner.invoke(app, ["recipes"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    rows = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}
+    assert {"quick_toyfaces", "dcgan_anime", "dcgan_mnist", "gan_mlp_mnist", "wgan_clip_mnist", "wgan_gp_anime", "anime_fast"} <= set(rows)
+    assert "E4" in rows["dcgan_mnist"] and "bce" in rows["dcgan_mnist"] and "min" in rows["dcgan_mnist"]
+    assert all(len(line) <= 80 for line in res.output.splitlines())
+    assert "e0_wgan_gp" in runner.invoke(app, ["recipes", "--all"], env={"COLUMNS": "120"}).output
+    # a shipped recipe by name
+    res = runner.invoke(app, ["check", "quick_toyfaces", "--set", "train.steps=2"])
+    assert res.exit_code == 0 and "name: quick_toyfaces" in res.output
+    res = runner.invoke(app, ["run", "quick_toyfce"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "did you mean 'quick_toyfaces'" in res.output
+    # init copies one to edit, under its new name, and never overwrites without --force
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["init", "my_faces", "--from", "quick_toyfaces"])
+    assert res.exit_code == 0 and ganzoo.load_recipe("my_faces.yaml").name == "my_faces"
+    assert runner.invoke(app, ["init", "my_faces", "--from", "quick_toyfaces"]).exit_code == 2
+    assert runner.invoke(app, ["init", "dcgan_mnist"]).exit_code == 0 and Path("dcgan_mnist.yaml").is_file()
+
+
+def test_the_shipped_recipes_are_installed_with_the_package():
+    from ganzoo.shipped import recipes_dir, shipped_recipes
+
+    assert (recipes_dir() / "quick_toyfaces.yaml").is_file() and "e2_dcgan" in shipped_recipes()
+
+
+def test_version_and_shell_completion():
+    runner = CliRunner()
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"ganzoo {ganzoo.__version__}"
+    res = runner.invoke(app, ["--show-completion", "bash"])
+    assert res.exit_code == 0 and "complete" in res.output
+
+
+def test_list_is_compact_at_80_columns_and_show_prints_required_and_choices():
+    runner = CliRunner()
+    res = runner.invoke(app, ["list"], env={"COLUMNS": "80"})
+    lines = res.output.splitlines()
+    n = len(ganzoo.get_registry().all())
+    assert res.exit_code == 0 and len(lines) <= n + 6 and all(len(line) <= 80 for line in lines)
+    assert lines[0].strip() == "architectures" and any(line.startswith("  wgan_gp ") for line in lines)
+    verbose = runner.invoke(app, ["list", "-v"], env={"COLUMNS": "200"}).output
+    assert "0.1.0" in verbose and "gp_weight" in verbose
+    shown = " ".join(runner.invoke(app, ["show", "images"], env={"COLUMNS": "200"}).output.split())
+    assert "(required)" in shown and "PydanticUndefined" not in shown
+    shown = " ".join(runner.invoke(app, ["show", "dcgan"], env={"COLUMNS": "200"}).output.split())
+    assert "conv | linear" in shown and "batch | none" in shown
+
+
+def test_generated_images_display_in_a_notebook(tiny):
+    G, _ = ganzoo.build_models(ganzoo.load_recipe(tiny))
+    images = ganzoo.generate(G, 4)
+    png = images._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and images.shape == (4, 3, 16, 16)
+    assert images[0]._repr_png_()[:4] == b"\x89PNG" and images.float()._repr_png_() is None
