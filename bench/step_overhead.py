@@ -37,11 +37,14 @@ ANIME = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"
 CASES = {
     "dcgan+bce": (ROOT / "recipes" / "dcgan_anime.yaml", 4, 34),  # E1's nets at base 64; bce instead of bce_smooth
     "upsample_conv+wgan_gp": (ROOT / "recipes" / "reference" / "e0_wgan_gp.yaml", 4, 9),  # 5 critic steps each
+    # tiny nets on 16 px toy faces: a step costs milliseconds, so the difference is the loop's own per-step cost
+    "tiny16+bce": (ROOT / "recipes" / "quick_toyfaces.yaml", 20, 420),
 }
+TINY = ["data.resolution=16", "data.size=2000", "generator.base_channels=8", "critic.base_channels=8", "train.batch_size=16"]
 
 
 def recipe_for(case: str, data_overrides: list[str], out_dir: str, steps: int, variant: str) -> ganzoo.Recipe:
-    raw = ganzoo.load_recipe(CASES[case][0], data_overrides).to_dict()
+    raw = ganzoo.load_recipe(CASES[case][0], TINY if case.startswith("tiny") else data_overrides).to_dict()
     if case == "dcgan+bce":
         raw["objective"] = {"name": "bce"}
     raw["train"].update(epochs=None, steps=steps, log_every=10, checkpoint_every=None, threads=None)
@@ -155,11 +158,12 @@ def main():
                         per_step[side].append((t[(side, s2)] - t[(side, s1)]) / (s2 - s1))
                     print(f"{case} {variant} round {r}: ganzoo {per_step['ganzoo'][-1]:.3f} s/step, bare {per_step['bare'][-1]:.3f} s/step", flush=True)
                 g, b = statistics.median(per_step["ganzoo"]), statistics.median(per_step["bare"])
-                rows.append({"case": case, "variant": variant, "ganzoo_s_per_step": round(g, 4), "bare_s_per_step": round(b, 4),
+                rows.append({"case": case, "variant": variant, "ganzoo_s_per_step": round(g, 5), "bare_s_per_step": round(b, 5),
+                             "overhead_ms_per_step": round(1000 * (g - b), 2),
                              "ratio": round(g / b, 4), "gflop_per_step": round(flops / 1e9, 1),
                              "gflops_ganzoo": round(flops / 1e9 / g, 1), "gflops_bare": round(flops / 1e9 / b, 1),
                              "img_per_s_ganzoo": round(base.train.batch_size * n_critic / g, 1), "s1": s1, "s2": s2,
-                             "rounds": {k: [round(x, 4) for x in v] for k, v in per_step.items()}})
+                             "rounds": {k: [round(x, 5) for x in v] for k, v in per_step.items()}})
     meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "torch": torch.__version__, "ganzoo": ganzoo.__version__, "data": str(ANIME) if ANIME.is_file() else "toyfaces",
             "rounds": args.rounds}

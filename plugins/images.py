@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from pydantic import Field
@@ -12,7 +13,7 @@ from ganzoo import imagefiles
 
 
 class ImagesParams(Params):
-    path: str = Field(..., description="folder or .zip of images")
+    path: str = Field(..., pattern=r"\S", description="folder or .zip of images (never empty: an empty path is not the current folder)")
 
 
 class Images(Dataset):
@@ -25,6 +26,11 @@ class Images(Dataset):
 
     def load(self, resolution, channels, report):
         return imagefiles.read_images(_existing(self.params), resolution, channels, report)
+
+    def check(self):
+        path = _existing(self.params)
+        if path.is_file() and not zipfile.is_zipfile(path):
+            raise GanzooError(f"data.path {path} is neither a folder nor a readable zip")
 
 
 def _existing(params) -> Path:

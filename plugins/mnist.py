@@ -14,44 +14,86 @@ from ganzoo.fileio import files_sha256
 
 
 class MNISTParams(Params):
-    root: str = Field("data/mnist", description="torchvision root: files go in ROOT/<Class>/raw/")
+    root: str = Field("data/mnist", pattern=r"\S", description="torchvision root: files go in ROOT/<Class>/raw/")
     split: Literal["train", "test", "all"] = Field("train", description="which images to use")
     download: bool = Field(False, description="download the files if missing (needs internet)")
 
 
+FILES = {True: "train-images-idx3-ubyte", False: "t10k-images-idx3-ubyte"}  # as the data sets are distributed
+
+
 class MNIST(Dataset):
     name = "mnist"
-    description = "MNIST digits (torchvision, local root; 28x28 gray, resized/replicated as the recipe says)"
+    description = "MNIST digits (local files as distributed, .gz or not; 28x28 gray, resized/replicated as the recipe says)"
     Params = MNISTParams
     torchvision_class = "MNIST"  # a class of torchvision.datasets (imported when loading: torchvision is slow to import)
 
+    def _where(self) -> list[Path]:
+        root = Path(self.params.root).expanduser()
+        return [root / self.torchvision_class / "raw", root]  # torchvision's layout, or the four files in one folder
+
+    def _files(self) -> dict[bool, Path]:
+        """The image file of each split wanted: uncompressed or .gz, in torchvision's layout or a flat folder."""
+        found = {}
+        for train in {"train": [True], "test": [False], "all": [True, False]}[self.params.split]:
+            for folder in self._where():
+                hit = next((folder / f"{FILES[train]}{ext}" for ext in ("", ".gz") if (folder / f"{FILES[train]}{ext}").is_file()), None)
+                if hit is not None:
+                    found[train] = hit
+                    break
+            else:
+                if not self.params.download:
+                    a, b = self._where()
+                    raise GanzooError(f"{self.torchvision_class} not found: put {FILES[train]}.gz (as distributed, or "
+                                      f"uncompressed) in {b} or {a}, or set data.download: true")
+        return found
+
+    def check(self):
+        self._files()
+
     def fingerprint(self):
-        params = self.params
-        raw = Path(params.root) / self.torchvision_class / "raw"
-        files = sorted(raw.glob("*")) if raw.is_dir() else []
-        return {"sha256": files_sha256(files, raw)}
+        files = sorted(self._files().values())
+        return {"sha256": files_sha256(files, Path(self.params.root).expanduser())}
 
     def load(self, resolution, channels, report):
         params = self.params
-        from torchvision import datasets
-
-        tv = getattr(datasets, self.torchvision_class)
-        report.source = f"{params.root} ({tv.__name__}, {params.split})"
+        report.source = f"{params.root} ({self.torchvision_class}, {params.split})"
+        files = self._files()
         parts = []
         for train in {"train": [True], "test": [False], "all": [True, False]}[params.split]:
-            try:
-                parts.append(tv(params.root, train=train, download=params.download).data)
-            except RuntimeError as exc:
-                raise GanzooError(
-                    f"{tv.__name__} not found under {params.root}/{tv.__name__}/raw "
-                    f"(put train-images-idx3-ubyte[.gz] and the other raw files there, or set data.download: true): {exc}"
-                ) from None
+            parts.append(read_idx(files[train]) if train in files else self._download(train))
         images = torch.cat(parts).unsqueeze(1)  # (N, 1, 28, 28) uint8
         if resolution != images.shape[-1]:
             from torchvision.transforms.v2 import functional as TF
 
             images = TF.resize(images, [resolution, resolution], antialias=True)
         return images.expand(-1, channels, -1, -1).contiguous()
+
+    def _download(self, train: bool) -> torch.Tensor:
+        from torchvision import datasets
+
+        try:
+            return getattr(datasets, self.torchvision_class)(self.params.root, train=train, download=True).data
+        except (RuntimeError, OSError) as exc:
+            raise GanzooError(f"{self.torchvision_class}: download to {self.params.root} failed ({exc}); put the files there by hand") from None
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX image file (uncompressed or .gz) as uint8 ``(N, H, W)``, read by torchvision's reader."""
+    import gzip
+    import tempfile
+
+    from torchvision.datasets.mnist import read_image_file
+
+    try:
+        if path.suffix != ".gz":
+            return read_image_file(str(path))
+        with gzip.open(path) as f, tempfile.NamedTemporaryFile(suffix=".idx") as tmp:
+            tmp.write(f.read())
+            tmp.flush()
+            return read_image_file(tmp.name)
+    except (OSError, EOFError, AssertionError, RuntimeError, ValueError, gzip.BadGzipFile) as exc:
+        raise GanzooError(f"{path} is not a readable IDX image file ({type(exc).__name__}: {exc})") from None
 
 
 @ganzoo.hookimpl

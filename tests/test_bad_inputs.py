@@ -80,7 +80,7 @@ CASES = {
     "empty data folder": (lambda t, c: ["run", recipe(t, data={"name": "images", "path": str(t), "resolution": 16})], "no readable images"),
     "zip with no images": (lambda t, c: ["run", recipe(t, data={"name": "images", "path": empty_zip(t), "resolution": 16})], "no readable images"),
     "data file not a zip": (lambda t, c: ["run", recipe(t, data={"name": "images", "path": text_file(t, "x.zip", "hi"), "resolution": 16})], "neither a folder nor a readable zip"),
-    "MNIST files missing": (lambda t, c: ["run", recipe(t, data={"name": "mnist", "root": str(t), "resolution": 28, "channels": 1})], "MNIST not found under"),
+    "MNIST files missing": (lambda t, c: ["run", recipe(t, data={"name": "mnist", "root": str(t), "resolution": 28, "channels": 1})], "MNIST not found: put train-images-idx3-ubyte.gz"),
     "batch larger than data": (lambda t, c: ["run", recipe(t, train__batch_size=500)], "larger than the dataset"),
     # checkpoints
     "missing checkpoint": (lambda t, c: ["sample", str(t / "no.safetensors"), "-o", str(t / "o")], "checkpoint not found"),
@@ -95,7 +95,7 @@ CASES = {
     "--force on a folder that is not a run": (lambda t, c: ["run", recipe(t), "--run-dir", user_folder(t), "--force"], "does not look like a ganzoo run folder"),
     "--resume with --run-dir": (lambda t, c: ["run", recipe(t), "--resume", str(c), "--run-dir", str(t / "x")], "--resume continues RUN_DIR in place"),
     "unknown device": (lambda t, c: ["sample", str(c), "-o", str(t / "o"), "--device", "tpu"], "unknown device 'tpu'"),
-    "output folder is a file": (lambda t, c: ["sample", str(c), "-n", "2", "-o", text_file(t, "f", "x")], "File exists"),
+    "output folder is a file": (lambda t, c: ["sample", str(c), "-n", "2", "-o", text_file(t, "f", "x")], "is a file, not a folder for samples"),
     # components
     "show unknown component": (lambda t, c: ["show", "wgan_pg"], "no component named 'wgan_pg' (did you mean 'wgan_gp'?)"),
 }
@@ -146,3 +146,37 @@ def test_bad_cli_arguments_are_usage_errors_not_tracebacks(args):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert isinstance(res.exception, SystemExit)
+
+
+def test_recipe_text_classes(tmp_path):
+    """Encodings, duplicate keys, alias bombs, recursion, deep nesting, tags: each one line, quickly."""
+    import time
+
+    from ganzoo import GanzooError, load_recipe
+
+    good = yaml.safe_dump(dict(TINY)).encode()
+    cases = {
+        "latin-1 bytes": (b"name: caf\xe9\n" + good, "not UTF-8 text"),
+        "utf-16 with BOM": ("\ufeff".encode("utf-16-le") + good.decode().encode("utf-16-le"), None),
+        "NUL bytes": (b"\x00\x00" + good, "not a text file"),
+        "duplicate key": (good + b"seed: 3\n", "duplicate key 'seed'"),
+        "billion laughs": (b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                           b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                           b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+                           "aliases expand to more than"),
+        "recursive alias": (b"a: &a [*a]\n", "recursive structure"),
+        "deep nesting": (b"[" * 3000, "nested too deeply"),
+        "python tag": (b"name: !!python/object/apply:os.system [ls]\n", "not valid YAML"),
+        "binary tag": (good.replace(b"seed: 1", b"seed: !!binary aGVsbG8="), "seed"),
+        "bad date": (b"name: 2001-13-45\n", "cannot represent"),
+    }
+    for what, (data, fragment) in cases.items():
+        path = tmp_path / "r.yaml"
+        path.write_bytes(data)
+        t0 = time.perf_counter()
+        try:
+            load_recipe(path, [f"output.dir={tmp_path}"])
+            assert fragment is None, what
+        except GanzooError as exc:
+            assert fragment is not None and fragment in str(exc), (what, str(exc))
+        assert time.perf_counter() - t0 < 2, what

@@ -115,7 +115,7 @@ def test_a_missing_data_folder_never_trains_on_anything_else(tiny, tmp_path):
 
 
 def test_mnist_missing_root_says_where_to_put_the_files(tmp_path):
-    with pytest.raises(GanzooError, match=r"MNIST not found under .*/MNIST/raw .*data.download: true"):
+    with pytest.raises(GanzooError, match=r"MNIST not found: put train-images-idx3-ubyte.gz .* in .* or .*/MNIST/raw, or set data.download: true"):
         ganzoo.load_dataset(section(name="mnist", root=str(tmp_path), resolution=28, channels=1))
 
 

@@ -124,3 +124,29 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tiny, tmp_path, no
     plain = ganzoo.load_checkpoint(train(load_recipe(tiny), tmp_path / "plain", progress=False).checkpoint)
     with_eval = ganzoo.load_checkpoint(run / "checkpoints" / "last.safetensors")
     assert all(torch.equal(plain.tensors[k], with_eval.tensors[k]) for k in plain.tensors if not k.startswith("rng."))
+
+
+def test_extraction_in_chunks_reports_progress_and_an_estimate_and_keeps_the_features(no_network, monkeypatch):
+    from conftest import captured_log
+    from ganzoo import evaluation
+
+    images = toyfaces(10, 1)
+    whole = evaluation.extract(images)
+    monkeypatch.setattr(evaluation, "CHUNK", 2)  # 5 chunks: more than 4, so the estimate is logged
+    calls = []
+    with captured_log() as messages:
+        chunked = evaluation.extract(images, progress=lambda what, done, total: calls.append((what, done, total)),
+                                     what="generated images")
+    assert torch.equal(whole, chunked)
+    assert calls == [("generated images", d, 10) for d in (2, 4, 6, 8, 10)]
+    assert any(m.startswith("eval: 10 generated images at ~") and "more minutes" in m for m in messages)
+
+
+def test_eval_command_takes_threads(tmp_path, tiny, no_network, monkeypatch):
+    import ganzoo.cli
+
+    seen = {}
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.setdefault("threads", n))
+    monkeypatch.setattr("ganzoo.evaluation.evaluate", lambda *a, **k: (_ for _ in ()).throw(ganzoo.GanzooError("stop here")))
+    res = CliRunner().invoke(app, ["eval", str(tmp_path), "--threads", "1"])
+    assert seen == {"threads": 1} and res.exit_code == 2 and "stop here" in res.output

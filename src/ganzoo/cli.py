@@ -37,8 +37,10 @@ class RichLogHandler(logging.Handler):
 
 
 def _use_rich_logging() -> None:
+    from .log import PlainHandler
+
     logger = logging.getLogger("ganzoo")
-    logger.handlers[:] = [RichLogHandler()]
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, (PlainHandler, RichLogHandler))] + [RichLogHandler()]
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
@@ -63,6 +65,13 @@ def friendly(fn):
     return wrapper
 
 
+def _path(value: str) -> Path:
+    """A path option or argument: never empty (``Path("")`` would silently mean the current folder)."""
+    if not str(value).strip():
+        raise typer.BadParameter("an empty path; give a file or folder (use . for the current folder)")
+    return Path(value)
+
+
 def _version(value: bool):
     if value:
         from . import __version__
@@ -81,8 +90,8 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 def run(
     recipe: str = typer.Argument(..., help="recipe YAML file, or the name of a shipped recipe (ganzoo recipes)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key: --set train.steps=200"),
-    out_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default: output.dir/NAME[-TIMESTAMP])"),
-    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint"),
+    out_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default: output.dir/NAME[-TIMESTAMP])", parser=_path),
+    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint", parser=_path),
     force: bool = typer.Option(False, "--force", help="replace a non-empty --run-dir"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
@@ -111,7 +120,7 @@ def _progress(quiet: bool):
 @app.command("resume")
 @friendly
 def resume_(
-    run_dir: Path = typer.Argument(..., help="run directory to continue"),
+    run_dir: Path = typer.Argument(..., help="run directory to continue", parser=_path),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="change the length, logging or outputs: "
                                              "--set train.steps=5000 lengthens a run, a finished one too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
@@ -130,9 +139,13 @@ def check(
 ):
     """Validate a recipe and print it as resolved (every default filled in)."""
     from . import load_recipe
+    from .models import preflight
     from .shipped import resolve
 
-    out.print(load_recipe(resolve(recipe), set_ or []).to_yaml(), highlight=False, end="")
+    r = load_recipe(resolve(recipe), set_ or [])
+    counts = preflight(r)  # what run would refuse before training, check refuses too
+    out.print(r.to_yaml(), highlight=False, end="")
+    err.print(f"ok: generator {counts['generator']:,} and critic {counts['critic']:,} parameters", highlight=False)
 
 
 @app.command()
@@ -161,7 +174,7 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
 def init(
     name: str = typer.Argument(..., help="name of the new recipe (and of its file NAME.yaml)"),
     from_: Optional[str] = typer.Option(None, "--from", help="shipped recipe (or file) to start from; default: NAME"),
-    directory: Path = typer.Option(Path("."), "--dir", help="where to write NAME.yaml"),
+    directory: Path = typer.Option(Path("."), "--dir", help="where to write NAME.yaml", parser=_path),
     force: bool = typer.Option(False, "--force", help="replace an existing NAME.yaml"),
 ):
     """Copy a shipped recipe to NAME.yaml to edit: ganzoo init my_faces --from anime_fast."""
@@ -243,9 +256,9 @@ def _print_params(c) -> None:
 @app.command()
 @friendly
 def sample(
-    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory"),
+    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory", parser=_path),
     n: int = typer.Option(1000, "-n", min=1, help="number of images"),
-    output: Path = typer.Option(..., "-o", "--output", help="folder for the PNGs and grid.png"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for the PNGs and grid.png", parser=_path),
     seed: int = typer.Option(0, help="seed of the latent vectors"),
     truncation: Optional[float] = typer.Option(None, min=0.05, help="truncation trick: draw z from N(0,1) cut to [-t, t]"),
     grid: bool = typer.Option(True, "--grid/--no-grid", help="also write grid.png"),
@@ -253,6 +266,7 @@ def sample(
     batch_size: int = typer.Option(250, min=1),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace samples already in the output folder (all of them)"),
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     from . import load_generator, write_samples
@@ -263,7 +277,7 @@ def sample(
     dev = pick_device(device)
     G = load_generator(checkpoint, device=dev, ema=ema)
     images, report = generate_distinct(G, n, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size, device=dev)
-    write_samples(images, output, grid=grid)
+    write_samples(images, output, grid=grid, force=force)
     _report_distinct(report)
     err.print(f"wrote {n} images{' and grid.png' if grid else ''} to {output} in {time.perf_counter() - t0:.1f}s")
 
@@ -278,17 +292,23 @@ def _report_distinct(report) -> None:
 @app.command()
 @friendly
 def interpolate(
-    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory"),
-    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help=".png for a grid (a row per segment) or .gif"),
+    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory", parser=_path),
+    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help=".png for a grid (a row per segment) or .gif", parser=_path),
     points: int = typer.Option(5, min=2, help="random latent points to walk through"),
     steps: int = typer.Option(10, min=2, help="images per segment"),
     seed: int = typer.Option(0),
     truncation: Optional[float] = typer.Option(None, min=0.05),
     device: str = typer.Option("auto"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace the output file if it exists"),
 ):
     """A latent walk (spherical interpolation) between random points, as a grid or a GIF."""
     import torch
+
+    if output.suffix.lower() not in (".png", ".gif"):
+        raise GanzooError(f"-o {output}: a walk is written as .png (a grid, a row per segment) or .gif (an animation)")
+    if output.exists() and not force:
+        raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
 
     from . import load_generator, write_grid
     from .sampling import interpolate as walk, write_gif
@@ -306,12 +326,12 @@ def interpolate(
 @app.command("eval")
 @friendly
 def eval_(
-    target: Path = typer.Argument(..., help="run directory, checkpoint, or a folder/zip of generated images"),
-    ref: Optional[Path] = typer.Option(None, "--ref", help="real images (folder/zip); default: the run's recipe data"),
+    target: Path = typer.Argument(..., help="run directory, checkpoint, or a folder/zip of generated images", parser=_path),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="real images (folder/zip); default: the run's recipe data", parser=_path),
     n: int = typer.Option(10000, "-n", min=2, help="generated images to score"),
     n_real: Optional[int] = typer.Option(None, "--n-real", min=2, help="real images (seeded subset); default: all"),
     seed: int = typer.Option(0, help="seed of latents and subsets"),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)", parser=_path),
     prc: bool = typer.Option(True, "--prc/--no-prc", help="also precision/recall"),
     resolution: Optional[int] = typer.Option(None, help="resolution for a folder of images (default: the first image's)"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
@@ -361,7 +381,7 @@ def eval_(
 
 @app.command()
 @friendly
-def report(run_dir: Path = typer.Argument(..., help="run directory")):
+def report(run_dir: Path = typer.Argument(..., help="run directory", parser=_path)):
     """(Re)write a run's self-contained report.html."""
     from .report import require_run_dir, write_report
 
@@ -371,10 +391,13 @@ def report(run_dir: Path = typer.Argument(..., help="run directory")):
 @app.command()
 @friendly
 def compare(
-    run_dirs: List[Path] = typer.Argument(..., help="run directories"),
-    output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="side-by-side grid image"),
+    run_dirs: List[Path] = typer.Argument(..., help="run directories", parser=_path),
+    output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="side-by-side grid image", parser=_path),
+    force: bool = typer.Option(False, "--force", help="replace the grid image if it exists"),
 ):
     """One short table (objective, steps, time, img/s, latest FID/KID with N), what each run is, a side-by-side grid."""
+    if output.exists() and not force:
+        raise GanzooError(f"{output} exists: pick another name (-o) or pass --force to replace it")
     from rich import box
     from rich.text import Text
 
@@ -400,9 +423,9 @@ app.add_typer(data_app, name="data")
 @data_app.command("inspect")
 @friendly
 def data_inspect(
-    recipe: Path = typer.Argument(..., help="recipe YAML file"),
+    recipe: Path = typer.Argument(..., help="recipe YAML file", parser=_path),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key"),
-    grid: Optional[Path] = typer.Option(None, "--grid", help="PNG of real samples after transforms (default: NAME-data.png)"),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="PNG of real samples after transforms (default: NAME-data.png)", parser=_path),
     n: int = typer.Option(64, "-n", min=1, help="images in the grid"),
 ):
     """Counts, skipped files and why, source sizes, and a grid of real samples after transforms."""

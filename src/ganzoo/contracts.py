@@ -39,7 +39,7 @@ CALLS = {
     "objective": {"critic_loss": ("real_scores", "fake_scores"), "generator_loss": ("fake_scores", "real_scores")},
     "regularizer": {"setup": ("critic",), "augment": ("images",), "penalty": ("critic", "real", "fake"),
                     "after_critic_step": ("critic",)},
-    "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": ()},
+    "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": (), "check": ()},
     "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",)},
 }
 GONE = {  # members of the first contracts that now have one other home

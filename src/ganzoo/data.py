@@ -27,7 +27,7 @@ from .fileio import atomic_write
 from .interfaces import DataReport
 from .registry import Registry, get_registry
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: 16-bit, float and transparent images decoded by imagefiles.to_mode
 log = logging.getLogger("ganzoo")
 
 
@@ -118,8 +118,8 @@ def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> None:
     try:
         atomic_write(stem.with_suffix(".npy"), buf.getvalue(), "data cache")
         atomic_write(stem.with_suffix(".json"), json.dumps(report.to_dict()).encode(), "data cache")
-    except GanzooError as exc:  # a cache that cannot be written only costs time
-        log.warning(str(exc))
+    except (GanzooError, OSError) as exc:  # a cache that cannot be written only costs time: no cache, a warning
+        log.warning(f"data cache not written ({exc}); continuing without it (set GANZOO_CACHE_DIR to a writable folder)")
 
 
 def _log_report(report: DataReport) -> None:

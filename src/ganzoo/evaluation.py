@@ -214,8 +214,8 @@ def reference_features(ref, n_real: int | None = None, seed: int = 0, weights: s
     if path is not None:
         try:
             atomic_write(path, st_save({"features": feats.contiguous()}), "feature cache")
-        except GanzooError as exc:  # a cache that cannot be written only costs time
-            log.warning(str(exc))
+        except (GanzooError, OSError) as exc:  # a cache that cannot be written only costs time: no cache, a warning
+            log.warning(f"feature cache not written ({exc}); continuing without it (set GANZOO_CACHE_DIR to a writable folder)")
     return feats, dict(info, cache=str(path) if path else None)
 
 

@@ -1,4 +1,4 @@
-"""Reading a folder (searched recursively) or a .zip of images: jpg, jpeg, png, bmp, webp.
+"""Reading a folder (searched recursively) or a .zip of images: jpg, jpeg, png, bmp, webp, tif(f).
 
 The core's own reader: the ``images`` dataset plugin is a thin layer over it, and evaluation reads folders of
 generated or real images with it, so the core never has to ask for a particular dataset plugin.
@@ -7,6 +7,7 @@ generated or real images with it, so the core never has to ask for a particular 
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -19,18 +20,34 @@ from .errors import GanzooError
 from .fileio import files_sha256
 from .interfaces import DataReport
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def files(root: Path, skipped: Counter | None = None) -> list[Path]:
+    """Every file under ``root``, sorted; symlinked folders are followed once (a second link to a folder already
+    read, or a link loop, is counted in ``skipped``, not read twice)."""
+    seen, out = set(), []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            if skipped is not None:
+                skipped["symlinked folder already read (or a link loop)"] += 1
+            continue
+        seen.add(real)
+        dirs.sort()
+        out += [Path(folder) / n for n in names if os.path.isfile(os.path.join(folder, n))]
+    return sorted(out)
 
 
 def members(path: Path, skipped: Counter):
     """(name, read()) for every image file; other files are counted in ``skipped``."""
     if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                if p.suffix.lower() in EXTENSIONS:
-                    yield str(p.relative_to(path)), p.read_bytes
-                else:
-                    skipped["not an image extension"] += 1
+        for p in files(path, skipped):
+            if p.suffix.lower() in EXTENSIONS:
+                yield str(p.relative_to(path)), p.read_bytes
+            else:
+                skipped["not an image extension"] += 1
     else:
         try:
             zf = zipfile.ZipFile(path)
@@ -49,8 +66,8 @@ def members(path: Path, skipped: Counter):
 
 def fingerprint(path: Path) -> dict:
     """What identifies a folder or zip of images: a digest of its files' bytes."""
-    files, root = ([path], path.parent) if path.is_file() else (sorted(p for p in path.rglob("*") if p.is_file()), path)
-    return {"sha256": files_sha256(files, root)}
+    found, root = ([path], path.parent) if path.is_file() else (files(path), path)
+    return {"sha256": files_sha256(found, root)}
 
 
 def read_images(path: Path, resolution: int, channels: int, report: DataReport) -> torch.Tensor:
@@ -65,8 +82,7 @@ def read_images(path: Path, resolution: int, channels: int, report: DataReport) 
                 if min(img.size) < resolution:
                     report.upscaled += 1
                 img.draft(mode, (resolution, resolution))  # JPEG: decode at a reduced size when much larger
-                img = img.convert("RGBA").convert(mode) if img.mode in ("P", "PA") else img.convert(mode)
-                img = ImageOps.fit(img, (resolution, resolution), method=Image.Resampling.LANCZOS)
+                img = ImageOps.fit(to_mode(img, mode), (resolution, resolution), method=Image.Resampling.LANCZOS)
                 arrays.append(np.asarray(img, dtype=np.uint8))
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             report.skip("unreadable or corrupt", name, f"{type(exc).__name__}: {exc}")
@@ -75,6 +91,24 @@ def read_images(path: Path, resolution: int, channels: int, report: DataReport) 
                           + (f"; skipped {dict(report.skipped)}" if report.skipped else ""))
     data = torch.from_numpy(np.stack(arrays))
     return data.unsqueeze(1) if channels == 1 else data.permute(0, 3, 1, 2).contiguous()
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Any PIL mode as ``L`` or ``RGB``: 16-bit, 32-bit and float images scaled to 8 bits (not clipped white),
+    palettes expanded, transparency composited over white, CMYK converted."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        a = np.asarray(img).astype(np.float64)
+        if img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255):
+            a = a * (255 / 65535) if a.max() <= 65535 else a * (255 / 4294967295)  # 16-bit data, or full 32-bit range
+        elif img.mode == "F" and a.max() <= 1.0:
+            a = a * 255  # floats in [0, 1]
+        img = Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
+    if img.mode in ("P", "PA") or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img.convert("RGBA"))
+    return img.convert(mode)
 
 
 def first_image_size(path) -> tuple[int, int]:

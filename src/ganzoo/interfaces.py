@@ -10,19 +10,47 @@ Every component class carries three class attributes that the registry and
 
 from __future__ import annotations
 
+import types
+import typing
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 
+def _allows_bool(annotation) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_allows_bool(a) for a in typing.get_args(annotation)) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else False
+
+
+@field_validator("*", mode="before")
+@classmethod
+def no_bool_as_number(cls, value, info):
+    """``true`` is not 1: a boolean is refused where the field does not take one (pydantic's lax mode would convert it)."""
+    if isinstance(value, bool) and info.field_name in cls.model_fields and not _allows_bool(cls.model_fields[info.field_name].annotation):
+        raise ValueError(f"expected {_type_word(cls.model_fields[info.field_name].annotation)}, not a boolean")
+    return value
+
+
+def _type_word(annotation) -> str:
+    words = {int: "an integer", float: "a number", str: "a string"}
+    if annotation in words:
+        return words[annotation]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and args:
+        return " or ".join(_type_word(a) for a in args)
+    return "a " + (getattr(annotation, "__name__", None) or str(annotation).replace("typing.", ""))
+
+
 class Params(BaseModel):
-    """Base for component parameter models: unknown keys are errors."""
+    """Base for component parameter models: unknown keys are errors, and booleans are not numbers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _no_bool_as_number = no_bool_as_number
 
 
 class OptimizerSpec(Params):
@@ -223,6 +251,7 @@ class Dataset(Configurable):
     requested resolution and channel count, and notes skipped files in the ``report``; the core caches,
     batches, normalises and augments it.
 
+    ``check()`` raises for a missing source without decoding (``ganzoo check`` agrees with ``ganzoo run``).
     ``fingerprint()`` says what identifies the source (a digest of its bytes), as JSON-able data: with it the
     core caches the decoded tensor and reuses it until the source or the parameters change. ``None`` (the
     default) disables caching.
@@ -233,6 +262,9 @@ class Dataset(Configurable):
 
     def fingerprint(self) -> dict | None:
         return None
+
+    def check(self) -> None:
+        """Raise ``GanzooError`` if the source is missing, without decoding anything (``ganzoo check`` calls it)."""
 
 
 class Callback(Configurable):

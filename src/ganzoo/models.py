@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import contracts
+from . import contracts, limits
 from .checkpoint import Checkpoint, load_checkpoint, load_state
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
@@ -94,6 +94,24 @@ def _check_fit(recipe, registry, g, d, shape) -> None:
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
             raise contracts.ContractError(f"{contracts.who(crit)}: the critic produced scores of shape {got}, expected (N,)")
         g.train(), d.train()
+
+
+def preflight(recipe, registry: Registry | None = None) -> dict:
+    """What ``run`` would refuse before training, checked without training or decoding (``ganzoo check`` runs it):
+    the data source is there, both networks build for the recipe's shape and fit together (built on PyTorch's
+    ``meta`` device: no memory, no random draws), and they fit in memory. Returns the parameter counts."""
+    registry = registry or get_registry()
+    data = registry.get("dataset", recipe.data.name)
+    with contracts.calling(data, "check"):
+        data.create(recipe.data.params).check()
+    with torch.device("meta"):
+        g, d = build_models(recipe, registry)
+    counts = {"generator": sum(p.numel() for p in g.parameters()), "critic": sum(p.numel() for p in d.parameters())}
+    copies = 4 + (1 if recipe.ema.decay else 0)  # weights, gradients, two optimizer moments (+ the EMA of G)
+    limits.require_memory(4 * copies * (counts["generator"] + counts["critic"]),
+                          f"training {counts['generator']:,} generator and {counts['critic']:,} critic parameters",
+                          "make the networks smaller (latent_dim, widths)")
+    return counts
 
 
 def make_ema(generator: Generator, decay: float):

@@ -17,19 +17,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from . import yamlio
 from .errors import GanzooError
-from .interfaces import OptimizerSpec, Params
+from .interfaces import OptimizerSpec, Params, no_bool_as_number
 from .registry import Registry, did_you_mean, get_registry
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    _no_bool_as_number = no_bool_as_number
+
 
 class _ComponentSection(BaseModel):
     """A section naming a component; keys other than the core ones are that component's params."""
 
     model_config = ConfigDict(extra="allow")
+    _no_bool_as_number = no_bool_as_number
     name: str
     _params: Params | None = PrivateAttr(default=None)
 
@@ -285,15 +289,11 @@ def load_data_section(raw: dict, registry: Registry | None = None, where: str = 
 
 def _read_yaml(path) -> dict:
     path = Path(path)
+    if not str(path).strip():
+        raise GanzooError("recipe file not given (an empty path)")
     if not path.is_file():
         raise GanzooError(f"recipe file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GanzooError(f"{path}: not valid YAML{at}: {problem}") from None
+    data = yamlio.load(yamlio.decode(path.read_bytes(), str(path)), str(path))
     if not isinstance(data, dict):
         raise GanzooError(f"{path}: a recipe must be a YAML mapping (key: value), got {type(data).__name__}")
     return data
@@ -305,9 +305,9 @@ def _apply_override(raw: dict, item: str) -> None:
         raise GanzooError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
     parts = key.strip().split(".")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
+        parsed = yamlio.load(value, "--set") if value.strip() else ""
+    except GanzooError:
+        parsed = value  # not YAML: the text itself
     node = raw
     for i, part in enumerate(parts):
         where = ".".join(parts[: i + 1])
@@ -318,7 +318,10 @@ def _apply_override(raw: dict, item: str) -> None:
         elif not isinstance(node, dict):
             raise GanzooError(f"--set {item!r}: '{'.'.join(parts[:i])}' is not a section")
         if i == len(parts) - 1:
-            node[part] = parsed
+            if isinstance(parsed, dict) and isinstance(node, dict) and isinstance(node.get(part), dict):
+                node[part] = _merged(node[part], parsed)  # --set train={steps: 5}: the section's other keys stay
+            else:
+                node[part] = parsed
             other = {"steps": "epochs", "epochs": "steps"}.get(part)
             if parts[:-1] == ["train"] and other and parsed is not None and isinstance(node, dict):
                 node.pop(other, None)  # --set train.steps=N on an epoch recipe (or the reverse): the length given wins
@@ -326,6 +329,13 @@ def _apply_override(raw: dict, item: str) -> None:
             if isinstance(node, dict) and node.get(part) is None:  # absent or null (e.g. optim.critic left to the default)
                 node[part] = {}
             node = node[part]
+
+
+def _merged(base: dict, change: dict) -> dict:
+    out = dict(base)
+    for key, value in change.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _format_errors(where: str, problems: list[str]) -> str:

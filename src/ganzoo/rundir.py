@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import time
 from pathlib import Path
@@ -29,9 +31,50 @@ def prepare_run_dir(path, force: bool = False) -> Path:
         if not force:
             raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
                               "pick another folder, or pass --force to replace it")
+        RunLock(path).check()  # never delete a folder another process is training in
         if not ((path / "recipe.yaml").exists() or (path / "checkpoints").is_dir()):
             raise GanzooError(f"--force: {path} does not look like a ganzoo run folder (no recipe.yaml, no checkpoints/); "
                               "refusing to delete it")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class RunLock:
+    """An OS file lock on ``RUN/.lock`` while a process trains in RUN: a second writer (run, resume, --force) gets
+    one clear line. The operating system releases it when the process ends, however it ends (kill -9 included)."""
+
+    def __init__(self, run_dir):
+        self.path, self.fd = Path(run_dir) / ".lock", None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise GanzooError(f"run folder {self.path.parent} is in use by another ganzoo process{self._holder()}: "
+                              "wait for it to end, or use another folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def check(self) -> None:
+        """Raise if another process holds the lock; hold nothing."""
+        if self.path.exists():
+            self.acquire().release()
+
+    def _holder(self) -> str:
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import torch
 from PIL import Image
 
 from .data import to_uint8
+from . import limits
+from .errors import GanzooError
 from .interfaces import Callback
 
 
@@ -69,6 +72,12 @@ def render(generator, z: torch.Tensor, batch_size: int = 250, device=None) -> to
     return torch.cat(out) if out else torch.empty(0, s.channels, s.resolution, s.resolution, dtype=torch.uint8)
 
 
+def _fits(generator, n: int, copies: int, advice: str) -> None:
+    s = generator.shape
+    limits.require_memory(copies * limits.image_bytes(n, s.channels, s.resolution),
+                          f"{n:,} images of {s.channels}x{s.resolution}x{s.resolution}", advice)
+
+
 class ImageBatch(torch.Tensor):
     """A uint8 image tensor ``(N, C, H, W)`` (or one ``(C, H, W)`` image) that a notebook shows as a picture: the
     tensor itself, with ``_repr_png_`` for Jupyter. ``.as_subclass(torch.Tensor)`` gives the plain tensor."""
@@ -83,6 +92,7 @@ class ImageBatch(torch.Tensor):
 def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None) -> torch.Tensor:
     """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed`` (the generator's own
     ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``); a notebook displays them as a grid."""
+    _fits(generator, n, 2, "ask for fewer at a time (with another seed for more)")
     images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device)
     return images.as_subclass(ImageBatch)
 
@@ -130,6 +140,7 @@ def check_distinct(images: torch.Tensor, threshold: float = 0.02) -> Distinctnes
 def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
                       batch_size: int = 250, device=None, max_rounds: int = 20) -> tuple[torch.Tensor, Distinctness]:
     """``n`` images no two of which are within ``threshold``: the later image of each close pair is redrawn."""
+    _fits(generator, n, 3, "ask for fewer (-n) at a time, with another --seed for more")  # images, floats for the distances
     z = latents(n, generator.latent_dim, seed, truncation, generator)
     images = render(generator, z, batch_size, device)
     g = torch.Generator().manual_seed(seed + 1_000_003)
@@ -160,9 +171,27 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     return path
 
 
-def write_samples(images: torch.Tensor, out_dir, grid: bool = True) -> Path:
-    """``out_dir/00000.png`` ... one PNG per image, plus ``out_dir/grid.png``."""
+SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json)$")
+
+
+def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool = False) -> Path:
+    """``out_dir/00000.png`` ... one PNG per image, plus ``out_dir/grid.png``.
+
+    Samples already in ``out_dir`` (numbered PNGs, ``grid.png``) are never overwritten without ``force``; with it
+    they are all removed first, so fewer samples than before leave no stale ones behind. Other files stay.
+    """
     out_dir = Path(out_dir)
+    if not str(out_dir).strip():
+        raise GanzooError("no output folder given (an empty path)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GanzooError(f"{out_dir} is a file, not a folder for samples")
+    old = sorted(p for p in out_dir.iterdir() if SAMPLE_FILE.match(p.name)) if out_dir.is_dir() else []
+    if old and not force:
+        shown = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "")
+        raise GanzooError(f"{out_dir} already holds {len(old)} sample file(s) ({shown}): pick an empty folder, "
+                          "or pass --force to replace them")
+    for p in old:
+        p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(len(images) - 1)))
     for i, img in enumerate(images):
@@ -187,6 +216,7 @@ def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, trunc
 
     Returns uint8 images ``(points - 1, steps, C, H, W)``: one row per segment.
     """
+    _fits(generator, (points - 1) * steps, 2, "fewer --points or --steps")
     z = latents(points, generator.latent_dim, seed, truncation, generator)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     walk = slerp(z[:-1, None, :], z[1:, None, :], t)  # (points - 1, steps, dim)
@@ -214,6 +244,6 @@ class FinalSamples(Callback):
             return
         images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed,
                                              batch_size=out.sample_batch_size, device=run.device)
-        write_samples(images, run.run_dir / "samples")
+        write_samples(images, run.run_dir / "samples", force=True)  # the run's own folder: a resume rewrites it
         (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
         run.extra["distinct"] = distinct

@@ -23,11 +23,11 @@ from . import distributed, rng
 from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
-from .models import build_models, build_objective, build_regularizers, make_ema
+from .models import build_models, build_objective, build_regularizers, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, load_recipe
 from .registry import Registry, get_registry
-from .rundir import new_run_dir
+from .rundir import RunLock, new_run_dir
 
 log = logging.getLogger("ganzoo")
 
@@ -161,13 +161,17 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
         torch.cuda.set_device(device)
     try:
         run = prepare(recipe, run_dir, resume, registry, device, world)
-        observers = Observers(observers_for(run, registry, progress if world.main else False, callbacks))
-        run.observers = observers.items
         try:
-            fit(run, observers)
-            finish(run, observers)
+            observers = Observers(observers_for(run, registry, progress if world.main else False, callbacks))
+            run.observers = observers.items
+            try:
+                fit(run, observers)
+                finish(run, observers)
+            finally:
+                observers.close()
         finally:
-            observers.close()
+            if run.extra.get("lock") is not None:
+                run.extra["lock"].release()
         return RunResult(run.run_dir, run.checkpoint_path or run.run_dir / "checkpoints" / "last.safetensors", run.step,
                          run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.extra.get("metrics", {}))
     finally:
@@ -193,9 +197,11 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     cfg = recipe.train
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = load_checkpoint(resume)
+    run_dir_given = run_dir is not None or resume is not None
     if run_dir is None:
         run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
     run_dir = Path(distributed.gather_objects(str(run_dir), world)[0])  # rank 0 names the folder for everyone
+    preflight(recipe, registry)  # before decoding anything: a recipe that cannot run stops here
     images, _ = load_dataset(recipe.data, registry)
     rng.seed_everything(recipe.seed)  # after loading: a dataset's own randomness cannot change the initial weights
     objective = build_objective(recipe, registry)
@@ -216,8 +222,9 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
         start, epoch, index = _resume_position(resume, recipe, G, D, opt_g, opt_d, ema, world, total, len(images))
     batches = BatchStream(images, cfg.batch_size, recipe.seed, device, epoch=epoch, index=index,
                           augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
+    lock = None
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir, lock = _claim(run_dir, recipe, named=run_dir_given)
         (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
     if cfg.precision == "bf16" and device.type != "cuda":
         log.warning("train.precision bf16 on a CPU: bf16 matmuls are far slower than fp32 on most CPUs")
@@ -226,8 +233,23 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
              f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device}"
              + (f" x {world.size} processes (global batch {cfg.batch_size * world.size})" if world.distributed else "")
              + f" -> {run_dir}")
-    return Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
-               len(images), start, total, resumed_from=resume, step=start)
+    run = Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
+              len(images), start, total, resumed_from=resume, step=start)
+    run.extra["lock"] = lock
+    return run
+
+
+def _claim(run_dir: Path, recipe, named: bool):
+    """Create and lock the run folder; a folder named by ganzoo that another process claimed first is replaced
+    by a fresh name, a folder the user named is refused with one line."""
+    for _ in range(5):
+        try:
+            return run_dir, RunLock(run_dir).acquire()
+        except GanzooError:
+            if named:
+                raise
+            run_dir = new_run_dir(recipe)
+    return run_dir, RunLock(run_dir).acquire()
 
 
 def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, total: int, n_images: int):
@@ -282,24 +304,59 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
 
 
 # what a resume may change: the length, logging and outputs; anything else would not continue the same run
-RESUMABLE_KEYS = ("train.steps", "train.epochs", "train.time_limit", "train.log_every", "train.checkpoint_every",
+RESUMABLE_KEYS = ("description", "expected_time", "train.steps", "train.epochs", "train.time_limit", "train.log_every", "train.checkpoint_every",
                   "train.keep_every", "output.", "eval.every", "monitor.")
 
 
 def resume(run_dir, *, registry: Registry | None = None, progress=True, callbacks=(), overrides=()) -> RunResult:
     """Continue the run in ``run_dir`` from its last checkpoint, with the recipe it was started with.
 
-    ``overrides`` (``"train.steps=5000"``, ...) change its length, logging or outputs, e.g. to lengthen a
-    finished run; other keys would make it another run and are refused.
+    ``overrides`` (``"train.steps=5000"``, ...) and edits of ``RUN/recipe.yaml`` may change its length, logging or
+    outputs (e.g. to lengthen a finished run), and are logged as a diff; any other change would make it another
+    run, and is refused with the diff.
     """
     ckpt = load_checkpoint(run_dir)
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
+        if not _resumable(key):
             raise GanzooError(f"resume --set {item!r}: a resume changes only the length, logging and outputs "
                               f"({', '.join(RESUMABLE_KEYS)}); for other changes start a new run from {run_dir}/recipe.yaml")
-    recipe = load_recipe(ckpt.recipe, list(overrides), registry=registry)
+    saved = load_recipe(ckpt.recipe, registry=registry)
+    edited_path = Path(run_dir) / "recipe.yaml"
+    source = ckpt.recipe
+    if edited_path.is_file():
+        edited = load_recipe(edited_path, registry=registry)
+        changes = recipe_diff(saved, edited)
+        refused = [c for c in changes if not _resumable(c[0])]
+        if refused:
+            raise GanzooError(f"{edited_path} was edited in ways a resume cannot honour ({_diff_text(refused)}); undo "
+                              f"them, or start a new run from it: ganzoo run {edited_path}")
+        if changes:
+            log.info(f"resume: honouring the edits of {edited_path}: {_diff_text(changes)}")
+            source = edited.to_dict()
+    recipe = load_recipe(source, list(overrides), registry=registry)
     return train(recipe, Path(run_dir), resume=ckpt, registry=registry, progress=progress, callbacks=callbacks)
+
+
+def _resumable(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)
+
+
+def recipe_diff(a: Recipe, b: Recipe) -> list[tuple[str, object, object]]:
+    """``(dotted key, value in a, value in b)`` for every resolved value that differs."""
+    def flat(tree, prefix=""):
+        out = {}
+        for key, value in (tree.items() if isinstance(tree, dict) else enumerate(tree)):
+            name = f"{prefix}{key}"
+            out.update(flat(value, name + ".") if isinstance(value, (dict, list)) and value else {name: value})
+        return out
+
+    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def _diff_text(changes) -> str:
+    return "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changes)
 
 
 def _add(a, b):  # a lazy penalty is on some critic updates only
