@@ -115,7 +115,7 @@ def test_sizes_that_do_not_fit_are_refused_quickly_with_an_estimate(trained, tmp
         res = cli(command, huge)
         assert res.exit_code == 2 and "GB of memory, this machine has" in res.output and "latent_dim" in res.output
     res = cli("sample", trained, "-n", 10**11, "-o", tmp_path / "many")
-    assert res.exit_code == 2 and "100,000,000,000 images of 3x16x16 needs about" in res.output
+    assert res.exit_code == 2 and "100,000,000,000 PNGs of 3x16x16 needs about" in res.output
     res = cli("interpolate", trained, "-o", tmp_path / "w.png", "--points", 10**6, "--steps", 10**6)
     assert res.exit_code == 2 and "fewer --points or --steps" in res.output
     assert time.perf_counter() - t0 < 20 and not (tmp_path / "many").exists()
@@ -276,3 +276,16 @@ def test_an_edited_recipe_is_honoured_where_safe_and_refused_otherwise(trained):
         assert cli("resume", trained, "-q").exit_code == 0
     assert any("honouring the edits" in m and "train.steps: 3 -> 5" in m for m in messages)
     assert ganzoo.load_checkpoint(trained).meta["step"] == 5 and len(list((trained / "samples").glob("0*.png"))) == 2
+
+
+def test_many_samples_stream_to_disk_chunk_by_chunk(trained, tmp_path, monkeypatch):
+    from ganzoo import sampling
+
+    monkeypatch.setattr(sampling, "CHUNK", 4)  # 10 images: three chunks, never more than 4 in memory
+    G = ganzoo.load_generator(trained)
+    report = sampling.sample_to_folder(G, 10, tmp_path / "many")
+    names = sorted(p.name for p in (tmp_path / "many").iterdir())
+    assert names == [f"{i:05d}.png" for i in range(10)] + ["grid.png"] and report.n == 10
+    assert all(0 <= i < j < 10 for i, j, _ in report.close_pairs) and 0 <= min(report.closest_pair) < 10
+    res = cli("sample", trained, "-n", 10**9, "-o", tmp_path / "huge")
+    assert res.exit_code == 2 and "on disk" in res.output and not (tmp_path / "huge").exists()

@@ -269,15 +269,17 @@ def sample(
     force: bool = typer.Option(False, "--force", help="replace samples already in the output folder (all of them)"),
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
-    from . import load_generator, write_samples
-    from .sampling import generate_distinct
+    from . import load_generator
+    from .sampling import CHUNK, sample_to_folder
     from .distributed import pick_device
 
     t0 = time.perf_counter()
     dev = pick_device(device)
     G = load_generator(checkpoint, device=dev, ema=ema)
-    images, report = generate_distinct(G, n, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size, device=dev)
-    write_samples(images, output, grid=grid, force=force)
+    if n > CHUNK:
+        err.print(f"{n:,} images: written {CHUNK:,} at a time, each chunk checked distinct within itself", highlight=False)
+    report = sample_to_folder(G, n, output, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size,
+                              device=dev, grid=grid, force=force)
     _report_distinct(report)
     err.print(f"wrote {n} images{' and grid.png' if grid else ''} to {output} in {time.perf_counter() - t0:.1f}s")
 

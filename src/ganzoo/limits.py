@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import GanzooError
 
@@ -30,3 +31,15 @@ def require_memory(nbytes: float, what: str, advice: str) -> None:
 
 def image_bytes(n: int, channels: int, resolution: int) -> int:
     return n * channels * resolution * resolution
+
+
+def require_disk(nbytes: float, folder: Path, what: str, advice: str) -> None:
+    """Refuse what would not fit on the disk that holds ``folder`` (its nearest existing parent)."""
+    import shutil
+
+    folder = Path(folder).resolve()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise GanzooError(f"{what} needs about {gb(nbytes)} on disk, {folder} has {gb(free)} free: {advice}")

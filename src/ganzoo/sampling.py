@@ -180,6 +180,14 @@ def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool 
     Samples already in ``out_dir`` (numbered PNGs, ``grid.png``) are never overwritten without ``force``; with it
     they are all removed first, so fewer samples than before leave no stale ones behind. Other files stay.
     """
+    out_dir = _sample_folder(out_dir, force)
+    _write_numbered(images, out_dir, 0, len(images))
+    if grid and len(images):
+        write_grid(images, out_dir / "grid.png")
+    return out_dir
+
+
+def _sample_folder(out_dir, force: bool) -> Path:
     out_dir = Path(out_dir)
     if not str(out_dir).strip():
         raise GanzooError("no output folder given (an empty path)")
@@ -193,12 +201,42 @@ def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool 
     for p in old:
         p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    width = max(5, len(str(len(images) - 1)))
-    for i, img in enumerate(images):
-        write_png(img, out_dir / f"{i:0{width}d}.png")
-    if grid and len(images):
-        write_grid(images, out_dir / "grid.png")
     return out_dir
+
+
+def _write_numbered(images: torch.Tensor, out_dir: Path, start: int, total: int) -> None:
+    width = max(5, len(str(total - 1)))
+    for i, img in enumerate(images, start):
+        write_png(img, out_dir / f"{i:0{width}d}.png")
+
+
+CHUNK = 20_000  # images checked for distinctness together, and held in memory at once, by sample_to_folder
+
+
+def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
+                     batch_size: int = 250, device=None, grid: bool = True, force: bool = False) -> Distinctness:
+    """``n`` distinct images as PNGs in ``out_dir`` (and ``grid.png`` of the first 64), in bounded memory: up to
+    ``CHUNK`` images are checked against each other at once, so a million images stream to disk chunk by chunk
+    (each chunk draws its own latents, from ``seed`` and the chunk's number)."""
+    shape = generator.shape
+    limits.require_disk(0.5 * limits.image_bytes(n, shape.channels, shape.resolution), out_dir,  # PNGs: about half raw size
+                        f"{n:,} PNGs of {shape.channels}x{shape.resolution}x{shape.resolution}", "ask for fewer (-n)")
+    out_dir = _sample_folder(out_dir, force)
+    parts, first = [], None
+    for k, start in enumerate(range(0, n, CHUNK)):
+        m = min(CHUNK, n - start)
+        images, rep = generate_distinct(generator, m, seed=seed if k == 0 else seed + 7919 * k, threshold=threshold,
+                                        truncation=truncation, batch_size=batch_size, device=device)
+        _write_numbered(images, out_dir, start, n)
+        first = images[:64] if first is None else first
+        parts.append((start, rep))
+        del images
+    if grid and first is not None:
+        write_grid(first, out_dir / "grid.png")
+    best_start, best = min(parts, key=lambda p: p[1].min_distance)
+    a, b = best.closest_pair
+    return Distinctness(n, best.min_distance, (a + best_start, b + best_start), threshold,
+                        [(i + s, j + s, d) for s, r in parts for i, j, d in r.close_pairs], sum(r.regenerated for _, r in parts))
 
 
 # -- latent walks ----------------------------------------------------------------
