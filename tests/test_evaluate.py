@@ -94,6 +94,11 @@ def test_eval_cli_on_a_run_writes_metrics_with_protocol_and_caches_reference(tin
     res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10"])
     assert "reference features of 10 real images from cache" in res.output
     assert json.loads((run / "metrics.json").read_text())["fid"] == pytest.approx(metrics["fid"])  # same seed, same score
+    res = runner.invoke(app, ["eval", str(run), "-n", "6", "--n-real", "10", "--no-prc"])
+    assert res.exit_code == 0
+    kept = sorted(p.name for p in (run / "evals").iterdir())  # both protocols kept: no evaluation overwritten by another
+    assert len(kept) == 2 and kept[0].startswith("step0000003-n6-real10-seed0") and kept[1].startswith("step0000003-n8-real10-seed0")
+    assert json.loads((run / "metrics.json").read_text())["protocol"]["n_generated"] == 6
 
 
 def test_eval_a_folder_of_images_against_a_folder(tmp_path, no_network):

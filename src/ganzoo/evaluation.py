@@ -278,8 +278,9 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
     """Score a run directory, a checkpoint, or a folder/zip of images.
 
     ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
-    data. For a run, the result is also written to ``metrics.json`` and
-    appended to ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
+    data. For a run, the result is also written to ``metrics.json`` (the latest evaluation), kept as
+    ``evals/stepS-nN-realM-seedK[-ema]-REF.json`` (no evaluation is ever overwritten by another) and appended to
+    ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
     ``progress(what, done, total)`` is called as features are extracted.
     """
     from .models import has_ema, load_models
@@ -305,7 +306,11 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
     result["protocol"]["evaluated"] = what
     run_dir = ckpt.path.parent.parent if is_run else None
     if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
-        (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
+        keep = run_dir / "evals" / (f"step{ckpt.meta['step']:07d}-n{proto['n_generated']}-real{proto['n_real']}-seed{seed}"
+                                    f"{'-ema' if what['ema'] else ''}-{hashlib.sha256(json.dumps(proto['reference'], sort_keys=True, default=str).encode()).hexdigest()[:8]}.json")
+        atomic_write(keep, json.dumps(result, indent=2).encode(), "evaluation")
+        atomic_write(run_dir / "metrics.json", json.dumps(result, indent=2).encode(), "evaluation")
         with (run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},
                                 "eval_n": len(images)}) + "\n")
