@@ -12,6 +12,7 @@ samples, report), ``interrupt`` and ``error`` save the last checkpoint and raise
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,12 @@ class Observers:
             o.on_end(run)
 
     def close(self) -> None:
+        """Every observer's ``close``, even when one fails (its failure is a warning: the run's own outcome stands)."""
         for o in reversed(self.items):
             close = getattr(o, "close", None)
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 close()
+            except Exception as exc:  # noqa: BLE001 - a failing close must not hide why the run ended
+                logging.getLogger("ganzoo").warning(f"{getattr(o, 'name', type(o).__name__)}: closing failed: {type(exc).__name__}: {exc}")
