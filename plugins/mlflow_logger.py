@@ -16,6 +16,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Callback, GanzooError, Params
+from ganzoo.recipe import flat_keys
 
 
 class MLflowParams(Params):
@@ -23,18 +24,6 @@ class MLflowParams(Params):
     experiment: str = Field("ganzoo", description="experiment name (created if missing)")
     run_name: str | None = Field(None, description="MLflow run name; default: the run folder's name")
     artifacts: bool = Field(True, description="log grids, curves, samples grid and report.html at the end")
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    """``{"train": {"steps": 3}}`` -> ``{"train.steps": "3"}`` (MLflow params are flat strings)."""
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    return out
 
 
 class MLflowLogger(Callback):
@@ -72,7 +61,8 @@ class MLflowLogger(Callback):
             self.run_id = mlrun.info.run_id
             from mlflow.entities import Param
 
-            params = [Param(k, v[:6000]) for k, v in flatten(run.recipe.to_dict()).items()]
+            flat = flat_keys(run.recipe.to_dict())  # MLflow params are flat strings
+            params = [Param(k, (json.dumps(v) if isinstance(v, (list, tuple)) else str(v))[:6000]) for k, v in flat.items()]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
                 self.client.log_batch(self.run_id, params=params[i:i + 100])
         else:

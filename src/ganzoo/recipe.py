@@ -369,3 +369,18 @@ def _fields_at(model: type[BaseModel], loc) -> list[str]:
         if model is None:
             return []
     return list(model.model_fields)
+
+
+def flat_keys(tree, prefix: str = "") -> dict:
+    """Nested recipe values as dotted keys: ``{"train": {"batch_size": 64}}`` -> ``{"train.batch_size": 64}``."""
+    if isinstance(tree, dict) and tree:
+        out = {}
+        for key, value in tree.items():
+            out.update(flat_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(tree, list) and any(isinstance(v, dict) for v in tree):
+        out = {}
+        for i, value in enumerate(tree):
+            out.update(flat_keys(value, f"{prefix}.{i}"))  # as --set writes it: regularizers.0.gamma
+        return out
+    return {prefix: tree}

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .interfaces import Callback
+from .recipe import flat_keys
 from .sampling import grid_image, png_bytes, read_png
 
 
@@ -373,27 +374,12 @@ def evaluation_section(ev: dict) -> str:
     return "<h2>Evaluation</h2>" + _table(rows)
 
 
-def flatten(tree, prefix: str = "") -> dict:
-    """Nested recipe values as dotted keys: ``{"train": {"batch_size": 64}}`` -> ``{"train.batch_size": 64}``."""
-    if isinstance(tree, dict) and tree:
-        out = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(tree, list) and any(isinstance(v, dict) for v in tree):
-        out = {}
-        for i, value in enumerate(tree):
-            out.update(flatten(value, f"{prefix}[{i}]"))
-        return out
-    return {prefix: tree}
-
-
 def hyperparameters_section(rf: RunFolder) -> str:
     """The resolved recipe as tables of dotted keys, one per section, and the YAML itself folded away."""
     if not rf.recipe:
         return ""
     groups: dict[str, dict] = {}
-    for key, value in flatten(rf.recipe).items():
+    for key, value in flat_keys(rf.recipe).items():
         top = re.split(r"[.\[]", key, maxsplit=1)[0]  # a section's keys together; top-level values (and empty lists) first
         groups.setdefault(top if key != top else "recipe", {})[key] = _value(value)
     tables = "".join(f"<div>{_table(rows, caption=name)}</div>" for name, rows in groups.items())

@@ -25,7 +25,7 @@ from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
 from .models import build_models, build_objective, build_regularizers, make_ema, preflight
 from .observers import Observers, Run, StepRecord
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, flat_keys, load_recipe
 from .registry import Registry, get_registry
 from .rundir import RunLock, new_run_dir
 
@@ -344,14 +344,7 @@ def _resumable(key: str) -> bool:
 
 def recipe_diff(a: Recipe, b: Recipe) -> list[tuple[str, object, object]]:
     """``(dotted key, value in a, value in b)`` for every resolved value that differs."""
-    def flat(tree, prefix=""):
-        out = {}
-        for key, value in (tree.items() if isinstance(tree, dict) else enumerate(tree)):
-            name = f"{prefix}{key}"
-            out.update(flat(value, name + ".") if isinstance(value, (dict, list)) and value else {name: value})
-        return out
-
-    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    fa, fb = flat_keys(a.to_dict()), flat_keys(b.to_dict())
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
