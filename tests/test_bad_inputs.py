@@ -169,6 +169,7 @@ def test_recipe_text_classes(tmp_path):
         "python tag": (b"name: !!python/object/apply:os.system [ls]\n", "not valid YAML"),
         "binary tag": (good.replace(b"seed: 1", b"seed: !!binary aGVsbG8="), "seed"),
         "bad date": (b"name: 2001-13-45\n", "cannot represent"),
+        "merge key (valid: merged keys may be overridden)": (good.replace(b"train:", b"base: &t {batch_size: 4}\ntrain:\n  <<: *t", 1), "base: unknown key"),
     }
     for what, (data, fragment) in cases.items():
         path = tmp_path / "r.yaml"
