@@ -16,12 +16,12 @@ from PIL import Image, ImageDraw
 from pydantic import Field
 
 import ganzoo
-from ganzoo import Dataset, Params
+from ganzoo import Dataset, Params, limits
 
 
 class ToyFacesParams(Params):
     size: int = Field(20000, ge=1, le=2_000_000, description="number of faces")
-    seed: int = Field(0, description="seed of the drawing (the same seed draws the same faces)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the drawing (the same seed draws the same faces)")
 
 
 def _hsv(h, s, v):
@@ -116,6 +116,8 @@ class ToyFaces(Dataset):
 
     def load(self, resolution, channels, report):
         params = self.params
+        limits.require_memory(limits.image_bytes(params.size, channels, resolution), f"{params.size:,} toy faces of "
+                              f"{channels}x{resolution}x{resolution}", "lower data.size or data.resolution")
         report.source = f"toyfaces (seed {params.seed})"
         mode = "RGB" if channels == 3 else "L"
         out = np.empty((params.size, resolution, resolution, channels), dtype=np.uint8)

@@ -114,9 +114,25 @@ def load_checkpoint(path) -> Checkpoint:
         assert meta.get("format") == FORMAT
     except Exception:
         raise GanzooError(f"{path} is a safetensors file but not a ganzoo checkpoint (no ganzoo metadata)") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise GanzooError(f"{path}: damaged ganzoo checkpoint metadata ({problem})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise GanzooError(f"{path} was written by a newer ganzoo (format {meta['format_version']}); upgrade ganzoo")
     return Checkpoint(path, meta, tensors)
+
+
+def _meta_problem(meta: dict) -> str | None:
+    if not isinstance(meta.get("format_version", 0), int):
+        return "format_version is not an integer"
+    if not isinstance(meta.get("recipe"), dict):
+        return "no recipe mapping"
+    for key in ("step", "epoch", "batch_index"):
+        if key in meta and (not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 0):
+            return f"{key} is {meta[key]!r}, not a count"
+    if "rng" in meta and not all(k in meta for k in ("step", "epoch", "batch_index")):
+        return "training position (step, epoch, batch_index) incomplete"
+    return None
 
 
 def load_state(module: torch.nn.Module, state: dict, what: str, where) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -60,7 +61,8 @@ def friendly(fn):
             err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err.print("[bold red]aborted[/] (second Ctrl-C): the last checkpoint on disk is intact", highlight=False)
+            err.print("[bold red]aborted[/] (Ctrl-C): this command wrote no new checkpoint; any checkpoint already on disk "
+                      "is intact", highlight=False)
             raise typer.Exit(130) from None
     return wrapper
 
@@ -69,7 +71,7 @@ def _path(value: str) -> Path:
     """A path option or argument: never empty (``Path("")`` would silently mean the current folder)."""
     if not str(value).strip():
         raise typer.BadParameter("an empty path; give a file or folder (use . for the current folder)")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def _version(value: bool):
@@ -104,11 +106,22 @@ def run(
     if resume_dir is not None:
         if out_dir is not None or force:
             raise GanzooError("--resume continues RUN_DIR in place: --run-dir and --force do not apply")
+        from . import load_checkpoint
+        from .train import check_resume_changes
+
+        saved = load_recipe(load_checkpoint(resume_dir).recipe)
+        check_resume_changes(saved, r, f"{recipe} against {resume_dir}", also=("optim.",))
         train(r, resume_dir, resume=resume_dir, progress=_progress(quiet))
         return
+    made = out_dir is not None and not out_dir.exists()
     if out_dir is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
         prepare_run_dir(out_dir, force)
-    train(r, out_dir, progress=_progress(quiet))
+    try:
+        train(r, out_dir, progress=_progress(quiet))
+    except BaseException:
+        if made and out_dir.is_dir() and not any(p.name != ".lock" for p in out_dir.iterdir()):
+            shutil.rmtree(out_dir, ignore_errors=True)  # nothing was trained into the folder this command made
+        raise
 
 
 def _progress(quiet: bool):
@@ -259,7 +272,7 @@ def sample(
     checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory", parser=_path),
     n: int = typer.Option(1000, "-n", min=1, help="number of images"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for the PNGs and grid.png", parser=_path),
-    seed: int = typer.Option(0, help="seed of the latent vectors"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the latent vectors"),
     truncation: Optional[float] = typer.Option(None, min=0.05, help="truncation trick: draw z from N(0,1) cut to [-t, t]"),
     grid: bool = typer.Option(True, "--grid/--no-grid", help="also write grid.png"),
     threshold: float = typer.Option(0.02, min=0.0, help="RMS pixel distance (0-1) under which two images count as near-identical"),
@@ -274,7 +287,7 @@ def sample(
     from .distributed import pick_device
 
     t0 = time.perf_counter()
-    dev = pick_device(device)
+    dev = pick_device(device, what="--device")
     G = load_generator(checkpoint, device=dev, ema=ema)
     if n > CHUNK:
         err.print(f"{n:,} images: written {CHUNK:,} at a time, each chunk checked distinct within itself", highlight=False)
@@ -298,7 +311,7 @@ def interpolate(
     output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help=".png for a grid (a row per segment) or .gif", parser=_path),
     points: int = typer.Option(5, min=2, help="random latent points to walk through"),
     steps: int = typer.Option(10, min=2, help="images per segment"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
     truncation: Optional[float] = typer.Option(None, min=0.05),
     device: str = typer.Option("auto"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
@@ -316,7 +329,7 @@ def interpolate(
     from .sampling import interpolate as walk, write_gif
     from .distributed import pick_device
 
-    dev = pick_device(device)
+    dev = pick_device(device, what="--device")
     frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev)
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
         write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
@@ -332,10 +345,10 @@ def eval_(
     ref: Optional[Path] = typer.Option(None, "--ref", help="real images (folder/zip); default: the run's recipe data", parser=_path),
     n: int = typer.Option(10000, "-n", min=2, help="generated images to score"),
     n_real: Optional[int] = typer.Option(None, "--n-real", min=2, help="real images (seeded subset); default: all"),
-    seed: int = typer.Option(0, help="seed of latents and subsets"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of latents and subsets"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)", parser=_path),
     prc: bool = typer.Option(True, "--prc/--no-prc", help="also precision/recall"),
-    resolution: Optional[int] = typer.Option(None, help="resolution for a folder of images (default: the first image's)"),
+    resolution: Optional[int] = typer.Option(None, min=8, max=1024, help="resolution for a folder of images (default: the first image's)"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
 ):
@@ -409,8 +422,11 @@ def compare(
     table = Table(title="ganzoo runs", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for col in COMPARE_COLUMNS:
         table.add_column(col, justify="right" if col in ("steps", "time", "img/s") else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*[Text(cell) for cell in compare_cells(row)])
+    for row, run_dir in zip(rows, run_dirs):
+        try:
+            table.add_row(*[Text(cell) for cell in compare_cells(row)])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise GanzooError(f"{run_dir}: its run.json or metrics hold a value of an unexpected type ({exc})") from None
     out.print(table)
     out.print("@N: scored on N generated images (lower is better; compare scores at the same N)", style="dim", highlight=False)
     for row in rows:
@@ -425,18 +441,24 @@ app.add_typer(data_app, name="data")
 @data_app.command("inspect")
 @friendly
 def data_inspect(
-    recipe: Path = typer.Argument(..., help="recipe YAML file", parser=_path),
+    recipe: str = typer.Argument(..., help="recipe YAML file, or the name of a shipped recipe"),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key"),
     grid: Optional[Path] = typer.Option(None, "--grid", help="PNG of real samples after transforms (default: NAME-data.png)", parser=_path),
-    n: int = typer.Option(64, "-n", min=1, help="images in the grid"),
+    n: int = typer.Option(64, "-n", min=1, max=10000, help="images in the grid"),
+    force: bool = typer.Option(False, "--force", help="replace the grid image if it exists"),
 ):
     """Counts, skipped files and why, source sizes, and a grid of real samples after transforms."""
     import torch
 
     from . import load_dataset, load_recipe, write_grid
     from .data import BatchStream, build_augment, to_uint8
+    from .sampling import image_path
+    from .shipped import resolve
 
-    r = load_recipe(recipe, set_ or [])
+    r = load_recipe(resolve(recipe), set_ or [])
+    grid_path = image_path(grid if grid is not None else Path(f"{r.name}-data.png"))
+    if grid_path.exists() and not force:
+        raise GanzooError(f"{grid_path} exists: pick another name (--grid) or pass --force to replace it")
     images, report = load_dataset(r.data)
     table = Table(title=f"data of {r.name}", show_header=False)
     table.add_row("dataset", f"{r.data.name}: {report.source}")
@@ -452,7 +474,7 @@ def data_inspect(
     out.print(table)
     torch.manual_seed(r.seed)
     batch = next(BatchStream(images, min(n, len(images)), r.seed, "cpu", augment=aug))
-    path = write_grid(to_uint8(batch), grid or Path(f"{r.name}-data.png"))
+    path = write_grid(to_uint8(batch), grid_path)
     out.print(f"grid of {len(batch)} real images after transforms: {path}")
 
 

@@ -78,9 +78,9 @@ def load_dataset(section, registry: Registry | None = None) -> tuple[torch.Tenso
         raise GanzooError(f"dataset '{section.name}' has no images")
     took = time.perf_counter() - t0
     if stem is not None:
-        _write_cache(stem, images, report)
+        cached = _write_cache(stem, images, report)
     log.info(f"data: {len(images)} images decoded from {report.source or section.name} in {took:.1f}s"
-        + (" (cache miss; cached for next time)" if stem is not None else ""))
+        + (" (cache miss; cached for next time)" if stem is not None and cached else ""))
     _log_report(report)
     return images, report
 
@@ -112,7 +112,7 @@ def _read_cache(stem: Path, shape):
         return None
 
 
-def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> None:
+def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> bool:
     buf = io.BytesIO()
     np.save(buf, images.numpy())
     try:
@@ -120,6 +120,8 @@ def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> None:
         atomic_write(stem.with_suffix(".json"), json.dumps(report.to_dict()).encode(), "data cache")
     except (GanzooError, OSError) as exc:  # a cache that cannot be written only costs time: no cache, a warning
         log.warning(f"data cache not written ({exc}); continuing without it (set GANZOO_CACHE_DIR to a writable folder)")
+        return False
+    return True
 
 
 def _log_report(report: DataReport) -> None:

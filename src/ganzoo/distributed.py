@@ -35,11 +35,11 @@ class World:
         return self.size > 1
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, what: str = "train.device") -> torch.device:
     if name not in ("auto", "cpu", "cuda"):
         raise GanzooError(f"unknown device '{name}': use auto, cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
-        raise GanzooError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise GanzooError(f"{what} is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

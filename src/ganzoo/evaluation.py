@@ -236,6 +236,9 @@ def scores(gen: torch.Tensor, real: torch.Tensor, *, kid_subset_size: int = 1000
                                  kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1)
     out.update(kid_mean=kid[tf.KEY_METRIC_KID_MEAN], kid_std=kid[tf.KEY_METRIC_KID_STD])
     protocol = {"kid": {"subsets": kid_subsets, "subset_size": subset, "kernel": "poly degree 3, gamma 1/d, coef0 1"}}
+    if prc and min(len(gen), len(real)) < 5:  # k = 3 nearest neighbours need at least k + 2 images a side
+        protocol["precision_recall"] = {"skipped": f"needs at least 5 images on each side (got {len(gen)} and {len(real)})"}
+        prc = False
     if prc:
         # equal sizes: a random real subset as large as the generated set (k-NN radii depend on N)
         n = min(len(gen), len(real))

@@ -57,10 +57,17 @@ class OptimizerSpec(Params):
     """An optimizer and its hyper-parameters."""
 
     name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    lr: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr: float = Field(2e-4, gt=0, allow_inf_nan=False)
+    betas: tuple[float, float] = Field((0.5, 0.999), description="each in [0, 1)")
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value):
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
 
     def build(self, parameters) -> torch.optim.Optimizer:
         if self.name == "adam":

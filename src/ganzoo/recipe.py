@@ -51,9 +51,9 @@ class AugmentSection(_Strict):
     """Per-image augmentations of real images (torchvision transforms.v2)."""
 
     hflip: bool = Field(False, description="random horizontal flip")
-    brightness: float = Field(0.0, ge=0, description="ColorJitter brightness (E2 used 0.5)")
-    contrast: float = Field(0.0, ge=0, description="ColorJitter contrast")
-    saturation: float = Field(0.0, ge=0, description="ColorJitter saturation")
+    brightness: float = Field(0.0, ge=0, le=100, description="ColorJitter brightness (E2 used 0.5)")
+    contrast: float = Field(0.0, ge=0, le=100, description="ColorJitter contrast")
+    saturation: float = Field(0.0, ge=0, le=100, description="ColorJitter saturation")
     hue: float = Field(0.0, ge=0, le=0.5, description="ColorJitter hue")
 
 
@@ -106,14 +106,14 @@ class OptimSection(_Strict):
 class TrainSection(_Strict):
     batch_size: int = Field(64, ge=1)
     steps: int | None = Field(None, ge=1, description="generator steps (each after n_critic critic steps)")
-    epochs: float | None = Field(None, gt=0, description="passes over the data (converted to generator steps)")
+    epochs: float | None = Field(None, gt=0, le=1e6, description="passes over the data (converted to generator steps)")
     n_critic: int | None = Field(None, ge=1, description="critic steps per generator step (the one place that sets it); "
                                  "default: the objective's (5 for the WGANs, else 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
-    time_limit: float | None = Field(None, gt=0, description="minutes: end the run at the first step past this much training "
+    time_limit: float | None = Field(None, gt=0, allow_inf_nan=False, description="minutes: end the run at the first step past this much training "
                                      "time (checkpoint, samples and report as at the end; `ganzoo resume` continues it)")
     checkpoint_every: int | None = Field(None, ge=1, description="generator steps between rewrites of checkpoints/last (always at the end)")
     keep_every: int | None = Field(None, ge=1, description="also keep checkpoints/step_NNNNNNN every this many steps")
@@ -131,7 +131,7 @@ class TrainSection(_Strict):
 
 
 class OutputSection(_Strict):
-    dir: str = Field("runs", description="parent folder of run directories")
+    dir: str = Field("runs", pattern=r"\S", description="parent folder of run directories (~ is your home)")
     grid_every: int | None = Field(None, ge=1, description="steps between fixed-z grids (always at 0/25/50/75/100 %)")
     grid_size: int = Field(64, ge=1, le=1024, description="images in each fixed-z grid")
     tensorboard: bool = Field(True, description="write TensorBoard events to tb/")
@@ -161,7 +161,7 @@ class Recipe(_Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name (a folder name)")
     description: str = ""
     expected_time: str = Field("", description="measured wall time of the whole recipe on a 2-core CPU (ganzoo recipes shows it)")
-    seed: int = 0
+    seed: int = Field(0, ge=-(2**31), le=2**32 - 1, description="python, numpy and torch seeds; also the data order and the sample latents")
     data: DataSection = Field(default_factory=DataSection)
     generator: GeneratorSection
     critic: CriticSection
@@ -306,7 +306,9 @@ def _apply_override(raw: dict, item: str) -> None:
     parts = key.strip().split(".")
     try:
         parsed = yamlio.load(value, "--set") if value.strip() else ""
-    except GanzooError:
+    except GanzooError as exc:
+        if value.strip()[:1] in "[{":  # meant as a list or mapping: say what is wrong with it
+            raise GanzooError(f"--set {item!r}: {str(exc).removeprefix('--set: ')}") from None
         parsed = value  # not YAML: the text itself
     node = raw
     for i, part in enumerate(parts):
@@ -327,6 +329,9 @@ def _apply_override(raw: dict, item: str) -> None:
                 node.pop(other, None)  # --set train.steps=N on an epoch recipe (or the reverse): the length given wins
         else:
             if isinstance(node, dict) and node.get(part) is None:  # absent or null (e.g. optim.critic left to the default)
+                if parts[i + 1].isdigit():
+                    raise GanzooError(f"--set {item!r}: '{where}': the list has 0 entries (set the whole list, "
+                                      f"e.g. --set '{where}=[{{name: r1}}]')")
                 node[part] = {}
             node = node[part]
 

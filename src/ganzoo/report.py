@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
+from .fileio import atomic_write
 from .interfaces import Callback
 from .recipe import flat_keys
-from .sampling import grid_image, png_bytes, read_png
+from .sampling import grid_image, image_path, png_bytes, read_png
 
 
 # -- numbers and text for people -----------------------------------------------------------
@@ -178,6 +179,8 @@ class RunFolder:
             recipe = yaml.safe_load(text) or {}
         except yaml.YAMLError:
             recipe = {}
+        if not isinstance(recipe, dict) or not recipe:  # unreadable recipe.yaml: the checkpoint's copy says the same
+            recipe = _read_json(run / "checkpoints" / "last.json").get("recipe") or {}
         best = _read_json(run / "checkpoints" / "best.json").get("best")
         return cls(run, _read_json(run / "run.json"), recipe if isinstance(recipe, dict) else {}, text,
                    _read_lines(run / "metrics.jsonl"), best if isinstance(best, dict) else None,
@@ -431,6 +434,23 @@ details summary { cursor: pointer; margin: 0.8em 0; }
 """
 
 
+def _tolerant(fn):
+    """A run folder's files edited by hand into other types (a string where a number was): one line, no traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(run_dir, *args, **kwargs):
+        try:
+            return fn(run_dir, *args, **kwargs)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            from .errors import GanzooError
+
+            raise GanzooError(f"{run_dir}: run.json, metrics.jsonl or metrics.json holds a value of an unexpected type "
+                              f"({type(exc).__name__}: {exc}); restore or delete that file") from None
+    return call
+
+
+@_tolerant
 def write_report(run_dir) -> Path:
     """Write ``run_dir/report.html`` from what the run directory holds."""
     rf = RunFolder.read(run_dir)
@@ -444,7 +464,7 @@ def write_report(run_dir) -> Path:
 </body></html>
 """
     out = rf.path / "report.html"
-    out.write_text(page)
+    atomic_write(out, page.encode(), "report")
     return out
 
 
@@ -458,6 +478,7 @@ def require_run_dir(run_dir) -> Path:
     return run
 
 
+@_tolerant
 def run_summary(run_dir) -> dict:
     """One run as ``ganzoo compare`` lists it: what it is, how far and how fast it went, its latest scores and their N."""
     rf = RunFolder.read(require_run_dir(run_dir))
@@ -527,7 +548,7 @@ def write_comparison(run_dirs, path, height: int = 360) -> Path:
     for p in panels:
         out.paste(p, (x, 0))
         x += p.width + 10
-    path = Path(path)
+    path = image_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out.save(path)
     return path
@@ -553,7 +574,7 @@ class RunSummary(Callback):
                                "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
         if "ranks" in run.extra:
             summary["ranks"] = run.extra["ranks"]
-        (run.run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+        atomic_write(run.run_dir / "run.json", json.dumps(summary, indent=2).encode(), "run summary")
         write_report(run.run_dir)
         logging.getLogger("ganzoo").info(
             f"done: steps {run.start}->{run.step} in {run.seconds:.1f}s ({ips:.1f} img/s); checkpoint {run.checkpoint_path}; "

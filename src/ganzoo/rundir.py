@@ -11,9 +11,14 @@ from pathlib import Path
 from .errors import GanzooError
 
 
+# what a run writes at the top of its folder: --force deletes a folder that holds nothing else
+RUN_FILES = {"recipe.yaml", "checkpoints", "grids", "samples", "metrics.jsonl", "metrics.json", "evals", "tb", "curves.png",
+             "report.html", "run.json", "fixed_z.safetensors", ".lock"}
+
+
 def new_run_dir(recipe) -> Path:
     """``output.dir/name``, or ``name-YYYYmmdd-HHMMSS`` if that exists: never reuse a run's folder."""
-    base = Path(recipe.output.dir) / recipe.name
+    base = Path(recipe.output.dir).expanduser() / recipe.name
     path = base if not base.exists() else base.with_name(f"{base.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     n = 1
     while path.exists():
@@ -32,9 +37,16 @@ def prepare_run_dir(path, force: bool = False) -> Path:
             raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
                               "pick another folder, or pass --force to replace it")
         RunLock(path).check()  # never delete a folder another process is training in
-        if not ((path / "recipe.yaml").exists() or (path / "checkpoints").is_dir()):
-            raise GanzooError(f"--force: {path} does not look like a ganzoo run folder (no recipe.yaml, no checkpoints/); "
+        here = Path.cwd().resolve()
+        if path.resolve() == here or path.resolve() in here.parents or path.is_symlink():
+            raise GanzooError(f"--force: {path} is the current folder, one above it, or a link; refusing to delete it")
+        if not ((path / "fixed_z.safetensors").exists() or (path / "checkpoints").is_dir() or (path / ".lock").exists()):
+            raise GanzooError(f"--force: {path} does not look like a ganzoo run folder (no checkpoints/, no fixed_z.safetensors); "
                               "refusing to delete it")
+        other = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES)
+        if other:
+            raise GanzooError(f"--force: {path} also holds {', '.join(other[:5])}{' ...' if len(other) > 5 else ''}, which a "
+                              "run does not write; refusing to delete it (move them, or pick another --run-dir)")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path

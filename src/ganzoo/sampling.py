@@ -163,9 +163,22 @@ def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02,
 
 
 # -- writing ---------------------------------------------------------------------
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def image_path(path) -> Path:
+    """A path an image can be written to: a known image suffix, not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise GanzooError(f"{path} is a folder; give an image file name such as {path / 'grid.png'}")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise GanzooError(f"{path}: give an image file name ending in {', '.join(IMAGE_SUFFIXES)}")
+    return path
+
+
 def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     """One PNG grid of uint8 images (``nrow`` defaults to a square)."""
-    path = Path(path)
+    path = image_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png(grid_image(images, nrow), path)
     return path

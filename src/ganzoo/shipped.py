@@ -56,6 +56,12 @@ def describe(path: Path) -> dict:
 
 def init(name: str, source: str | None = None, directory: Path = Path("."), force: bool = False) -> Path:
     """Copy a shipped recipe (``source``, default ``name``) to ``DIRECTORY/NAME.yaml`` with ``name: NAME``, to edit."""
+    import re
+
+    name = name.removesuffix(".yaml")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise GanzooError(f"init {name!r}: a recipe name is letters, digits, '_', '.' and '-', starting with a letter or digit "
+                          "(it names the file and the run folder)")
     src = resolve(source or name)
     target = Path(directory) / f"{name}.yaml"
     if target.exists() and not force:
@@ -63,7 +69,10 @@ def init(name: str, source: str | None = None, directory: Path = Path("."), forc
     text = src.read_text()
     if source is not None:
         lines = text.splitlines(keepends=True)
-        lines = [f"name: {name}\n" if line.startswith("name:") else line for line in lines]
+        if any(line.startswith("name:") for line in lines):
+            lines = [f"name: {name}\n" if line.startswith("name:") else line for line in lines]
+        else:
+            lines.insert(0, f"name: {name}\n")
         text = "".join(lines)
     target.write_text(text)
     return target

@@ -23,6 +23,7 @@ from . import distributed, rng
 from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_dataset
 from .errors import GanzooError
+from .fileio import atomic_write
 from .models import build_models, build_objective, build_regularizers, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, flat_keys, load_recipe
@@ -225,7 +226,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     lock = None
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
         run_dir, lock = _claim(run_dir, recipe, named=run_dir_given)
-        (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+        atomic_write(run_dir / "recipe.yaml", recipe.to_yaml().encode(), "recipe")  # a link there is replaced, not followed
     if cfg.precision == "bf16" and device.type != "cuda":
         log.warning("train.precision bf16 on a CPU: bf16 matmuls are far slower than fp32 on most CPUs")
     log.info(f"{recipe.name}: {len(images)} images {recipe.data.channels}x{recipe.data.resolution}², "
@@ -326,20 +327,27 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
     source = ckpt.recipe
     if edited_path.is_file():
         edited = load_recipe(edited_path, registry=registry)
-        changes = recipe_diff(saved, edited)
-        refused = [c for c in changes if not _resumable(c[0])]
-        if refused:
-            raise GanzooError(f"{edited_path} was edited in ways a resume cannot honour ({_diff_text(refused)}); undo "
-                              f"them, or start a new run from it: ganzoo run {edited_path}")
-        if changes:
-            log.info(f"resume: honouring the edits of {edited_path}: {_diff_text(changes)}")
+        if check_resume_changes(saved, edited, f"{edited_path} was edited"):
             source = edited.to_dict()
     recipe = load_recipe(source, list(overrides), registry=registry)
     return train(recipe, Path(run_dir), resume=ckpt, registry=registry, progress=progress, callbacks=callbacks)
 
 
-def _resumable(key: str) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)
+def _resumable(key: str, also=()) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in (*RESUMABLE_KEYS, *also))
+
+
+def check_resume_changes(saved: Recipe, new: Recipe, what: str, also=()) -> list:
+    """The differences between the recipe a run was trained with and the one it resumes with: those a resume can
+    honour (length, logging, outputs, and ``also``) are logged as a diff; any other is an error showing the diff."""
+    changes = recipe_diff(saved, new)
+    refused = [c for c in changes if not _resumable(c[0], also)]
+    if refused:
+        raise GanzooError(f"{what}: changes a resume cannot honour ({_diff_text(refused)}); undo them, or start a new "
+                          "run with them")
+    if changes:
+        log.info(f"resume ({what}): honouring {_diff_text(changes)}")
+    return changes
 
 
 def recipe_diff(a: Recipe, b: Recipe) -> list[tuple[str, object, object]]:
