@@ -88,7 +88,7 @@ CASES = {
     "text file as checkpoint": (lambda t, c: ["sample", text_file(t, "c.safetensors", "hello"), "-o", str(t / "o")], "not a readable safetensors checkpoint"),
     "foreign safetensors": (lambda t, c: ["sample", foreign(t), "-o", str(t / "o")], "not a ganzoo checkpoint"),
     "folder without checkpoint": (lambda t, c: ["sample", str(t), "-o", str(t / "o")], "no checkpoints/last.safetensors"),
-    "resume with another architecture": (lambda t, c: ["run", recipe(t, generator__base_channels=16, train__steps=6), "--resume", str(c)], "has shape"),
+    "resume with another architecture": (lambda t, c: ["run", recipe(t, generator__base_channels=16, train__steps=6), "--resume", str(c)], "changes a resume cannot honour (generator.base_channels: 8 -> 16)"),
     "resume with another optimizer": (lambda t, c: ["run", recipe(t, optim={"critic": {"name": "rmsprop"}}, train__steps=6), "--resume", str(c)], "optimizer state does not match"),
     "resume a finished run": (lambda t, c: ["resume", str(c)], "nothing to resume"),
     "run folder in use": (lambda t, c: ["run", recipe(t), "--run-dir", str(c)], "exists and is not empty"),
