@@ -160,12 +160,17 @@ def restore_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, name: str) -
         group.update(wanted)
 
 
+def load_weights(ckpt: Checkpoint, generator, critic) -> None:
+    """Load a checkpoint's G and critic weights; a mismatch is one message naming it."""
+    load_state(generator, ckpt.state("generator"), "generator", ckpt.path)
+    load_state(critic, ckpt.state("critic"), "critic", ckpt.path)
+
+
 def restore_training(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, int, int]:
     """Weights, EMA, optimizers and RNG states from a checkpoint; returns ``(step, epoch, batch_index)``."""
     from . import rng
 
-    load_state(G, ckpt.state("generator"), "generator", ckpt.path)
-    load_state(D, ckpt.state("critic"), "critic", ckpt.path)
+    load_weights(ckpt, G, D)
     if ema is not None:
         state = ckpt.state("generator_ema")
         if not state:

@@ -55,45 +55,38 @@ def load_dataset(section, registry: Registry | None = None) -> tuple[torch.Tenso
     """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met (logged)."""
     component = (registry or get_registry()).get("dataset", section.name)
     res, ch = section.resolution, section.channels
-    key = dataset_key(section, registry) if section.cache else None
+
+    def decode(report: DataReport) -> torch.Tensor:
+        with contracts.calling(component, "load"):
+            images = component.create(section.params).load(res, ch, report)
+        if not isinstance(images, torch.Tensor):
+            raise contracts.ContractError(f"{contracts.who(component)}: load returned {type(images).__name__}, expected a uint8 tensor (N, {ch}, {res}, {res})")
+        if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (ch, res, res):
+            raise contracts.ContractError(f"{contracts.who(component)}: load returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
+        if len(images) == 0:
+            raise GanzooError(f"dataset '{section.name}' has no images")
+        return images
+
+    return cached_images(dataset_key(section, registry) if section.cache else None, (ch, res, res), decode, section.name)
+
+
+def cached_images(key: str | None, shape, decode, label: str) -> tuple[torch.Tensor, DataReport]:
+    """Decoded images from the data cache under ``key``, else ``decode(report)``, cached for next time (``key``
+    None: no cache). What loading met is logged either way."""
     stem = cache_dir() / key if key else None
-    if stem is not None:
-        t0 = time.perf_counter()
-        cached = _read_cache(stem, (ch, res, res))
-        if cached is not None:
-            images, report = cached
-            log.info(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
-            _log_report(report)
-            return images, report
     t0 = time.perf_counter()
-    report = DataReport()
-    with contracts.calling(component, "load"):
-        images = component.create(section.params).load(res, ch, report)
-    expected = (ch, res, res)
-    if not isinstance(images, torch.Tensor):
-        raise contracts.ContractError(f"{contracts.who(component)}: load returned {type(images).__name__}, expected a uint8 tensor (N, {ch}, {res}, {res})")
-    if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != expected:
-        raise contracts.ContractError(f"{contracts.who(component)}: load returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
-    if len(images) == 0:
-        raise GanzooError(f"dataset '{section.name}' has no images")
-    took = time.perf_counter() - t0
-    if stem is not None:
-        cached = _write_cache(stem, images, report)
-    log.info(f"data: {len(images)} images decoded from {report.source or section.name} in {took:.1f}s"
-        + (" (cache miss; cached for next time)" if stem is not None and cached else ""))
-    _log_report(report)
-    return images, report
-
-
-def cached_images(key: str, shape, decode) -> tuple[torch.Tensor, DataReport]:
-    """Decoded images from the data cache under ``key``, else ``decode(report)``, cached for next time."""
-    stem = cache_dir() / key
-    cached = _read_cache(stem, shape)
+    cached = _read_cache(stem, shape) if stem is not None else None
     if cached is not None:
-        return cached
-    report = DataReport()
-    images = decode(report)
-    _write_cache(stem, images, report)
+        images, report = cached
+        log.info(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
+    else:
+        report = DataReport()
+        images = decode(report)
+        took = time.perf_counter() - t0
+        written = stem is not None and _write_cache(stem, images, report)
+        log.info(f"data: {len(images)} images decoded from {report.source or label} in {took:.1f}s"
+                 + (" (cache miss; cached for next time)" if written else ""))
+    _log_report(report)
     return images, report
 
 

@@ -180,7 +180,7 @@ def real_images(ref, registry: Registry | None = None, resolution: int | None = 
         key = "folder-{}px-{}ch-{}".format(resolution, channels, hashlib.sha256(
             json.dumps(imagefiles.fingerprint(path), sort_keys=True).encode()).hexdigest()[:20])
         images, report = cached_images(key, (channels, resolution, resolution),
-                                       lambda report: imagefiles.read_images(path, resolution, channels, report))
+                                       lambda report: imagefiles.read_images(path, resolution, channels, report), str(path))
         name = "folder"
     else:
         images, report = load_dataset(ref, registry)
@@ -312,8 +312,9 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
         proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
         keep = run_dir / "evals" / (f"step{ckpt.meta['step']:07d}-n{proto['n_generated']}-real{proto['n_real']}-seed{seed}"
                                     f"{'-ema' if what['ema'] else ''}-{hashlib.sha256(json.dumps(proto['reference'], sort_keys=True, default=str).encode()).hexdigest()[:8]}.json")
-        atomic_write(keep, json.dumps(result, indent=2).encode(), "evaluation")
-        atomic_write(run_dir / "metrics.json", json.dumps(result, indent=2).encode(), "evaluation")
+        text = json.dumps(result, indent=2).encode()
+        atomic_write(keep, text, "evaluation")
+        atomic_write(run_dir / "metrics.json", text, "evaluation")
         with (run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},
                                 "eval_n": len(images)}) + "\n")

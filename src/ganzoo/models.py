@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from . import contracts, limits
-from .checkpoint import Checkpoint, load_checkpoint, load_state
+from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
 from .registry import Registry, get_registry
@@ -144,12 +144,6 @@ def load_models(checkpoint, device="cpu", registry: Registry | None = None, ema:
     if ema and has_ema(ckpt):
         load_state(g, ckpt.state("generator_ema.module"), "EMA generator", ckpt.path)
     return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
-
-
-def load_weights(ckpt: Checkpoint, generator, critic) -> None:
-    """Load a checkpoint's G and critic weights; a mismatch is one message naming it."""
-    load_state(generator, ckpt.state("generator"), "generator", ckpt.path)
-    load_state(critic, ckpt.state("critic"), "critic", ckpt.path)
 
 
 def load_generator(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True) -> Generator:
