@@ -119,9 +119,24 @@ def run(
     try:
         train(r, out_dir, progress=_progress(quiet))
     except BaseException:
-        if made and out_dir.is_dir() and not any(p.name != ".lock" for p in out_dir.iterdir()):
-            shutil.rmtree(out_dir, ignore_errors=True)  # nothing was trained into the folder this command made
+        if made:
+            _remove_if_unused(out_dir)
         raise
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Remove a run folder this command made when nothing was trained into it, and no other process is using it."""
+    from .rundir import RunLock
+
+    try:
+        lock = RunLock(path).acquire()  # another process training there holds the lock: leave its folder alone
+    except (GanzooError, OSError):
+        return
+    try:
+        if not any(p.name != ".lock" for p in path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        lock.release()
 
 
 def _progress(quiet: bool):

@@ -22,6 +22,7 @@ class ProgressBar(Callback):
 
     def __init__(self, console=None, every_seconds: float = 10.0):
         self.console, self.every, self.bar = console, every_seconds, None
+        self.last_tick = None  # when the last plain line was logged
 
     def on_start(self, run) -> None:
         from rich.console import Console
@@ -67,8 +68,6 @@ class ProgressBar(Callback):
         stats = f"  {stats_text(self.last_line, 200)}" if self.last_line else ""
         log.info(f"{run.recipe.name} step {run.step}/{run.total} ({100 * run.step / run.total:.0f}%){stats}  "
                  f"elapsed {clock(elapsed)}  eta {clock(eta)}")
-
-    last_tick = None
 
     def on_end(self, run) -> None:
         self.close()  # before the final outputs' log lines

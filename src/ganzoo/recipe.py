@@ -65,17 +65,20 @@ class DataSection(_ComponentSection):
     cache: bool = Field(True, description="cache the decoded images on disk ($GANZOO_CACHE_DIR/datasets)")
 
 
-class GeneratorSection(_ComponentSection):
+class _ArchitectureSection(_ComponentSection):
+    """A generator or critic section: an architecture component and how to initialise what it builds."""
+
+    init: Literal["architecture", "dcgan", "default"] = Field(
+        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
+        "BN weight N(1, 0.02); default: PyTorch's layer defaults")
+
+
+class GeneratorSection(_ArchitectureSection):
     latent_dim: int = Field(100, ge=1, description="size of the latent vector z")
-    init: Literal["architecture", "dcgan", "default"] = Field(
-        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
-        "BN weight N(1, 0.02); default: PyTorch's layer defaults")
 
 
-class CriticSection(_ComponentSection):
-    init: Literal["architecture", "dcgan", "default"] = Field(
-        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
-        "BN weight N(1, 0.02); default: PyTorch's layer defaults")
+class CriticSection(_ArchitectureSection):
+    pass
 
 
 class ObjectiveSection(_ComponentSection):

@@ -100,9 +100,7 @@ class GANStep:
             penalty = None
             for reg in run.regularizers:
                 if critic_step % reg.every == 0:
-                    extra = reg.penalty(self.D_train, real, fake)
-                    if extra is not None:
-                        penalty = extra if penalty is None else penalty + extra
+                    penalty = _add(penalty, reg.penalty(self.D_train, real, fake))
         run.opt_d.zero_grad(set_to_none=True)
         (loss if penalty is None else loss + penalty).backward()
         run.opt_d.step()
