@@ -85,6 +85,14 @@ class DCGANCritic(Critic):
             layers.append(act())
         layers.append(nn.Conv2d(widths[-1], 1, start, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
+        self.map_shape = (widths[-1], start, start)
+        self.feature_dim = widths[-1] * start * start
+
+    def features(self, x):
+        return self.net[:-1](x).flatten(1)
+
+    def score(self, features):
+        return self.net[-1](features.view(-1, *self.map_shape)).view(-1)
 
     def forward(self, x):
         return self.net(x).view(-1)

@@ -48,6 +48,13 @@ class MLPCritic(Critic):
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        self.feature_dim = width
+
+    def features(self, x):
+        return self.net[:-1](x)
+
+    def score(self, features):
+        return self.net[-1](features).view(-1)
 
     def forward(self, x):
         return self.net(x).view(-1)

@@ -55,6 +55,13 @@ class UpsampleConvCritic(Critic):
             ch, size = w, (size + 1) // 2
         self.blocks = nn.Sequential(*layers)
         self.head = nn.Linear(ch * size * size, 1)
+        self.feature_dim = ch * size * size
+
+    def features(self, x):
+        return self.blocks(x).flatten(1)
+
+    def score(self, features):
+        return self.head(features).view(-1)
 
     def forward(self, x):
         return self.head(self.blocks(x).flatten(1)).view(-1)

@@ -204,6 +204,8 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
     rng_tensors, rng_meta = rng.get_state()
     meta = {"recipe": run.recipe.to_dict(), "step": run.step, "epoch": run.batches.epoch, "batch_index": run.batches.index,
             "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), **run.states(), **extra_meta}
+    if run.labels is not None:
+        meta["labels"] = run.labels.to_dict()
     return save_checkpoint(run.run_dir / "checkpoints" / f"{name}.safetensors", generator=run.generator, critic=run.critic,
                            opt_g=run.opt_g, opt_d=run.opt_d, meta=meta, extra=rng_tensors, generator_ema=run.ema)
 

@@ -32,6 +32,7 @@ REQUIRED = {
     "architecture": ("build_generator", "build_critic"),
     "objective": ("critic_loss", "generator_loss"),
     "dataset": ("load",),
+    "conditioning": ("wrap_generator", "wrap_critic"),
 }
 # kind -> method -> the call ganzoo makes (argument names), to catch an old or wrong signature early
 CALLS = {
@@ -41,6 +42,8 @@ CALLS = {
                     "after_critic_step": ("critic",)},
     "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": (), "check": ()},
     "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",)},
+    "conditioning": {"wrap_generator": ("generator", "labels"), "wrap_critic": ("critic", "labels"),
+                     "generator_inputs": ("labels",), "critic_inputs": ("labels",)},
 }
 GONE = {  # members of the first contracts that now have one other home
     "objective": {"penalty": "a critic penalty is a regularizer now: return it from regularizers() "

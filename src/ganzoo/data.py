@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from . import contracts
 from .errors import GanzooError
 from .fileio import atomic_write
 from .interfaces import DataReport
+from .labels import LabelSpace, encode
 from .registry import Registry, get_registry
 
 CACHE_FORMAT = 2  # 2: 16-bit, float and transparent images decoded by imagefiles.to_mode
@@ -52,42 +54,76 @@ def dataset_key(section, registry: Registry | None = None) -> str | None:
 
 
 def load_dataset(section, registry: Registry | None = None) -> tuple[torch.Tensor, DataReport]:
-    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met (logged)."""
+    """Every image of the recipe's dataset as uint8 ``(N, C, H, W)``, and what loading met (logged). With
+    ``data.labels``, only the images that have every label named there (``load_data`` also gives the labels)."""
+    data = load_data(section, registry)
+    return data.images, data.report
+
+
+@dataclass
+class Data:
+    """A recipe's dataset, decoded: images, what loading met, every label column the dataset gave, and, when the
+    recipe names ``data.labels``, their codes ``(N, A)`` and label space (images without them are left out)."""
+
+    images: torch.Tensor
+    report: DataReport
+    columns: dict = field(default_factory=dict)
+    codes: torch.Tensor | None = None
+    labels: LabelSpace | None = None
+
+
+def load_data(section, registry: Registry | None = None) -> Data:
+    """The recipe's dataset as ``Data``: decoded (or read from the data cache), labels encoded as the recipe says."""
     component = (registry or get_registry()).get("dataset", section.name)
     res, ch = section.resolution, section.channels
 
-    def decode(report: DataReport) -> torch.Tensor:
+    def decode(report: DataReport):
         with contracts.calling(component, "load"):
-            images = component.create(section.params).load(res, ch, report)
+            out = component.create(section.params).load(res, ch, report)
+        images, columns = out if isinstance(out, tuple) and len(out) == 2 else (out, {})
         if not isinstance(images, torch.Tensor):
             raise contracts.ContractError(f"{contracts.who(component)}: load returned {type(images).__name__}, expected a uint8 tensor (N, {ch}, {res}, {res})")
         if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != (ch, res, res):
             raise contracts.ContractError(f"{contracts.who(component)}: load returned {tuple(images.shape)} {images.dtype}, expected (N, {ch}, {res}, {res}) uint8")
+        if not isinstance(columns, dict) or any(not isinstance(v, (list, tuple)) or len(v) != len(images) for v in columns.values()):
+            raise contracts.ContractError(f"{contracts.who(component)}: load returned labels that are not "
+                                          f"{{attribute: [one class name per image, {len(images)} in all]}}")
         if len(images) == 0:
             raise GanzooError(f"dataset '{section.name}' has no images")
-        return images
+        return images, {str(k): list(v) for k, v in columns.items()}
 
-    return cached_images(dataset_key(section, registry) if section.cache else None, (ch, res, res), decode, section.name)
+    images, report, columns = cached_images(dataset_key(section, registry) if section.cache else None, (ch, res, res), decode, section.name)
+    data = Data(images, report, columns)
+    if section.labels:
+        keep, data.codes, data.labels, dropped = encode(columns, list(section.labels), len(images), f"dataset '{section.name}' ({report.source or section.name})")
+        if dropped:
+            data.images = images[keep]
+            report.skipped[f"no {'/'.join(section.labels)} label"] += dropped
+            log.info(f"data: left out {dropped} image(s) without a {'/'.join(section.labels)} label")
+        log.info(f"data: labels {data.labels.describe()}")
+    return data
 
 
-def cached_images(key: str | None, shape, decode, label: str) -> tuple[torch.Tensor, DataReport]:
-    """Decoded images from the data cache under ``key``, else ``decode(report)``, cached for next time (``key``
-    None: no cache). What loading met is logged either way."""
+def cached_images(key: str | None, shape, decode, label: str):
+    """Decoded images (and label columns) from the data cache under ``key``, else ``decode(report)``, cached for
+    next time (``key`` None: no cache). What loading met is logged either way. ``decode`` returns the images, or
+    ``(images, columns)``; this returns ``(images, report, columns)``."""
     stem = cache_dir() / key if key else None
     t0 = time.perf_counter()
     cached = _read_cache(stem, shape) if stem is not None else None
     if cached is not None:
-        images, report = cached
+        images, report, columns = cached
         log.info(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
     else:
         report = DataReport()
-        images = decode(report)
+        out = decode(report)
+        images, columns = out if isinstance(out, tuple) else (out, {})
         took = time.perf_counter() - t0
-        written = stem is not None and _write_cache(stem, images, report)
+        written = stem is not None and _write_cache(stem, images, report, columns)
         log.info(f"data: {len(images)} images decoded from {report.source or label} in {took:.1f}s"
                  + (" (cache miss; cached for next time)" if written else ""))
     _log_report(report)
-    return images, report
+    return images, report, columns
 
 
 def _read_cache(stem: Path, shape):
@@ -95,22 +131,33 @@ def _read_cache(stem: Path, shape):
     if not npy.exists() or not meta.exists():
         return None
     try:
-        report = DataReport.from_dict(json.loads(meta.read_text()))
+        saved = json.loads(meta.read_text())
+        if "labels" not in saved:  # written before datasets gave labels: decode once more to learn them
+            return None
+        report = DataReport.from_dict(saved)
+        columns = {k: [c["classes"][i] if i >= 0 else None for i in c["codes"]] for k, c in saved.get("labels", {}).items()}
         array = np.load(npy, mmap_mode="c")  # copy-on-write memory map: nothing is read until used
         if array.dtype != np.uint8 or array.ndim != 4 or tuple(array.shape[1:]) != shape:
             raise ValueError(f"shape {array.shape} {array.dtype}")
-        return torch.from_numpy(array), report
+        if any(len(v) != len(array) for v in columns.values()):
+            raise ValueError("labels and images differ in number")
+        return torch.from_numpy(array), report, columns
     except Exception as exc:
         log.warning(f"unreadable data cache {npy} ({type(exc).__name__}: {exc}); rebuilding it")
         return None
 
 
-def _write_cache(stem: Path, images: torch.Tensor, report: DataReport) -> bool:
+def _write_cache(stem: Path, images: torch.Tensor, report: DataReport, columns: dict) -> bool:
+    labels = {}
+    for name, values in columns.items():
+        classes = sorted({str(v) for v in values if v is not None})
+        index = {c: i for i, c in enumerate(classes)}
+        labels[name] = {"classes": classes, "codes": [-1 if v is None else index[str(v)] for v in values]}
     buf = io.BytesIO()
     np.save(buf, images.numpy())
     try:
         atomic_write(stem.with_suffix(".npy"), buf.getvalue(), "data cache")
-        atomic_write(stem.with_suffix(".json"), json.dumps(report.to_dict()).encode(), "data cache")
+        atomic_write(stem.with_suffix(".json"), json.dumps({**report.to_dict(), "labels": labels}).encode(), "data cache")
     except (GanzooError, OSError) as exc:  # a cache that cannot be written only costs time: no cache, a warning
         log.warning(f"data cache not written ({exc}); continuing without it (set GANZOO_CACHE_DIR to a writable folder)")
         return False
@@ -163,12 +210,12 @@ class BatchStream:
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device, epoch: int = 0, index: int = 0,
-                 augment=None, rank: int = 0, world: int = 1):
+                 augment=None, rank: int = 0, world: int = 1, labels: torch.Tensor | None = None):
         if batch_size * world > len(images):
             raise GanzooError(f"train.batch_size {batch_size}" + (f" x {world} processes" if world > 1 else "")
                               + f" is larger than the dataset ({len(images)} images)")
         self.images, self.batch_size, self.seed, self.device = images, batch_size, seed, device
-        self.augment, self.rank, self.world = augment, rank, world
+        self.augment, self.rank, self.world, self.labels = augment, rank, world, labels
         self.batches_per_epoch = len(images) // (batch_size * world)  # global batches
         self.epoch, self.index = epoch, index
         self._perm = self._permutation(epoch)
@@ -181,6 +228,10 @@ class BatchStream:
         return self
 
     def __next__(self) -> torch.Tensor:
+        return self.next_labelled()[0]
+
+    def next_labelled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next batch and its label codes ``(B, A)`` (None for a stream without labels)."""
         if self.index >= self.batches_per_epoch:
             self.epoch, self.index = self.epoch + 1, 0
             self._perm = self._permutation(self.epoch)
@@ -190,4 +241,5 @@ class BatchStream:
         batch = self.images[idx]
         if self.augment is not None:
             batch = torch.stack([self.augment(img) for img in batch])
-        return to_float(batch.to(self.device, non_blocking=True))
+        y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
+        return to_float(batch.to(self.device, non_blocking=True)), y

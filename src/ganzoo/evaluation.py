@@ -179,12 +179,14 @@ def real_images(ref, registry: Registry | None = None, resolution: int | None = 
             raise GanzooError(f"--ref {ref}: no such folder or zip of images")
         key = "folder-{}px-{}ch-{}".format(resolution, channels, hashlib.sha256(
             json.dumps(imagefiles.fingerprint(path), sort_keys=True).encode()).hexdigest()[:20])
-        images, report = cached_images(key, (channels, resolution, resolution),
+        images, report, _ = cached_images(key, (channels, resolution, resolution),
                                        lambda report: imagefiles.read_images(path, resolution, channels, report), str(path))
         name = "folder"
     else:
         images, report = load_dataset(ref, registry)
         key, name, resolution, channels = dataset_key(ref, registry), ref.name, ref.resolution, ref.channels
+        if key and ref.labels:  # only the images that have those labels
+            key += "-labelled-" + hashlib.sha256("/".join(ref.labels).encode()).hexdigest()[:8]
     info = {"source": report.source, "dataset": name, "size": len(images), "resolution": resolution, "channels": channels}
     return images, info, key
 
@@ -294,7 +296,8 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
     if is_run:
         G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
         log.info(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
-        images = generate(G, n, seed=seed)
+        conditional = getattr(G, "labels", None) is not None
+        images = generate(G, n, seed=seed, labels="random" if conditional else None)  # classes as often as in the data
         ref = recipe.data if ref is None else ref
         what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt)}
     else:
@@ -307,6 +310,11 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
         what = {"images": str(target)}
     result = evaluate_images(images, ref, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, progress=progress)
     result["protocol"]["evaluated"] = what
+    if is_run and conditional:
+        from .classifier import label_accuracy
+
+        result["label_accuracy"] = label_accuracy(G, recipe.data, n=n, seed=seed, registry=registry)
+        result["protocol"]["labels"] = "FID/KID over all classes: labels drawn from the training data's frequencies"
     run_dir = ckpt.path.parent.parent if is_run else None
     if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
         proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
@@ -316,9 +324,17 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
         atomic_write(keep, text, "evaluation")
         atomic_write(run_dir / "metrics.json", text, "evaluation")
         with (run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps({"step": ckpt.meta["step"], "eval": {k: v for k, v in result.items() if k != "protocol"},
+            f.write(json.dumps({"step": ckpt.meta["step"], "eval": flat_scores(result),
                                 "eval_n": len(images)}) + "\n")
     return result
+
+
+def flat_scores(result: dict) -> dict:
+    """An evaluation's numbers as one flat mapping (label accuracy as ``label_acc_ATTRIBUTE``)."""
+    out = {k: v for k, v in result.items() if k not in ("protocol", "label_accuracy")}
+    for attr, v in result.get("label_accuracy", {}).get("generated", {}).items():
+        out[f"label_acc_{attr}"] = v["accuracy"]
+    return out
 
 
 class TrainingEval(Callback):
@@ -347,7 +363,8 @@ class TrainingEval(Callback):
         with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
             if self.reference is None:
                 self.reference = reference_features(run.recipe.data, ev.n_real, run.recipe.seed, ev.weights)
-            images = generate(run.sampler(), ev.n, seed=run.recipe.seed, device=run.device)
+            images = generate(run.sampler(), ev.n, seed=run.recipe.seed, device=run.device,
+                              labels="random" if run.labels is not None else None)
             result = evaluate_images(images, None, seed=run.recipe.seed, weights=ev.weights, prc=False, reference=self.reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
         run.extra["eval"] = {"step": run.step, "n": ev.n, **{k: v for k, v in result.items() if k != "protocol"}}

@@ -43,3 +43,8 @@ def register_datasets(register):
 @hookspec
 def register_callbacks(register):
     """Register ``ganzoo.Callback`` subclasses (observers of a run that a recipe names under ``callbacks:``)."""
+
+
+@hookspec
+def register_conditionings(register):
+    """Register ``ganzoo.Conditioning`` subclasses (how labels condition a generator and a critic)."""

@@ -70,12 +70,14 @@ def fingerprint(path: Path) -> dict:
     return {"sha256": files_sha256(found, root)}
 
 
-def read_images(path: Path, resolution: int, channels: int, report: DataReport) -> torch.Tensor:
-    """Every readable image of a folder or zip as uint8 ``(N, C, H, W)``: resized (Lanczos) and center-cropped."""
+def read_images(path: Path, resolution: int, channels: int, report: DataReport, names: list | None = None) -> torch.Tensor:
+    """Every readable image of a folder or zip as uint8 ``(N, C, H, W)``: resized (Lanczos) and center-cropped.
+    ``names`` (a list) receives each image's path inside the folder or zip (``/``-separated), in order."""
     report.source = str(path)
     mode = "RGB" if channels == 3 else "L"
     arrays = []
     for name, read in members(path, report.skipped):
+        name = name.replace(os.sep, "/")
         try:
             with Image.open(io.BytesIO(read())) as img:
                 report.source_sizes[f"{img.size[0]}x{img.size[1]}"] += 1
@@ -84,6 +86,8 @@ def read_images(path: Path, resolution: int, channels: int, report: DataReport) 
                 img.draft(mode, (resolution, resolution))  # JPEG: decode at a reduced size when much larger
                 img = ImageOps.fit(to_mode(img, mode), (resolution, resolution), method=Image.Resampling.LANCZOS)
                 arrays.append(np.asarray(img, dtype=np.uint8))
+                if names is not None:
+                    names.append(name)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             report.skip("unreadable or corrupt", name, f"{type(exc).__name__}: {exc}")
     if not arrays:

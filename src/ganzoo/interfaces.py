@@ -113,11 +113,26 @@ class Critic(nn.Module):
 
     Critics never end in a sigmoid: objectives that need probabilities use
     the numerically stable ``*_with_logits`` forms.
+
+    A critic that splits into ``features(x) -> (N, feature_dim)`` and ``score(features) -> (N,)`` (and sets
+    ``feature_dim``) can be conditioned by projection and by an auxiliary classifier (``condition:``); the
+    built-in ones do. A critic with its own auxiliary loss sets ``has_aux = True`` and takes
+    ``forward(x, [y,] aux="real"|"fake")``, returning ``(scores, aux_loss or None)``: the loop adds that loss
+    to the critic's loss (and, for ``"fake"`` batches in the generator step, to the generator's).
     """
+
+    feature_dim: int | None = None
+    has_aux: ClassVar[bool] = False
 
     def __init__(self, shape: ImageShape):
         super().__init__()
         self.shape = shape
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not split into features() and score()")
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not split into features() and score()")
 
 
 class Configurable:
@@ -256,7 +271,9 @@ class Dataset(Configurable):
 
     ``load(resolution, channels, report)`` returns every image as one uint8 tensor ``(N, C, H, W)`` at the
     requested resolution and channel count, and notes skipped files in the ``report``; the core caches,
-    batches, normalises and augments it.
+    batches, normalises and augments it. A labelled dataset returns ``(images, labels)`` instead: ``labels``
+    maps each attribute (``"digit"``, ``"hair"``) to one class name per image (``None`` where an image has
+    none); a recipe's ``data.labels`` picks the attributes that condition the model.
 
     ``check()`` raises for a missing source without decoding (``ganzoo check`` agrees with ``ganzoo run``).
     ``fingerprint()`` says what identifies the source (a digest of its bytes), as JSON-able data: with it the
@@ -272,6 +289,32 @@ class Dataset(Configurable):
 
     def check(self) -> None:
         """Raise ``GanzooError`` if the source is missing, without decoding anything (``ganzoo check`` calls it)."""
+
+
+class Conditioning(Configurable):
+    """How the labels of ``data.labels`` condition the networks: it wraps what the architecture builds.
+
+    * ``generator_inputs(labels)`` / ``critic_inputs(labels)``: extra latent dimensions / extra image channels the
+      architecture is built with (input concatenation); 0 by default,
+    * ``wrap_generator(generator, labels)``: a ``ganzoo.ConditionalGenerator`` (``forward(z, y)``),
+    * ``wrap_critic(critic, labels)``: a ``ganzoo.ConditionalCritic`` (``forward(x, y)``; with ``has_aux``, also
+      ``aux="real"|"fake"``, returning ``(scores, aux_loss)``: an auxiliary classifier's loss).
+
+    ``labels`` is the ``ganzoo.LabelSpace`` (attributes, their classes); ``y`` is a long tensor ``(N, A)`` of
+    class codes. Like an objective it knows nothing of loops or optimizers.
+    """
+
+    def generator_inputs(self, labels) -> int:
+        return 0
+
+    def critic_inputs(self, labels) -> int:
+        return 0
+
+    def wrap_generator(self, generator: Generator, labels) -> Generator:
+        raise NotImplementedError
+
+    def wrap_critic(self, critic: Critic, labels) -> Critic:
+        raise NotImplementedError
 
 
 class Callback(Configurable):

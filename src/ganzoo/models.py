@@ -9,6 +9,7 @@ from . import contracts, limits
 from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
+from .labels import LabelSpace
 from .registry import Registry, get_registry
 
 
@@ -46,18 +47,33 @@ def build_regularizers(recipe, registry: Registry | None = None, objective=None)
     return out + [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
 
 
-def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None) -> tuple[Generator, Critic]:
-    """The recipe's generator and critic, initialised as it says, the critic set up by its regularizers."""
+def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None,
+                 labels: LabelSpace | None = None) -> tuple[Generator, Critic]:
+    """The recipe's generator and critic, initialised as it says, the critic set up by its regularizers; for a
+    conditional recipe, wrapped by its conditioning for the ``labels`` (the data's ``LabelSpace``)."""
     registry = registry or get_registry()
     shape = image_shape(recipe)
+    cond, cond_component = None, None
+    if recipe.condition is not None:
+        if labels is None:
+            raise GanzooError(f"{recipe.name} is conditional (data.labels {recipe.data.labels}): building it needs the labels' "
+                              "classes (from the data, or from a checkpoint)")
+        cond_component = registry.get("conditioning", recipe.condition.name)
+        cond = cond_component.create(recipe.condition.params)
     nets = []
     for role, expected in (("generator", Generator), ("critic", Critic)):
         section = getattr(recipe, role)
         component = registry.get("architecture", section.name)
         arch = component.create(**{role: section.params})
+        role_shape = shape
+        if cond is not None:
+            with contracts.calling(cond_component, f"{role}_inputs"):
+                extra = int(getattr(cond, f"{role}_inputs")(labels))
+            role_shape = shape.model_copy(update={"latent_dim": shape.latent_dim + extra} if role == "generator"
+                                          else {"channels": shape.channels + extra})
         with contracts.calling(component, f"build_{role}"):
             try:
-                net = getattr(arch, f"build_{role}")(shape)
+                net = getattr(arch, f"build_{role}")(role_shape)
             except ValueError as exc:
                 raise GanzooError(f"{role}: architecture '{section.name}' cannot be built for "
                                   f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
@@ -67,6 +83,13 @@ def build_models(recipe, registry: Registry | None = None, regularizers: list | 
         elif section.init == "architecture":
             with contracts.calling(component, "initialize"):
                 arch.initialize(net)
+        if cond is not None:
+            with contracts.calling(cond_component, f"wrap_{role}"):
+                try:
+                    net = getattr(cond, f"wrap_{role}")(net, labels)
+                except ValueError as exc:
+                    raise GanzooError(f"condition '{recipe.condition.name}' with {role} '{section.name}': {exc}") from None
+            contracts.check_instance(cond_component, net, expected, f"wrap_{role}")
         nets.append(net)
     g, d = nets
     for reg in build_regularizers(recipe, registry) if regularizers is None else regularizers:
@@ -81,15 +104,16 @@ def _check_fit(recipe, registry, g, d, shape) -> None:
     with torch.no_grad():
         g.eval(), d.eval()
         gen = registry.get("architecture", recipe.generator.name)
+        y = () if recipe.condition is None else (torch.zeros(2, len(recipe.data.labels), dtype=torch.long),)
         with contracts.calling(gen, "the generator's forward"):
-            x = g(torch.zeros(2, shape.latent_dim))  # no random draw: the RNG stream of training starts as before
+            x = g(torch.zeros(2, shape.latent_dim), *y)  # no random draw: the RNG stream of training starts as before
         want = (2, shape.channels, shape.resolution, shape.resolution)
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise contracts.ContractError(f"{contracts.who(gen)}: the generator produced {got}, expected {want}")
         crit = registry.get("architecture", recipe.critic.name)
         with contracts.calling(crit, "the critic's forward"):
-            s = d(x)
+            s = d(x, *y)
         if not isinstance(s, torch.Tensor) or tuple(s.shape) != (2,):
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
             raise contracts.ContractError(f"{contracts.who(crit)}: the critic produced scores of shape {got}, expected (N,)")
@@ -104,8 +128,11 @@ def preflight(recipe, registry: Registry | None = None) -> dict:
     data = registry.get("dataset", recipe.data.name)
     with contracts.calling(data, "check"):
         data.create(recipe.data.params).check()
+    labels = None
+    if recipe.data.labels:  # the classes are known once the data is read: two stand in for each here
+        labels = LabelSpace(tuple(recipe.data.labels), (("a", "b"),) * len(recipe.data.labels), ((1, 1),) * len(recipe.data.labels))
     with torch.device("meta"):
-        g, d = build_models(recipe, registry)
+        g, d = build_models(recipe, registry, labels=labels)
     counts = {"generator": sum(p.numel() for p in g.parameters()), "critic": sum(p.numel() for p in d.parameters())}
     copies = 4 + (1 if recipe.ema.decay else 0)  # weights, gradients, two optimizer moments (+ the EMA of G)
     limits.require_memory(4 * copies * (counts["generator"] + counts["critic"]),
@@ -139,11 +166,22 @@ def load_models(checkpoint, device="cpu", registry: Registry | None = None, ema:
         recipe = load_recipe(ckpt.recipe, registry=registry)
     except GanzooError as exc:
         raise GanzooError(f"{ckpt.path}: its recipe no longer validates here: {exc}") from None
-    g, d = build_models(recipe, registry)
+    g, d = build_models(recipe, registry, labels=checkpoint_labels(ckpt))
     load_weights(ckpt, g, d)
     if ema and has_ema(ckpt):
         load_state(g, ckpt.state("generator_ema.module"), "EMA generator", ckpt.path)
     return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
+
+
+def checkpoint_labels(ckpt: Checkpoint) -> LabelSpace | None:
+    """The label space a conditional checkpoint was trained on (None for an unconditional one)."""
+    saved = ckpt.meta.get("labels")
+    if not saved:
+        return None
+    try:
+        return LabelSpace.from_dict(saved)
+    except (KeyError, TypeError, AttributeError):
+        raise GanzooError(f"{ckpt.path}: damaged label metadata") from None
 
 
 def load_generator(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True) -> Generator:

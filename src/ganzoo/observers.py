@@ -28,7 +28,8 @@ class StepRecord:
     """One step's losses and mean scores, as tensors on the training device (reading one waits for it).
 
     Critic values are means over the step's ``n_critic`` critic updates; ``penalty`` sums every regularizer's
-    (``None`` when no regularizer added one on this step).
+    (``None`` when no regularizer added one on this step). ``aux`` and ``aux_g`` are a critic's own auxiliary
+    losses (an AC-GAN classifier's) in the critic and the generator step, ``None`` for critics without one.
     """
 
     step: int
@@ -38,11 +39,16 @@ class StepRecord:
     d_real: torch.Tensor
     d_fake: torch.Tensor
     data_seconds: float = 0.0
+    aux: torch.Tensor | None = None
+    aux_g: torch.Tensor | None = None
 
     def values(self) -> dict[str, torch.Tensor]:
         zero = torch.zeros_like(self.d_loss)
-        return {"d_loss": self.d_loss, "g_loss": self.g_loss, "penalty": zero if self.penalty is None else self.penalty,
-                "d_real": self.d_real, "d_fake": self.d_fake}
+        out = {"d_loss": self.d_loss, "g_loss": self.g_loss, "penalty": zero if self.penalty is None else self.penalty,
+               "d_real": self.d_real, "d_fake": self.d_fake}
+        if self.aux is not None or self.aux_g is not None:
+            out.update(aux=zero if self.aux is None else self.aux, aux_g=zero if self.aux_g is None else self.aux_g)
+        return out
 
 
 @dataclass
@@ -80,6 +86,7 @@ class Run:
     grid: torch.Tensor | None = None  # the fixed-z grid images of this step when one was drawn (set by watch.Grids)
     best: dict | None = None  # the best evaluation so far (set by evaluation.TrainingEval)
     checkpoint_path: Path | None = None
+    labels: Any = None  # the LabelSpace of a conditional run (data.labels), else None
     observers: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # anything observers share that has no field here
 

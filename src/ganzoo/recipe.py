@@ -63,6 +63,8 @@ class DataSection(_ComponentSection):
     channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB")
     augment: AugmentSection = Field(default_factory=AugmentSection)
     cache: bool = Field(True, description="cache the decoded images on disk ($GANZOO_CACHE_DIR/datasets)")
+    labels: list[str] = Field(default_factory=list, description="label attributes that condition the model, e.g. [hair, eyes] "
+                              "(a labels file's columns), [folder] (class sub-folders), [digit] (mnist); empty: unconditional")
 
 
 class _ArchitectureSection(_ComponentSection):
@@ -91,6 +93,13 @@ class RegularizerSection(_ComponentSection):
 
 class CallbackSection(_ComponentSection):
     pass
+
+
+class ConditionSection(_ComponentSection):
+    """How the labels of ``data.labels`` condition the generator and the critic (a conditioning component)."""
+
+    mismatch: float = Field(0.0, ge=0, lt=1, description="weight of the matching-aware term: the critic also scores real "
+                            "images with a wrong label as fake (E1's CGAN; Reed et al. 2016 used 0.5); 0 = off")
 
 
 class EMASection(_Strict):
@@ -169,6 +178,8 @@ class Recipe(_Strict):
     generator: GeneratorSection
     critic: CriticSection
     objective: ObjectiveSection
+    condition: ConditionSection | None = Field(None, description="conditioning on data.labels (concat, projection, acgan); "
+                                               "null: unconditional")
     regularizers: list[RegularizerSection] = Field(default_factory=list, description="critic regularizers, applied in order "
                                                    "(after those the objective implies, e.g. wgan_gp's gradient penalty)")
     callbacks: list[CallbackSection] = Field(default_factory=list, description="observers of the run from plugins (e.g. mlflow)")
@@ -184,6 +195,8 @@ class Recipe(_Strict):
         out = self.model_dump(mode="json")
         for section in SINGLE_SECTIONS:
             sec = getattr(self, section)
+            if sec is None:
+                continue
             core = {k: v for k, v in out[section].items() if k not in sec.plugin_keys()}
             out[section] = {**core, **sec.params.model_dump(mode="json")}
         for key in LIST_SECTIONS:
@@ -201,7 +214,7 @@ class Recipe(_Strict):
 
 
 # the recipe's sections that name one component each, and the lists of components (list key -> section kind)
-SINGLE_SECTIONS = ("data", "generator", "critic", "objective")
+SINGLE_SECTIONS = ("data", "generator", "critic", "objective", "condition")
 LIST_SECTIONS = {"regularizers": "regularizer", "callbacks": "callback"}
 
 # section -> (registry kind, params model getter)
@@ -212,6 +225,7 @@ COMPONENT_SECTIONS = {
     "generator": ("architecture", lambda c: c.cls.GeneratorParams),
     "critic": ("architecture", lambda c: c.cls.CriticParams),
     "objective": ("objective", lambda c: c.cls.Params),
+    "condition": ("conditioning", lambda c: c.cls.Params),
 }
 
 
@@ -232,9 +246,16 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
-    sections = [(s, s, getattr(recipe, s)) for s in SINGLE_SECTIONS]
+    sections = [(s, s, getattr(recipe, s)) for s in SINGLE_SECTIONS if getattr(recipe, s) is not None]
     sections += [(kind, f"{key}.{i}", sec) for key, kind in LIST_SECTIONS.items() for i, sec in enumerate(getattr(recipe, key))]
     problems = [p for kind, at, sec in sections for p in _resolve(kind, sec, registry, at)]
+    if recipe.data.labels and recipe.condition is None:
+        problems.append(f"condition: data.labels {recipe.data.labels} conditions the model: name how, e.g. condition: "
+                        f"{{name: projection}} (available: {', '.join(sorted(registry.components['conditioning']))})")
+    elif recipe.condition is not None and not recipe.data.labels:
+        problems.append("data.labels: condition is set, but no label attribute is named (e.g. data.labels: [digit])")
+    if len(set(recipe.data.labels)) != len(recipe.data.labels):
+        problems.append(f"data.labels: an attribute is named twice ({recipe.data.labels})")
     if problems:
         raise GanzooError(_format_errors(where, problems))
     if recipe.train.n_critic is None:  # resolved here, so recipe.yaml and checkpoints say what ran

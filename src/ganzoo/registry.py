@@ -24,7 +24,7 @@ import pluggy
 
 from . import contracts, hookspecs
 from .errors import GanzooError
-from .interfaces import Architecture, Callback, Dataset, Objective, Regularizer
+from .interfaces import Architecture, Callback, Conditioning, Dataset, Objective, Regularizer
 
 ENTRY_POINT_GROUP = "ganzoo"
 BUILTIN_PACKAGE = "ganzoo_plugins"
@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "regularizer": ("register_regularizers", Regularizer),
     "dataset": ("register_datasets", Dataset),
     "callback": ("register_callbacks", Callback),
+    "conditioning": ("register_conditionings", Conditioning),
 }
 
 

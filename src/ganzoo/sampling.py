@@ -60,13 +60,38 @@ def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None, ge
     return torch.nn.init.trunc_normal_(torch.empty(n, dim), a=-truncation, b=truncation, generator=g)
 
 
+def label_codes(generator, n: int, labels=None, seed: int = 0) -> torch.Tensor | None:
+    """Label codes ``(n, A)`` for a conditional generator (None for an unconditional one). ``labels``: a mapping or
+    ``["hair=blue", ...]`` (attributes not named are drawn from the training data's frequencies), ``"random"`` (all
+    drawn so), or codes ``(n, A)`` as they are. A conditional generator without labels, or an unconditional one
+    with them, is an error that says what to give."""
+    space = getattr(generator, "labels", None)
+    if space is None:
+        if labels is not None and len(labels):
+            raise GanzooError("this generator is unconditional (trained without data.labels): it takes no labels")
+        return None
+    if labels is None or (not isinstance(labels, (str, torch.Tensor)) and not len(labels)):
+        a, c = space.attributes[0], space.classes[0][0]
+        raise GanzooError(f"this generator is conditional on {space.describe()}: give labels (e.g. --label {a}={c}, "
+                          "or --label random to draw them from the training data's frequencies)")
+    if isinstance(labels, torch.Tensor):
+        if labels.dtype != torch.long or tuple(labels.shape) != (n, len(space.attributes)):
+            raise GanzooError(f"labels: expected a long tensor ({n}, {len(space.attributes)}), got {tuple(labels.shape)} {labels.dtype}")
+        return labels
+    fixed = {} if isinstance(labels, str) and labels == "random" else space.parse([labels] if isinstance(labels, str) else labels)
+    return space.draw(n, seed, fixed)
+
+
 @torch.no_grad()
-def render(generator, z: torch.Tensor, batch_size: int = 250, device=None) -> torch.Tensor:
-    """uint8 images ``(len(z), C, H, W)`` for the latent vectors ``z`` (generator in eval mode)."""
+def render(generator, z: torch.Tensor, batch_size: int = 250, device=None, y: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 images ``(len(z), C, H, W)`` for the latent vectors ``z`` (and label codes ``y`` for a conditional
+    generator), generator in eval mode."""
     device = device or next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
-    out = [to_uint8(generator(z[i : i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)]
+    cond = () if y is None else (y,)
+    out = [to_uint8(generator(z[i : i + batch_size].to(device), *(c[i : i + batch_size].to(device) for c in cond))).cpu()
+           for i in range(0, len(z), batch_size)]
     generator.train(was_training)
     s = generator.shape
     return torch.cat(out) if out else torch.empty(0, s.channels, s.resolution, s.resolution, dtype=torch.uint8)
@@ -89,12 +114,38 @@ class ImageBatch(torch.Tensor):
         return png_bytes(grid_image(t) if t.dim() == 4 else t)
 
 
-def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None) -> torch.Tensor:
+def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=None, truncation: float | None = None,
+             labels=None) -> torch.Tensor:
     """``n`` images as uint8 ``(n, C, H, W)``, from latents drawn with ``seed`` (the generator's own
-    ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``); a notebook displays them as a grid."""
+    ``sample_latent``, or N(0, 1) cut to [-t, t] with ``truncation``); a notebook displays them as a grid.
+    A conditional generator takes ``labels`` (``{"hair": "blue"}``, ``["digit=7"]``, ``"random"``: ``label_codes``)."""
     _fits(generator, n, 2, "ask for fewer at a time (with another seed for more)")
-    images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device)
+    y = label_codes(generator, n, labels, seed)
+    images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device, y)
     return images.as_subclass(ImageBatch)
+
+
+def class_grid(generator, attribute: str | None = None, columns: int = 8, seed: int = 0, labels=None, device=None,
+               truncation: float | None = None) -> tuple[torch.Tensor, list[str]]:
+    """One row per class of ``attribute`` (the first by default), the same latent vectors in every row: uint8 images
+    ``(classes * columns, C, H, W)`` and the class names. Other attributes are drawn once per column from the
+    training frequencies (fixed across rows), or fixed by ``labels``."""
+    space = getattr(generator, "labels", None)
+    if space is None:
+        raise GanzooError("a per-class grid needs a conditional generator (trained with data.labels)")
+    attribute = attribute or space.attributes[0]
+    if attribute not in space.attributes:
+        raise GanzooError(f"unknown label attribute {attribute!r}; this model is conditioned on: {space.describe()}")
+    a = space.attributes.index(attribute)
+    fixed = space.parse(labels) if labels else {}
+    if a in fixed:
+        raise GanzooError(f"--by {attribute} gives one row per {attribute}: do not also fix it with --label")
+    classes = space.classes[a]
+    _fits(generator, len(classes) * columns, 2, "fewer columns")
+    base = space.draw(columns, seed, fixed).repeat(len(classes), 1)
+    base[:, a] = torch.arange(len(classes)).repeat_interleave(columns)
+    z = latents(columns, generator.latent_dim, seed, truncation, generator).repeat(len(classes), 1)
+    return render(generator, z, device=device, y=base).as_subclass(ImageBatch), list(classes)
 
 
 # -- distinctness --------------------------------------------------------------
@@ -138,11 +189,13 @@ def check_distinct(images: torch.Tensor, threshold: float = 0.02) -> Distinctnes
 
 
 def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
-                      batch_size: int = 250, device=None, max_rounds: int = 20) -> tuple[torch.Tensor, Distinctness]:
-    """``n`` images no two of which are within ``threshold``: the later image of each close pair is redrawn."""
+                      batch_size: int = 250, device=None, max_rounds: int = 20, labels=None) -> tuple[torch.Tensor, Distinctness]:
+    """``n`` images no two of which are within ``threshold``: the later image of each close pair is redrawn (with
+    the same label, for a conditional generator: ``labels`` as for ``generate``)."""
     _fits(generator, n, 3, "ask for fewer (-n) at a time, with another --seed for more")  # images, floats for the distances
+    y = label_codes(generator, n, labels, seed)
     z = latents(n, generator.latent_dim, seed, truncation, generator)
-    images = render(generator, z, batch_size, device)
+    images = render(generator, z, batch_size, device, y)
     g = torch.Generator().manual_seed(seed + 1_000_003)
     redrawn = 0
     for _ in range(max_rounds):
@@ -155,7 +208,7 @@ def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02,
             fresh.normal_(generator=g)
         else:
             torch.nn.init.trunc_normal_(fresh, a=-truncation, b=truncation, generator=g)
-        images[again] = render(generator, fresh, batch_size, device)
+        images[again] = render(generator, fresh, batch_size, device, None if y is None else y[again])
         redrawn += len(again)
     report = check_distinct(images, threshold)
     report.regenerated = redrawn
@@ -227,11 +280,12 @@ CHUNK = 20_000  # images checked for distinctness together, and held in memory a
 
 
 def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
-                     batch_size: int = 250, device=None, grid: bool = True, force: bool = False) -> Distinctness:
+                     batch_size: int = 250, device=None, grid: bool = True, force: bool = False, labels=None) -> Distinctness:
     """``n`` distinct images as PNGs in ``out_dir`` (and ``grid.png`` of the first 64), in bounded memory: up to
     ``CHUNK`` images are checked against each other at once, so a million images stream to disk chunk by chunk
     (each chunk draws its own latents, from ``seed`` and the chunk's number)."""
     shape = generator.shape
+    label_codes(generator, 1, labels)  # a conditional generator without labels fails here, before any file is touched
     limits.require_disk(0.5 * limits.image_bytes(n, shape.channels, shape.resolution), out_dir,  # PNGs: about half raw size
                         f"{n:,} PNGs of {shape.channels}x{shape.resolution}x{shape.resolution}", "ask for fewer (-n)")
     out_dir = _sample_folder(out_dir, force)
@@ -239,7 +293,7 @@ def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: fl
     for k, start in enumerate(range(0, n, CHUNK)):
         m = min(CHUNK, n - start)
         images, rep = generate_distinct(generator, m, seed=seed if k == 0 else seed + 7919 * k, threshold=threshold,
-                                        truncation=truncation, batch_size=batch_size, device=device)
+                                        truncation=truncation, batch_size=batch_size, device=device, labels=labels)
         _write_numbered(images, out_dir, start, n)
         first = images[:64] if first is None else first
         parts.append((start, rep))
@@ -262,16 +316,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, truncation: float | None = None,
-                device=None) -> torch.Tensor:
-    """A latent walk: ``points`` random latents, ``steps`` images from each to the next (slerp).
+                device=None, labels=None) -> torch.Tensor:
+    """A latent walk: ``points`` random latents, ``steps`` images from each to the next (slerp); a conditional
+    generator keeps one label fixed along the whole walk (``labels`` as for ``generate``).
 
     Returns uint8 images ``(points - 1, steps, C, H, W)``: one row per segment.
     """
+    y = label_codes(generator, 1, labels, seed)
     _fits(generator, (points - 1) * steps, 2, "fewer --points or --steps")
     z = latents(points, generator.latent_dim, seed, truncation, generator)
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     walk = slerp(z[:-1, None, :], z[1:, None, :], t)  # (points - 1, steps, dim)
-    images = render(generator, walk.reshape(-1, generator.latent_dim), device=device)
+    images = render(generator, walk.reshape(-1, generator.latent_dim), device=device,
+                    y=None if y is None else y.expand((points - 1) * steps, -1))
     return images.view(points - 1, steps, *images.shape[1:])
 
 
@@ -293,8 +350,8 @@ class FinalSamples(Callback):
         out = run.recipe.output
         if not out.samples:
             return
-        images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed,
-                                             batch_size=out.sample_batch_size, device=run.device)
+        images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed, batch_size=out.sample_batch_size,
+                                             device=run.device, labels="random" if run.labels is not None else None)
         write_samples(images, run.run_dir / "samples", force=True)  # the run's own folder: a resume rewrites it
         (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
         run.extra["distinct"] = distinct

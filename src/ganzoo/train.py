@@ -21,10 +21,10 @@ import torch
 
 from . import distributed, rng
 from .checkpoint import Checkpoint, load_checkpoint, restore_training
-from .data import BatchStream, build_augment, load_dataset
+from .data import BatchStream, build_augment, load_data
 from .errors import GanzooError
 from .fileio import atomic_write
-from .models import build_models, build_objective, build_regularizers, make_ema, preflight
+from .models import build_models, build_objective, build_regularizers, checkpoint_labels, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, flat_keys, load_recipe
 from .registry import Registry, get_registry
@@ -61,6 +61,7 @@ class GANStep:
         self.D_plain = torch.compile(self.D) if cfg.compile else self.D  # the G step needs no critic weight gradients (nor DDP)
         self.bf16 = cfg.precision == "bf16"
         self.channels_last = cfg.channels_last
+        self.mismatch = run.recipe.condition.mismatch if run.recipe.condition is not None else 0.0
 
     def see(self, images: torch.Tensor) -> torch.Tensor:
         """What the critic sees: every regularizer's augmentation (DiffAugment), real and fake alike."""
@@ -77,54 +78,92 @@ class GANStep:
         sums, data_seconds = None, 0.0
         for i in range(run.n_critic):
             t0 = time.perf_counter()
-            real = next(run.batches)
+            real, y = run.batches.next_labelled()
             if self.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
             data_seconds += time.perf_counter() - t0
-            values = self.critic_step(real, (step - 1) * run.n_critic + i)
+            values = self.critic_step(real, y, (step - 1) * run.n_critic + i)
             sums = values if sums is None else [_add(a, b) for a, b in zip(sums, values)]
-        d_loss, penalty, d_real, d_fake = sums if run.n_critic == 1 else [None if v is None else v / run.n_critic for v in sums]
-        g_loss = self.generator_step(step, real)
-        return StepRecord(step, d_loss, g_loss, penalty, d_real, d_fake, data_seconds)
+        d_loss, penalty, d_real, d_fake, aux = sums if run.n_critic == 1 else [None if v is None else v / run.n_critic for v in sums]
+        g_loss, aux_g = self.generator_step(step, real, y)
+        return StepRecord(step, d_loss, g_loss, penalty, d_real, d_fake, data_seconds, aux, aux_g)
 
-    def critic_step(self, real: torch.Tensor, critic_step: int) -> list:
+    def scores(self, critic, images: torch.Tensor, y, aux: str | None = None):
+        """``(scores, auxiliary loss or None)`` of ``critic`` (labels ``y`` for a conditional one; ``aux`` is the batch's
+        kind, ``real``/``fake``/``generator``, for a critic with an auxiliary loss)."""
+        args = (images,) if y is None else (images, y)
+        if aux is None or not self.D.has_aux:
+            return critic(*args).float(), None
+        scores, extra = critic(*args, aux=aux)
+        return scores.float(), extra
+
+    def fake(self, n: int, y, grad: bool):
+        """A batch of generated images (for labels ``y`` when conditional)."""
+        G, z = (self.G_train if grad else self.G), self.G.sample_latent(n, device=self.run.device)
+        return G(z) if y is None else G(z, y)
+
+    def critic_step(self, real: torch.Tensor, y, critic_step: int) -> list:
         run, bs = self.run, self.run.recipe.train.batch_size
         with self.autocast():
             with torch.no_grad():
-                fake = self.G(self.G.sample_latent(bs, device=run.device))
+                fake = self.fake(bs, y, grad=False)  # the data's labels: generated classes follow the data's frequencies
             real, fake = self.see(real), self.see(fake)
-            real_scores, fake_scores = self.D_train(real).float(), self.D_train(fake).float()
+            real_scores, aux_real = self.scores(self.D_train, real, y, "real")
+            fake_scores, aux_fake = self.scores(self.D_train, fake, y, "fake")
             loss = run.objective.critic_loss(real_scores, fake_scores)
+            if self.mismatch:  # E1's matching-aware term: real images with a wrong label are fakes too
+                wrong_scores, _ = self.scores(self.D_train, real, wrong_labels(y, run.labels.sizes))
+                loss = (1 - self.mismatch) * loss + self.mismatch * run.objective.critic_loss(real_scores, wrong_scores)
+            aux = _add(aux_real, aux_fake)
             # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
             # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
-            penalty = None
+            penalty, critic = None, self.D_train if y is None else WithLabels(self.D_train, y)
             for reg in run.regularizers:
                 if critic_step % reg.every == 0:
-                    penalty = _add(penalty, reg.penalty(self.D_train, real, fake))
+                    penalty = _add(penalty, reg.penalty(critic, real, fake))
         run.opt_d.zero_grad(set_to_none=True)
-        (loss if penalty is None else loss + penalty).backward()
+        _add(_add(loss, penalty), aux).backward()
         run.opt_d.step()
         for reg in run.regularizers:
             reg.after_critic_step(self.D)
         detach = lambda t: None if t is None else t.detach()  # noqa: E731
-        return [loss.detach(), detach(penalty), real_scores.detach().mean(), fake_scores.detach().mean()]
+        return [loss.detach(), detach(penalty), real_scores.detach().mean(), fake_scores.detach().mean(), detach(aux)]
 
-    def generator_step(self, step: int, real: torch.Tensor) -> torch.Tensor:
+    def generator_step(self, step: int, real: torch.Tensor, y) -> tuple:
         run, bs = self.run, self.run.recipe.train.batch_size
         self.D.requires_grad_(False)  # no critic weight gradients needed for the G step
         with self.autocast():
-            fake_scores = self.D_plain(self.see(self.G_train(self.G.sample_latent(bs, device=run.device)))).float()
+            fake_scores, aux = self.scores(self.D_plain, self.see(self.fake(bs, y, grad=True)), y, "generator")
             real_scores = None
             if run.objective.generator_uses_real:  # relativistic losses: the current critic on the last real batch
                 with torch.no_grad():
-                    real_scores = self.D_plain(self.see(real)).float()
+                    real_scores, _ = self.scores(self.D_plain, self.see(real), y)
             loss = run.objective.generator_loss(fake_scores, real_scores)
         run.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        _add(loss, aux).backward()
         run.opt_g.step()
         if run.ema is not None and step > run.recipe.ema.start:
             run.ema.update_parameters(self.G)
-        return loss.detach()
+        return loss.detach(), None if aux is None else aux.detach()
+
+
+class WithLabels(torch.nn.Module):
+    """A conditional critic with the labels of the batch bound: what a regularizer's ``penalty(critic, real, fake)``
+    calls as ``critic(images)`` (real, fake and their mixes share the batch's labels)."""
+
+    def __init__(self, critic, y):
+        super().__init__()
+        self.critic, self.y = critic, y
+
+    def forward(self, images):
+        return self.critic(images, self.y)
+
+
+def wrong_labels(y: torch.Tensor, sizes) -> torch.Tensor:
+    """Labels that differ from ``y`` in every attribute: each shifted by a random non-zero offset."""
+    sizes = torch.tensor(sizes, device=y.device)
+    offset = 1 + (torch.rand(y.shape, device=y.device) * (sizes - 1)).long()
+    return (y + offset) % sizes
 
 
 def fit(run: Run, observers: Observers) -> None:
@@ -201,11 +240,17 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
         run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
     run_dir = Path(distributed.gather_objects(str(run_dir), world)[0])  # rank 0 names the folder for everyone
     preflight(recipe, registry)  # before decoding anything: a recipe that cannot run stops here
-    images, _ = load_dataset(recipe.data, registry)
+    data = load_data(recipe.data, registry)
+    images, labels = data.images, data.labels
+    if resume is not None and recipe.condition is not None:
+        saved = checkpoint_labels(resume)
+        if saved is None:
+            raise GanzooError(f"{resume.path} holds no labels: it was not trained conditionally")
+        saved.check_same(labels, f"resuming {resume.path}")
     rng.seed_everything(recipe.seed)  # after loading: a dataset's own randomness cannot change the initial weights
     objective = build_objective(recipe, registry)
     regularizers = build_regularizers(recipe, registry, objective)
-    G, D = build_models(recipe, registry, regularizers)  # identical on every rank; DDP also broadcasts rank 0's weights
+    G, D = build_models(recipe, registry, regularizers, labels)  # identical on every rank; DDP also broadcasts rank 0's weights
     G, D = G.to(device), D.to(device)
     if cfg.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -220,7 +265,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     if resume is not None:
         start, epoch, index = _resume_position(resume, recipe, G, D, opt_g, opt_d, ema, world, total, len(images))
     batches = BatchStream(images, cfg.batch_size, recipe.seed, device, epoch=epoch, index=index,
-                          augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size)
+                          augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size, labels=data.codes)
     lock = None
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
         run_dir, lock = _claim(run_dir, recipe, named=run_dir_given)
@@ -233,7 +278,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
              + (f" x {world.size} processes (global batch {cfg.batch_size * world.size})" if world.distributed else "")
              + f" -> {run_dir}")
     run = Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
-              len(images), start, total, resumed_from=resume, step=start)
+              len(images), start, total, resumed_from=resume, step=start, labels=labels)
     run.extra["lock"] = lock
     return run
 

@@ -60,7 +60,8 @@ class Metrics(Callback):
         self.history: list[dict] = []
 
     def on_start(self, run) -> None:
-        self.sums = {k: torch.zeros((), dtype=torch.float64, device=run.device) for k in self.KEYS}
+        self.keys = self.KEYS + (("aux", "aux_g") if getattr(run.critic, "has_aux", False) else ())
+        self.sums = {k: torch.zeros((), dtype=torch.float64, device=run.device) for k in self.keys}
         self.first_bad = torch.full((), -1, dtype=torch.long, device=run.device)  # first non-finite step, no host sync
         self.steps, self.data_seconds, self.since = 0, 0.0, time.perf_counter()
         run.extra["metrics_log"] = self
@@ -79,7 +80,8 @@ class Metrics(Callback):
     def on_step(self, run, record) -> None:
         values = record.values()
         for key, value in values.items():
-            self.sums[key] += value
+            if key in self.sums:
+                self.sums[key] += value
         ok = torch.isfinite(values["d_loss"] + values["g_loss"] + values["penalty"])
         self.first_bad = torch.where(ok | (self.first_bad >= 0), self.first_bad, record.step)
         self.steps += 1
@@ -92,8 +94,8 @@ class Metrics(Callback):
         from . import distributed
 
         now = time.perf_counter()
-        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in self.KEYS]), run.world) / max(self.steps, 1)
-        line = {"step": run.step, "epoch": run.batches.epoch, **dict(zip(self.KEYS, means.tolist()))}
+        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in self.keys]), run.world) / max(self.steps, 1)
+        line = {"step": run.step, "epoch": run.batches.epoch, **dict(zip(self.keys, means.tolist()))}
         line.update(gap=line["d_real"] - line["d_fake"], img_per_s=run.images_per_step * self.steps / (now - self.since),
                     data_frac=self.data_seconds / (now - self.since),
                     lr_g=run.opt_g.param_groups[0]["lr"], lr_d=run.opt_d.param_groups[0]["lr"])
@@ -151,6 +153,13 @@ class Grids(Callback):
         out = run.recipe.output
         self.at = grid_steps(run.total, out.grid_every)
         self.z = fixed_latents(run.run_dir, out.grid_size, run.recipe.generator.latent_dim, run.recipe.seed)
+        self.y, self.nrow = None, None
+        if run.labels is not None:  # one row per class of the first attribute, the same latents in every row
+            k = run.labels.sizes[0]
+            self.nrow = max(1, out.grid_size // k)
+            self.y = run.labels.draw(self.nrow, run.recipe.seed).repeat(k, 1)
+            self.y[:, 0] = torch.arange(k).repeat_interleave(self.nrow)
+            self.z = self.z[: self.nrow].repeat(k, 1)
         self.last = None
         if run.start == 0:
             self.draw(run, 0)  # the untrained generator: not a diversity baseline
@@ -163,13 +172,13 @@ class Grids(Callback):
             run.grid = self.draw(run, run.step)
 
     def draw(self, run, step: int) -> torch.Tensor:
-        images = render(run.sampler(), self.z)
-        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png")
+        images = render(run.sampler(), self.z, y=self.y)
+        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png", nrow=self.nrow)
         metrics = run.extra.get("metrics_log")
         if metrics is not None and metrics.tb is not None:
             from torchvision.utils import make_grid
 
-            metrics.tb.add_image("fixed_z", make_grid(images, nrow=max(1, int(math.sqrt(len(images))))), step)
+            metrics.tb.add_image("fixed_z", make_grid(images, nrow=self.nrow or max(1, int(math.sqrt(len(images))))), step)
             metrics.tb.flush()
         if metrics is not None and metrics.history:
             write_curves(metrics.history, run.run_dir / "curves.png")

@@ -1,0 +1,128 @@
+"""What conditioning components are made of: label embeddings, and generators and critics that take labels.
+
+A conditioning component (``concat``, ``projection``, ``acgan``) wraps the generator and critic an
+architecture built; the wrappers here take the labels ``y`` (long ``(N, A)``, one class code per attribute)
+beside the latents or images, so any architecture gains conditioning without knowing of it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .interfaces import Critic, Generator, ImageShape
+
+
+class LabelEmbedding(nn.Module):
+    """One vector per label row: per attribute a one-hot (``dim`` None) or a learned ``dim``-vector, concatenated."""
+
+    def __init__(self, sizes, dim: int | None = None):
+        super().__init__()
+        self.sizes, self.dim = tuple(sizes), dim
+        self.tables = nn.ModuleList(nn.Embedding(k, dim) for k in self.sizes) if dim else None
+        self.out_dim = sum(self.sizes) if dim is None else dim * len(self.sizes)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.tables is None:
+            return torch.cat([F.one_hot(y[:, a], k).float() for a, k in enumerate(self.sizes)], 1)
+        return torch.cat([t(y[:, a]) for a, t in enumerate(self.tables)], 1)
+
+
+class ConditionalGenerator(Generator):
+    """A generator of images of given labels: ``forward(z, y)``. ``labels`` is the ``LabelSpace`` it was trained
+    on (sampling reads class names and training frequencies from it). ``inner`` is the architecture's generator;
+    with ``embed``, its input is ``z`` followed by the label embedding (input concatenation). A conditional
+    batch norm layer inside ``inner`` (``ConditionalBatchNorm``) reads the labels of the current call."""
+
+    def __init__(self, inner: Generator, shape: ImageShape, labels, embed: LabelEmbedding | None = None):
+        super().__init__(shape)
+        self.inner, self.labels, self.embed = inner, labels, embed
+        self._slot = _LabelSlot()
+        for m in inner.modules():
+            if isinstance(m, ConditionalBatchNorm):
+                m.slot = self._slot
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _check_labels(y, len(z), self.labels)
+        self._slot.y = y
+        try:
+            return self.inner(z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1))
+        finally:
+            self._slot.y = None
+
+
+class ConditionalCritic(Critic):
+    """A critic of (image, label) pairs: ``forward(x, y)`` -> scores ``(N,)``; with ``has_aux``, ``aux="real"|"fake"``
+    returns ``(scores, aux_loss)``. ``inner`` is the architecture's critic."""
+
+    def __init__(self, inner: Critic, shape: ImageShape, labels):
+        super().__init__(shape)
+        self.inner, self.labels = inner, labels
+
+
+class _LabelSlot:
+    """The labels of the generator call in progress, for the conditional batch norm layers inside it (a plain
+    object, not a module: the layers and the wrapper share it without a cycle in the module tree)."""
+
+    y: torch.Tensor | None = None
+
+
+class ConditionalBatchNorm(nn.Module):
+    """A batch norm layer whose scale and shift also depend on the labels (de Vries et al. 2017; Miyato & Koyama
+    2018): ``bn(x) * (1 + sum_a gamma_a[y_a]) + sum_a beta_a[y_a]``. The per-class terms start at zero, so at
+    initialisation it is exactly the batch norm it replaced (weights, statistics and all)."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, sizes):
+        super().__init__()
+        self.bn = bn
+        self.gamma = nn.ModuleList(nn.Embedding(k, bn.num_features) for k in sizes)
+        self.beta = nn.ModuleList(nn.Embedding(k, bn.num_features) for k in sizes)
+        for table in (*self.gamma, *self.beta):
+            nn.init.zeros_(table.weight)
+        self.slot: _LabelSlot | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn(x)
+        y = self.slot.y if self.slot is not None else None
+        if y is None:
+            raise RuntimeError("ConditionalBatchNorm called outside a ConditionalGenerator call (no labels)")
+        gamma = sum(t(y[:, a]) for a, t in enumerate(self.gamma))
+        beta = sum(t(y[:, a]) for a, t in enumerate(self.beta))
+        view = (len(x), -1) + (1,) * (x.dim() - 2)
+        return out * (1 + gamma.view(view).to(out.dtype)) + beta.view(view).to(out.dtype)
+
+
+def conditional_batchnorm(module: nn.Module, sizes) -> int:
+    """Replace every BatchNorm1d/2d inside ``module`` by a ``ConditionalBatchNorm`` around it; returns how many."""
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            setattr(module, name, ConditionalBatchNorm(child, sizes))
+            count += 1
+        elif not isinstance(child, ConditionalBatchNorm):
+            count += conditional_batchnorm(child, sizes)
+    return count
+
+
+def require_features(critic: Critic, what: str) -> int:
+    """The critic's ``feature_dim``; a clear error when it does not split into ``features``/``score``."""
+    dim = getattr(critic, "feature_dim", None)
+    if not isinstance(dim, int) or dim < 1 or type(critic).features is Critic.features:
+        raise ValueError(f"{what} needs a critic that splits into features() and score() (feature_dim set); "
+                         f"{type(critic).__name__} does not: use condition: {{name: concat}}")
+    return dim
+
+
+def label_maps(embedding: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Label vectors ``(N, E)`` as constant image planes ``(N, E, H, W)`` to concatenate with the images ``like``."""
+    n, _, h, w = like.shape
+    maps = embedding.to(like.dtype)[:, :, None, None].expand(-1, -1, h, w)
+    return maps.contiguous(memory_format=torch.channels_last) if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous() else maps
+
+
+def _check_labels(y, n: int, labels) -> None:
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or tuple(y.shape) != (n, len(labels.attributes)):
+        got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"labels must be a long tensor ({n}, {len(labels.attributes)}) of class codes "
+                         f"({', '.join(labels.attributes)}), got {got}")
