@@ -295,6 +295,8 @@ def sample(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
     force: bool = typer.Option(False, "--force", help="replace samples already in the output folder (all of them)"),
+    label: list[str] = typer.Option([], "--label", "-l", help="conditional runs: ATTRIBUTE=VALUE (repeat for each attribute; "
+                                    "those not given follow the training data's frequencies), or 'random'"),
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     from . import load_generator
@@ -307,9 +309,40 @@ def sample(
     if n > CHUNK:
         err.print(f"{n:,} images: written {CHUNK:,} at a time, each chunk checked distinct within itself", highlight=False)
     report = sample_to_folder(G, n, output, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size,
-                              device=dev, grid=grid, force=force)
+                              device=dev, grid=grid, force=force, labels=_labels(label))
     _report_distinct(report)
     err.print(f"wrote {n} images{' and grid.png' if grid else ''} to {output} in {time.perf_counter() - t0:.1f}s")
+
+
+def _labels(given: list[str]):
+    return "random" if given == ["random"] else (given or None)
+
+
+@app.command()
+@friendly
+def grid(
+    checkpoint: Path = typer.Argument(..., help="checkpoint .safetensors file or run directory of a conditional run", parser=_path),
+    output: Path = typer.Option(..., "-o", "--output", help="the grid image (.png)", parser=_path),
+    by: Optional[str] = typer.Option(None, "--by", help="the label attribute with one row per class (default: the first)"),
+    columns: int = typer.Option(8, "--columns", min=1, max=64, help="images per row (the same latent vectors in every row)"),
+    label: list[str] = typer.Option([], "--label", "-l", help="fix another attribute: ATTRIBUTE=VALUE (else drawn per column)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1),
+    truncation: Optional[float] = typer.Option(None, min=0.05),
+    device: str = typer.Option("auto"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace the output file if it exists"),
+):
+    """A per-class grid of a conditional run: one row per class of an attribute, the same noise in every row."""
+    from . import load_generator, write_grid
+    from .distributed import pick_device
+    from .sampling import class_grid, image_path
+
+    if image_path(output).exists() and not force:
+        raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
+    dev = pick_device(device, what="--device")
+    images, classes = class_grid(load_generator(checkpoint, device=dev, ema=ema), by, columns, seed, label or None, dev, truncation)
+    write_grid(images, output, nrow=columns)
+    err.print(f"wrote {len(classes)} rows ({', '.join(classes)}) of {columns} images to {output}", highlight=False)
 
 
 def _report_distinct(report) -> None:
@@ -331,6 +364,8 @@ def interpolate(
     device: str = typer.Option("auto"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
     force: bool = typer.Option(False, "--force", help="replace the output file if it exists"),
+    label: list[str] = typer.Option([], "--label", "-l", help="conditional runs: the label kept along the walk, ATTRIBUTE=VALUE "
+                                    "(those not given drawn from the training frequencies), or 'random'"),
 ):
     """A latent walk (spherical interpolation) between random points, as a grid or a GIF."""
     import torch
@@ -345,7 +380,7 @@ def interpolate(
     from .distributed import pick_device
 
     dev = pick_device(device, what="--device")
-    frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev)
+    frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev, labels=_labels(label))
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
         write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
     else:
@@ -377,7 +412,7 @@ def eval_(
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .evaluation import evaluate
+    from .evaluation import evaluate, flat_scores
 
     if threads:
         torch.set_num_threads(threads)
@@ -404,8 +439,16 @@ def eval_(
     table.add_row("protocol", f"{proto['n_generated']} generated vs {proto['n_real']} real of {proto['reference']['size']} "
                   f"({proto['reference']['source']}), {proto['image_resolution']} px, seed {proto['seed']}, {proto['library']}")
     table.add_row("network", f"{proto['feature_network']['file']} sha256 {proto['feature_network']['sha256'][:16]}...")
+    acc = result.get("label_accuracy")
+    if acc:
+        real = acc["classifier"]["test_accuracy"]
+        for attr, v in acc["generated"].items():
+            table.add_row(f"label accuracy: {attr}", f"{v['accuracy']:.2%} of {acc['n_generated']} generated "
+                          f"(the classifier on held-out real images: {real[attr]['accuracy']:.2%})")
+        c = acc["classifier"]
+        table.add_row("classifier", f"sha256 {str(c['sha256'])[:16]}..., {c['split']}, trained on {c['n_train']}, tested on {c['n_test']}")
     out.print(table)
-    out.print(json.dumps({k: v for k, v in result.items() if k != "protocol"}))
+    out.print(json.dumps(flat_scores(result)))
     err.print(f"evaluated in {time.perf_counter() - t0:.0f}s")
 
 
@@ -465,8 +508,9 @@ def data_inspect(
     """Counts, skipped files and why, source sizes, and a grid of real samples after transforms."""
     import torch
 
-    from . import load_dataset, load_recipe, write_grid
+    from . import load_data, load_recipe, write_grid
     from .data import BatchStream, build_augment, to_uint8
+    from .labels import summary
     from .sampling import image_path
     from .shipped import resolve
 
@@ -474,7 +518,8 @@ def data_inspect(
     grid_path = image_path(grid if grid is not None else Path(f"{r.name}-data.png"))
     if grid_path.exists() and not force:
         raise GanzooError(f"{grid_path} exists: pick another name (--grid) or pass --force to replace it")
-    images, report = load_dataset(r.data)
+    data = load_data(r.data)
+    images, report = data.images, data.report
     table = Table(title=f"data of {r.name}", show_header=False)
     table.add_row("dataset", f"{r.data.name}: {report.source}")
     table.add_row("images", f"{len(images)} at {r.data.channels}x{r.data.resolution}x{r.data.resolution}")
@@ -486,6 +531,12 @@ def data_inspect(
     table.add_row("upscaled", str(report.upscaled))
     aug = build_augment(r.data.augment)
     table.add_row("augment", str(aug) if aug else "none")
+    for attr, counts in summary(data.columns).items():
+        used = " (conditions the model)" if attr in r.data.labels else ""
+        table.add_row(f"label {attr}{used}", f"{len([c for c in counts if c != '(none)'])} classes: "
+                      + ", ".join(f"{c} {k}" for c, k in counts.items()))
+    if not data.columns:
+        table.add_row("labels", "none (class sub-folders, a labels file, or a labelled dataset give them)")
     out.print(table)
     torch.manual_seed(r.seed)
     batch = next(BatchStream(images, min(n, len(images)), r.seed, "cpu", augment=aug))

@@ -237,7 +237,7 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
     return path
 
 
-SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json)$")
+SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json|by_.+\.png)$")
 
 
 def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool = False) -> Path:
@@ -354,4 +354,8 @@ class FinalSamples(Callback):
                                              device=run.device, labels="random" if run.labels is not None else None)
         write_samples(images, run.run_dir / "samples", force=True)  # the run's own folder: a resume rewrites it
         (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
+        if run.labels is not None:  # a conditional run: one grid per attribute, a row per class, the same noise per column
+            for attr in run.labels.attributes:
+                images, _ = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)
+                write_grid(images, run.run_dir / "samples" / f"by_{attr}.png", nrow=8)
         run.extra["distinct"] = distinct
