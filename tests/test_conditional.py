@@ -18,6 +18,7 @@ from ganzoo.cli import app
 from ganzoo.data import load_data
 
 from conftest import MNIST_ROOT, needs_mnist
+from test_evaluate import no_network  # noqa: F401 (a fixture)
 from test_resume import assert_same_checkpoint
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
@@ -351,3 +352,19 @@ def test_projection_needs_a_critic_with_features_and_cbn_a_generator_with_batchn
     r["condition"] = {"name": "concat"}  # input concatenation needs nothing of the critic
     g, d = ganzoo.build_models(load_recipe(r, registry=registry), registry, labels=ganzoo.LabelSpace(("folder",), (("a", "b"),), ((1, 1),)))
     assert d(torch.zeros(2, 3, 16, 16), torch.zeros(2, 1, dtype=torch.long)).shape == (2,)
+
+
+def test_eval_of_a_conditional_run_reports_label_accuracy_and_fid_per_class(cond_run, no_network):
+    import json
+
+    res = CliRunner().invoke(app, ["eval", str(cond_run), "-n", "8", "--no-prc", "--per-class", "folder", "--n-per-class", "3"],
+                             env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "label accuracy: folder" in res.output and "the classifier on held-out real images" in res.output
+    metrics = json.loads((cond_run / "metrics.json").read_text())
+    acc = metrics["label_accuracy"]
+    assert acc["n_generated"] == 8 and len(acc["classifier"]["sha256"]) == 64 and acc["classifier"]["n_test"] == 4
+    assert set(metrics["per_class"]["classes"]) == {"blue", "green", "red"}
+    assert all(v["n_real"] == 12 and v["fid"] > 0 for v in metrics["per_class"]["classes"].values())
+    last = json.loads((cond_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["eval"]["label_acc_folder"] == acc["generated"]["folder"]["accuracy"]

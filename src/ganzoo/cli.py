@@ -401,6 +401,8 @@ def eval_(
     resolution: Optional[int] = typer.Option(None, min=8, max=1024, help="resolution for a folder of images (default: the first image's)"),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
+    per_class: Optional[str] = typer.Option(None, "--per-class", help="conditional runs: also FID/KID per class of this label attribute"),
+    n_per_class: int = typer.Option(100, "--n-per-class", min=2, help="generated images per class for --per-class"),
 ):
     """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded.
 
@@ -428,7 +430,7 @@ def eval_(
             bar.update(tasks[what], completed=done)
 
         result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
-                          resolution=resolution, ema=ema, progress=progress)
+                          resolution=resolution, ema=ema, progress=progress, per_class=per_class, n_per_class=n_per_class)
     fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
     table.add_row("FID", fmt(result["fid"], 3))
@@ -447,6 +449,10 @@ def eval_(
                           f"(the classifier on held-out real images: {real[attr]['accuracy']:.2%})")
         c = acc["classifier"]
         table.add_row("classifier", f"sha256 {str(c['sha256'])[:16]}..., {c['split']}, trained on {c['n_train']}, tested on {c['n_test']}")
+    if result.get("per_class"):
+        pc = result["per_class"]
+        table.add_row(f"FID per {pc['attribute']} (@{pc['n_generated_per_class']} each)",
+                      ", ".join(f"{k} {fmt(v['fid'], 1)}" for k, v in pc["classes"].items()))
     out.print(table)
     out.print(json.dumps(flat_scores(result)))
     err.print(f"evaluated in {time.perf_counter() - t0:.0f}s")

@@ -277,16 +277,46 @@ def evaluate_images(images: torch.Tensor, ref, *, n_real: int | None = None, see
             "protocol": protocol(len(images), ref_info, seed, weights, extra)}
 
 
+def per_class_scores(G, section, attribute: str | None = None, n: int = 100, seed: int = 0, weights: str | None = None,
+                     registry: Registry | None = None, progress=None) -> dict:
+    """FID/KID per class of one label attribute of a conditional generator: ``n`` images asked for as each class,
+    scored against the real images of that class (features of every real image, extracted once and cached). At
+    small ``n`` FID is biased upward (docs/evaluation.md): compare classes with each other, at one ``n``."""
+    from .data import load_data
+    from .sampling import generate
+
+    space = getattr(G, "labels", None)
+    if space is None:
+        raise GanzooError("per-class scores need a conditional generator (trained with data.labels)")
+    attribute = attribute or space.attributes[0]
+    if attribute not in space.attributes:
+        raise GanzooError(f"unknown label attribute {attribute!r}; this model is conditioned on: {space.describe()}")
+    a = space.attributes.index(attribute)
+    codes = load_data(section, registry).codes
+    real, info = reference_features(section, None, seed, weights, registry, progress=progress)  # all, in data order
+    out = {}
+    for c, name in enumerate(space.classes[a]):
+        mask = codes[:, a] == c
+        if int(mask.sum()) < 2:
+            continue
+        feats = extract(generate(G, n, seed=seed, labels={attribute: name}), weights, progress=progress, what=f"{attribute}={name}")
+        r = scores(feats, real[mask], prc=False, seed=seed)
+        out[name] = {"fid": r["fid"], "kid_mean": r["kid_mean"], "kid_std": r["kid_std"], "n_real": int(mask.sum())}
+    return {"attribute": attribute, "n_generated_per_class": n, "classes": out,
+            "protocol": "each class: n generated images asked for as that class vs every real image of that class"}
+
+
 def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
              prc: bool = True, resolution: int | None = None, registry: Registry | None = None, ema: bool = True,
-             progress=None) -> dict:
+             progress=None, per_class: str | None = None, n_per_class: int = 100) -> dict:
     """Score a run directory, a checkpoint, or a folder/zip of images.
 
     ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
     data. For a run, the result is also written to ``metrics.json`` (the latest evaluation), kept as
     ``evals/stepS-nN-realM-seedK[-ema]-REF.json`` (no evaluation is ever overwritten by another) and appended to
     ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
-    ``progress(what, done, total)`` is called as features are extracted.
+    ``progress(what, done, total)`` is called as features are extracted. A conditional run also gets its label
+    accuracy (``ganzoo.classifier``), and with ``per_class`` (an attribute) FID/KID per class at ``n_per_class``.
     """
     from .models import has_ema, load_models
     from .sampling import generate
@@ -315,6 +345,8 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
 
         result["label_accuracy"] = label_accuracy(G, recipe.data, n=n, seed=seed, registry=registry)
         result["protocol"]["labels"] = "FID/KID over all classes: labels drawn from the training data's frequencies"
+        if per_class:
+            result["per_class"] = per_class_scores(G, recipe.data, per_class, n_per_class, seed, weights, registry, progress)
     run_dir = ckpt.path.parent.parent if is_run else None
     if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
         proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
@@ -331,7 +363,7 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, see
 
 def flat_scores(result: dict) -> dict:
     """An evaluation's numbers as one flat mapping (label accuracy as ``label_acc_ATTRIBUTE``)."""
-    out = {k: v for k, v in result.items() if k not in ("protocol", "label_accuracy")}
+    out = {k: v for k, v in result.items() if k not in ("protocol", "label_accuracy", "per_class")}
     for attr, v in result.get("label_accuracy", {}).get("generated", {}).items():
         out[f"label_acc_{attr}"] = v["accuracy"]
     return out
