@@ -2,7 +2,7 @@
 accuracy (and optionally FID/KID) against the real images.
 
     python bench/conditional.py recipes/cgan_mnist.yaml --minutes 10 --set data.root=../shared/data/mnist \\
-        --out bench/results/cgan_mnist.json --grid docs/images/conditional/cgan_mnist_digit.png
+        --test-set data.split=test --out bench/results/cgan_mnist_10min.json --grid docs/images/conditional/cgan_mnist_digit.png
 
 Each recipe trains with ``train.time_limit`` = the budget (the training loop's time; data decoding, the final
 checkpoint and samples are outside it), nothing else running. Then the checkpoint's generator (its EMA when the
@@ -32,7 +32,22 @@ from ganzoo.classifier import classifier_for, label_accuracy
 from ganzoo.sampling import class_grid, write_grid
 
 
-def run_one(recipe_path: str, overrides: list[str], minutes: float, runs: Path, n: int, fid: int | None, grid: str | None) -> dict:
+def test_set_accuracy(recipe, classifier, test_set: list[str]) -> dict:
+    """The classifier's accuracy on another labelled set (e.g. MNIST's official test digits: data.split=test)."""
+    from ganzoo.classifier import accuracy, predict
+    from ganzoo.data import load_data
+
+    section = ganzoo.load_recipe(recipe.to_dict(), test_set).data
+    data = load_data(section)
+    model, _, _, _, space = classifier
+    if data.labels.classes != space.classes:
+        raise SystemExit(f"--test-set: other classes than the training data ({data.labels.describe()})")
+    acc = accuracy(predict(model, data.images), data.codes, space)
+    return {"set": test_set, "n": len(data.images), **{a: v["accuracy"] for a, v in acc.items()}}
+
+
+def run_one(recipe_path: str, overrides: list[str], minutes: float, runs: Path, n: int, fid: int | None, grid: str | None,
+            test_set: list[str] = ()) -> dict:
     raw = ganzoo.load_recipe(recipe_path, overrides).to_dict()
     raw["train"].update(epochs=None, steps=10**7, time_limit=minutes)  # the budget, not the length, ends the run
     raw["output"].update(dir=str(runs), grid_every=500, samples=100)
@@ -54,6 +69,8 @@ def run_one(recipe_path: str, overrides: list[str], minutes: float, runs: Path, 
            "classifier_real_accuracy": {a: v["accuracy"] for a, v in acc["classifier"]["test_accuracy"].items()},
            "per_class": {a: v["per_class"] for a, v in acc["generated"].items()},
            "n_generated": n, "classifier": acc["classifier"], "score_seconds": round(time.perf_counter() - t1, 1)}
+    if test_set:
+        row["classifier_test_set_accuracy"] = test_set_accuracy(recipe, classifier, test_set)
     if fid:
         t2 = time.perf_counter()
         scored = ganzoo.evaluate(run_dir, n=fid, prc=False)
@@ -80,6 +97,8 @@ def main():
     ap.add_argument("--fid", type=int, default=None, help="also FID/KID at this N")
     ap.add_argument("--grid", default=None, help="per-class grid PNG (one per attribute: NAME_ATTR.png)")
     ap.add_argument("--runs", default="/tmp/cond-bench")
+    ap.add_argument("--test-set", action="append", default=[], help="also the classifier's accuracy on this data (override, "
+                    "e.g. data.split=test for MNIST's official test digits)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
@@ -88,7 +107,8 @@ def main():
                       "threads": torch.get_num_threads(), "ganzoo": importlib.metadata.version("ganzoo")}
     for variant in args.variants or [""]:
         overrides = args.set + [v for v in variant.split(",") if v]
-        row = run_one(args.recipe, overrides, args.minutes, Path(args.runs), args.n, args.fid, None if args.variants else args.grid)
+        row = run_one(args.recipe, overrides, args.minutes, Path(args.runs), args.n, args.fid, None if args.variants else args.grid,
+                      args.test_set)
         doc["rows"] = [r for r in doc["rows"] if not (r["recipe"] == row["recipe"] and r["overrides"] == row["overrides"]
                                                       and r["minutes"] == row["minutes"])] + [row]
         out.parent.mkdir(parents=True, exist_ok=True)

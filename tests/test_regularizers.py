@@ -38,6 +38,8 @@ def test_r1_by_hand_and_lazy_scaling():
     assert lazy.every == 4 and lazy.penalty(D, x, None).item() == pytest.approx(4 * 3.0)
     lazy.penalty(D, x, None).backward()
     assert D.w.grad is not None and D.w.grad.item() != 0
+    images = torch.ones(8, 3, 64, 64)
+    assert R1(R1Params()).gamma(images) == pytest.approx(0.0002 * 64 * 64 / 8)  # StyleGAN2-ADA's heuristic by default
 
 
 def test_spectral_norm_bounds_every_critic_layer(tiny):

@@ -39,7 +39,7 @@ CALLS = {
     "architecture": {"build_generator": ("shape",), "build_critic": ("shape",), "initialize": ("module",)},
     "objective": {"critic_loss": ("real_scores", "fake_scores"), "generator_loss": ("fake_scores", "real_scores")},
     "regularizer": {"setup": ("critic",), "augment": ("images",), "penalty": ("critic", "real", "fake"),
-                    "after_critic_step": ("critic",)},
+                    "after_critic_step": ("critic",), "observe": ("real_scores", "fake_scores")},
     "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": (), "check": ()},
     "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",)},
     "conditioning": {"wrap_generator": ("generator", "labels"), "wrap_critic": ("critic", "labels"),

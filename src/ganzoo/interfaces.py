@@ -222,12 +222,17 @@ class Regularizer(Configurable):
       and the generator steps; it must be differentiable (DiffAugment),
     * ``penalty(critic, real, fake)``: a scalar added to the critic loss on critic steps where
       ``critic_step % every == 0`` (R1, gradient penalty; a lazy penalty scales itself by ``every``),
-    * ``after_critic_step(critic)``: change the critic's weights after each critic update (weight clipping).
+    * ``after_critic_step(critic)``: change the critic's weights after each critic update (weight clipping),
+    * ``observe(real_scores, fake_scores)``: see the critic's scores of each critic update (detached), e.g. to
+      adapt an augmentation probability to how well the critic separates them (ADA).
 
-    Like an objective, it knows nothing of loops or optimizers.
+    A regularizer that keeps state across a resume (ADA's probability) gives ``state_key`` and ``state()`` /
+    ``load_state(dict)`` (JSON), saved in every checkpoint. Like an objective, it knows nothing of loops or
+    optimizers.
     """
 
     every: ClassVar[int] = 1
+    state_key: ClassVar[str | None] = None
 
     def setup(self, critic: nn.Module) -> None:
         pass
@@ -239,6 +244,9 @@ class Regularizer(Configurable):
         return None
 
     def after_critic_step(self, critic: nn.Module) -> None:
+        pass
+
+    def observe(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> None:
         pass
 
 

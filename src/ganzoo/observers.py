@@ -110,8 +110,8 @@ class Run:
                 "eval_seconds": round(before.get("eval_seconds", 0.0) + self.extra.get("eval_seconds", 0.0), 3)}
 
     def states(self) -> dict:
-        """The JSON state of every observer that keeps one, by its ``state_key`` (saved in checkpoints)."""
-        return {o.state_key: o.state() for o in self.observers if getattr(o, "state_key", None)}
+        """The JSON state of every observer and regularizer that keeps one, by its ``state_key`` (saved in checkpoints)."""
+        return {o.state_key: o.state() for o in [*self.observers, *self.regularizers] if getattr(o, "state_key", None)}
 
 
 class Observers:

@@ -111,6 +111,8 @@ class GANStep:
             real_scores, aux_real = self.scores(self.D_train, real, y, "real")
             fake_scores, aux_fake = self.scores(self.D_train, fake, y, "fake")
             loss = run.objective.critic_loss(real_scores, fake_scores)
+            for reg in run.regularizers:
+                reg.observe(real_scores.detach(), fake_scores.detach())
             if self.mismatch:  # E1's matching-aware term: real images with a wrong label are fakes too
                 wrong_scores, _ = self.scores(self.D_train, real, wrong_labels(y, run.labels.sizes))
                 loss = (1 - self.mismatch) * loss + self.mismatch * run.objective.critic_loss(real_scores, wrong_scores)
@@ -264,6 +266,10 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     start, epoch, index = 0, 0, 0
     if resume is not None:
         start, epoch, index = _resume_position(resume, recipe, G, D, opt_g, opt_d, ema, world, total, len(images))
+        for reg in regularizers:  # state a regularizer keeps (ADA's augmentation probability)
+            key = getattr(reg, "state_key", None)
+            if key and key in resume.meta:
+                reg.load_state(resume.meta[key])
     batches = BatchStream(images, cfg.batch_size, recipe.seed, device, epoch=epoch, index=index,
                           augment=build_augment(recipe.data.augment), rank=world.rank, world=world.size, labels=data.codes)
     lock = None
