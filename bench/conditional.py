@@ -47,7 +47,7 @@ def test_set_accuracy(recipe, classifier, test_set: list[str]) -> dict:
 
 
 def run_one(recipe_path: str, overrides: list[str], minutes: float, runs: Path, n: int, fid: int | None, grid: str | None,
-            test_set: list[str] = ()) -> dict:
+            test_set: list[str] = (), fid_real: int | None = None) -> dict:
     raw = ganzoo.load_recipe(recipe_path, overrides).to_dict()
     raw["train"].update(epochs=None, steps=10**7, time_limit=minutes)  # the budget, not the length, ends the run
     raw["output"].update(dir=str(runs), grid_every=500, samples=100)
@@ -73,7 +73,7 @@ def run_one(recipe_path: str, overrides: list[str], minutes: float, runs: Path, 
         row["classifier_test_set_accuracy"] = test_set_accuracy(recipe, classifier, test_set)
     if fid:
         t2 = time.perf_counter()
-        scored = ganzoo.evaluate(run_dir, n=fid, prc=False)
+        scored = ganzoo.evaluate(run_dir, n=fid, n_real=fid_real, prc=False)
         row.update(fid=scored["fid"], kid_mean=scored["kid_mean"], kid_std=scored["kid_std"], fid_n=fid,
                    fid_protocol={k: scored["protocol"][k] for k in ("n_generated", "n_real", "library")},
                    fid_seconds=round(time.perf_counter() - t2, 1))
@@ -95,6 +95,7 @@ def main():
     ap.add_argument("--variants", nargs="*", default=[], help="one run per item; an item is KEY=VALUE[,KEY=VALUE...]")
     ap.add_argument("--n", type=int, default=2000, help="generated images for label accuracy")
     ap.add_argument("--fid", type=int, default=None, help="also FID/KID at this N")
+    ap.add_argument("--fid-real", type=int, default=None, help="real images for FID/KID (a seeded subset); default: all")
     ap.add_argument("--grid", default=None, help="per-class grid PNG (one per attribute: NAME_ATTR.png)")
     ap.add_argument("--runs", default="/tmp/cond-bench")
     ap.add_argument("--test-set", action="append", default=[], help="also the classifier's accuracy on this data (override, "
@@ -108,7 +109,7 @@ def main():
     for variant in args.variants or [""]:
         overrides = args.set + [v for v in variant.split(",") if v]
         row = run_one(args.recipe, overrides, args.minutes, Path(args.runs), args.n, args.fid, None if args.variants else args.grid,
-                      args.test_set)
+                      args.test_set, args.fid_real)
         doc["rows"] = [r for r in doc["rows"] if not (r["recipe"] == row["recipe"] and r["overrides"] == row["overrides"]
                                                       and r["minutes"] == row["minutes"])] + [row]
         out.parent.mkdir(parents=True, exist_ok=True)

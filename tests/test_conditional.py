@@ -127,10 +127,12 @@ def test_data_inspect_shows_label_columns_classes_and_counts(tmp_path):
 
 
 # -- every conditioning component ---------------------------------------------------------------------
-@pytest.mark.parametrize("condition", [
-    "concat", {"name": "concat", "embedding": 4, "mismatch": 0.5}, "projection", {"name": "projection", "generator": "concat"},
-    "acgan", {"name": "acgan", "on_fake": False}])
-@pytest.mark.parametrize("arch", ["dcgan", "upsample_conv", "mlp"])
+CASES = [(c, "dcgan") for c in ("concat", "projection", "acgan")] + [
+    ({"name": "concat", "embedding": 4, "mismatch": 0.5}, "mlp"), ({"name": "projection", "generator": "concat"}, "mlp"),
+    ({"name": "acgan", "on_fake": False}, "upsample_conv"), ("projection", "upsample_conv"), ("concat", "upsample_conv")]
+
+
+@pytest.mark.parametrize("condition, arch", CASES, ids=[f"{c if isinstance(c, str) else c['name'] + '*'}-{a}" for c, a in CASES])
 def test_every_conditioning_trains_with_every_builtin_architecture(folders, tmp_path, condition, arch):
     r = recipe({"name": "images", "path": str(folders), "labels": ["folder"]}, condition)
     r["generator"] = {"name": arch, "latent_dim": 8, **({"base_channels": 8} if arch == "dcgan" else {"hidden": [16, 32]} if arch == "mlp" else {"channels": 16})}
