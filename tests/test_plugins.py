@@ -29,7 +29,7 @@ def test_builtins_are_loaded_by_import_path_and_listed_like_third_party_ones():
     kinds = {}
     for c in builtin:
         kinds.setdefault(c.kind, set()).add(c.name)
-    assert kinds["architecture"] == {"mlp", "upsample_conv", "dcgan"}
+    assert kinds["architecture"] == {"mlp", "upsample_conv", "dcgan", "resnet", "fastgan"}
     assert kinds["objective"] == {"bce", "bce_smooth", "hinge", "ragan", "wgan_clip", "wgan_gp"}
     assert kinds["regularizer"] == {"spectral_norm", "r1", "diffaugment", "gradient_penalty", "weight_clip", "ada"}
     assert kinds["conditioning"] == {"concat", "projection", "acgan"}
