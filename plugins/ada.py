@@ -13,7 +13,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Params, Regularizer
-from ganzoo_plugins.diffaugment import color, cutout, translation
+from ganzoo_plugins.diffaugment import apply
 
 
 class ADAParams(Params):
@@ -43,14 +43,8 @@ class ADA(Regularizer):
         if self.p <= 0:
             return images
         for what in self.params.policy:
-            apply = (torch.rand(len(images), device=images.device) < self.p).view(-1, 1, 1, 1)
-            if what == "color":
-                changed = color(images)
-            elif what == "translation":
-                changed = translation(images, self.params.translation)
-            else:
-                changed = cutout(images, self.params.cutout)
-            images = torch.where(apply, changed, images)
+            chosen = (torch.rand(len(images), device=images.device) < self.p).view(-1, 1, 1, 1)
+            images = torch.where(chosen, apply(images, what, self.params), images)
         return images
 
     def observe(self, real_scores, fake_scores):

@@ -58,6 +58,15 @@ def cutout(x: torch.Tensor, ratio: float) -> torch.Tensor:
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
+def apply(images: torch.Tensor, what: str, params) -> torch.Tensor:
+    """One DiffAugment operation (``color``, ``translation``, ``cutout``) with the sizes in ``params``."""
+    if what == "color":
+        return color(images)
+    if what == "translation":
+        return translation(images, params.translation)
+    return cutout(images, params.cutout)
+
+
 class DiffAugment(Regularizer):
     name = "diffaugment"
     description = "Differentiable augmentation (colour, translation, cutout) of real and fake batches for the critic"
@@ -65,12 +74,7 @@ class DiffAugment(Regularizer):
 
     def augment(self, images):
         for what in self.params.policy:
-            if what == "color":
-                images = color(images)
-            elif what == "translation":
-                images = translation(images, self.params.translation)
-            else:
-                images = cutout(images, self.params.cutout)
+            images = apply(images, what, self.params)
         return images
 
 

@@ -288,10 +288,8 @@ def per_class_scores(G, section, attribute: str | None = None, n: int = 100, see
     space = getattr(G, "labels", None)
     if space is None:
         raise GanzooError("per-class scores need a conditional generator (trained with data.labels)")
-    attribute = attribute or space.attributes[0]
-    if attribute not in space.attributes:
-        raise GanzooError(f"unknown label attribute {attribute!r}; this model is conditioned on: {space.describe()}")
-    a = space.attributes.index(attribute)
+    a = space.index(attribute)
+    attribute = space.attributes[a]
     codes = load_data(section, registry).codes
     real, info = reference_features(section, None, seed, weights, registry, progress=progress)  # all, in data order
     out = {}

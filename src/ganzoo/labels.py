@@ -43,6 +43,13 @@ class LabelSpace:
     def describe(self) -> str:
         return "; ".join(f"{a} ({len(c)}: {', '.join(c[:12])}{' ...' if len(c) > 12 else ''})" for a, c in zip(self.attributes, self.classes))
 
+    def index(self, attribute: str | None) -> int:
+        """The position of ``attribute`` (the first when None); an unknown one is an error listing the known ones."""
+        attribute = self.attributes[0] if attribute is None else attribute
+        if attribute not in self.attributes:
+            raise GanzooError(f"unknown label attribute {attribute!r}; this model is conditioned on: {self.describe()}")
+        return self.attributes.index(attribute)
+
     def parse(self, spec) -> dict[int, int]:
         """``{"hair": "blue"}`` or ``["hair=blue", ...]`` as ``{attribute index: class code}``; an unknown attribute
         or value is an error listing the valid ones. With one attribute, a bare value (``"7"``) names it."""
@@ -60,9 +67,7 @@ class LabelSpace:
             spec = pairs
         out = {}
         for key, value in dict(spec).items():
-            if key not in self.attributes:
-                raise GanzooError(f"unknown label attribute {key!r}; this model is conditioned on: {self.describe()}")
-            a = self.attributes.index(key)
+            a = self.index(key)
             value = str(value)
             if value not in self.classes[a]:
                 raise GanzooError(f"unknown value {value!r} for label {key!r}; valid values: {', '.join(self.classes[a])}")

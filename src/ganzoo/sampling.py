@@ -133,10 +133,8 @@ def class_grid(generator, attribute: str | None = None, columns: int = 8, seed: 
     space = getattr(generator, "labels", None)
     if space is None:
         raise GanzooError("a per-class grid needs a conditional generator (trained with data.labels)")
-    attribute = attribute or space.attributes[0]
-    if attribute not in space.attributes:
-        raise GanzooError(f"unknown label attribute {attribute!r}; this model is conditioned on: {space.describe()}")
-    a = space.attributes.index(attribute)
+    a = space.index(attribute)
+    attribute = space.attributes[a]
     fixed = space.parse(labels) if labels else {}
     if a in fixed:
         raise GanzooError(f"--by {attribute} gives one row per {attribute}: do not also fix it with --label")
