@@ -2,13 +2,12 @@
 generator is trained to make images classified as the labels it was given."""
 
 from pydantic import Field
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 import ganzoo
 from ganzoo import Conditioning, ImageShape, Params
-from ganzoo.conditional import ConditionalCritic, ConditionalGenerator, LabelEmbedding, _check_labels, require_features
+from ganzoo.conditional import ConditionalCritic, ConditionalGenerator, LabelEmbedding, check_labels, require_features
 
 
 class ACGANParams(Params):
@@ -36,7 +35,7 @@ class ACGANCritic(ConditionalCritic):
         return self.inner.score(features)
 
     def forward(self, x, y, aux=None):
-        _check_labels(y, len(x), self.labels)
+        check_labels(y, len(x), self.labels)
         f = self.inner.features(x)
         scores = self.inner.score(f)
         if aux is None:

@@ -6,7 +6,7 @@ import torch
 
 import ganzoo
 from ganzoo import Conditioning, ImageShape, Params
-from ganzoo.conditional import ConditionalCritic, ConditionalGenerator, LabelEmbedding, _check_labels, label_maps
+from ganzoo.conditional import ConditionalCritic, ConditionalGenerator, LabelEmbedding, check_labels, label_maps
 
 
 class ConcatParams(Params):
@@ -19,7 +19,7 @@ class ConcatCritic(ConditionalCritic):
         self.embed = embed
 
     def forward(self, x, y):
-        _check_labels(y, len(x), self.labels)
+        check_labels(y, len(x), self.labels)
         return self.inner(torch.cat([x, label_maps(self.embed(y), x)], 1))
 
 

@@ -7,7 +7,7 @@ from torch import nn
 
 import ganzoo
 from ganzoo import Conditioning, ImageShape, Params
-from ganzoo.conditional import (ConditionalCritic, ConditionalGenerator, LabelEmbedding, _check_labels, conditional_batchnorm,
+from ganzoo.conditional import (ConditionalCritic, ConditionalGenerator, LabelEmbedding, check_labels, conditional_batchnorm,
                                 require_features)
 
 
@@ -34,7 +34,7 @@ class ProjectionCritic(ConditionalCritic):
         return self.inner.score(features)
 
     def forward(self, x, y):
-        _check_labels(y, len(x), self.labels)
+        check_labels(y, len(x), self.labels)
         f = self.inner.features(x)
         projection = sum((table(y[:, a]).to(f.dtype) * f).sum(1) for a, table in enumerate(self.embed))
         return self.inner.score(f) + projection

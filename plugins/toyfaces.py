@@ -111,7 +111,6 @@ class ToyFaces(Dataset):
     Params = ToyFacesParams
 
     def fingerprint(self):
-        params = self.params
         return {"drawing": 1}  # the params decide every pixel; bump when draw_face changes
 
     def load(self, resolution, channels, report):

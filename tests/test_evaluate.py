@@ -2,7 +2,6 @@ import importlib.util
 import json
 import socket
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -155,3 +154,53 @@ def test_eval_command_takes_threads(tmp_path, tiny, no_network, monkeypatch):
     monkeypatch.setattr("ganzoo.evaluation.evaluate", lambda *a, **k: (_ for _ in ()).throw(ganzoo.GanzooError("stop here")))
     res = CliRunner().invoke(app, ["eval", str(tmp_path), "--threads", "1"])
     assert seen == {"threads": 1} and res.exit_code == 2 and "stop here" in res.output
+
+
+class _TinyFeatureNet(torch.nn.Module):
+    """A stand-in feature network (299x299 in [-1, 1] -> 2048) small enough to export and run in a test."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 5, stride=6)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 2048)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+                    reason="the ONNX Runtime backend needs onnxruntime and onnx (pip install -e '.[test]')")
+def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so(tmp_path, no_network):
+    from ganzoo.evaluation import ORT_TOLERANCE, extract, network_info
+
+    torch.manual_seed(0)
+    torch.jit.script(_TinyFeatureNet().eval()).save(str(tmp_path / "tiny.pt"))
+    weights = str(tmp_path / "tiny.pt")
+    images = toyfaces(5, 1)
+    reference = extract(images, weights, backend="torch")
+    fast = extract(images, weights, backend="onnxruntime")
+    assert fast.shape == (5, 2048) and (fast - reference).abs().max() <= ORT_TOLERANCE
+    assert torch.equal(extract(images, weights), fast)  # auto: ONNX Runtime on a CPU where installed
+    assert network_info(weights, "onnxruntime")["backend"].startswith("onnxruntime")
+    assert network_info(weights, "torch")["backend"].startswith("torch")
+    from ganzoo.data import cache_dir
+    from ganzoo.fileio import file_sha256
+
+    assert list(cache_dir("eval").glob(f"fid-network-{file_sha256(weights)[:16]}-*.onnx"))  # exported once, cached
+
+
+def test_an_unknown_or_missing_backend_is_one_clear_error(monkeypatch):
+    from ganzoo.errors import GanzooError
+    from ganzoo.evaluation import pick_backend
+
+    with pytest.raises(GanzooError, match="unknown evaluation backend 'tensorrt'.*auto, torch, onnxruntime"):
+        pick_backend("tensorrt")
+    assert pick_backend("torch") == "torch" and pick_backend("auto", "cuda") == "torch"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    assert pick_backend("auto") == "torch"
+    with pytest.raises(GanzooError, match="pip install onnxruntime"):
+        pick_backend("onnxruntime")
+    result = CliRunner().invoke(app, ["eval", "nowhere", "--backend", "onnxruntime"])
+    assert result.exit_code != 0 and "pip install onnxruntime" in result.output and "Traceback" not in result.output

@@ -65,6 +65,8 @@ def test_ganzoo_list_shows_components_and_show_gives_params():
         assert f" {name} " in res.output
     res = runner.invoke(app, ["show", "wgan_gp"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "gp_weight" in res.output and "10.0" in res.output
+    res = runner.invoke(app, ["show", "ada"], env={"COLUMNS": "250"})  # plugin text is printed as written, not as markup
+    assert "E[sign D(real)]" in res.output and "list[color | translation | cutout]" in res.output
     res = runner.invoke(app, ["list", "--verbose"], env={"COLUMNS": "200"})
     assert "base_channels" in res.output and "real_label" in res.output
     res = runner.invoke(app, ["show", "wgan_pg"])

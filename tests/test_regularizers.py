@@ -9,7 +9,6 @@ from ganzoo import GanzooError, ImageShape, build_models, load_recipe, train
 from ganzoo_plugins.diffaugment import DiffAugment, DiffAugmentParams, cutout, translation
 from ganzoo_plugins.hinge import Hinge
 from ganzoo_plugins.r1 import R1, R1Params
-from ganzoo_plugins.spectral_norm import SpectralNorm
 
 
 def test_hinge_losses_by_hand():
@@ -135,3 +134,18 @@ def test_e2_generator_linear_stem_and_5x5_kernels():
     convs = [m for m in G.net if isinstance(m, nn.ConvTranspose2d)]
     assert [m.kernel_size for m in convs] == [(5, 5)] * 4 and [m.out_channels for m in convs] == [256, 128, 64, 3]
     assert G(torch.randn(2, 100)).shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_warmup_ramps_the_decay_with_the_averaged_step_count(warmup):
+    from ganzoo.models import make_ema
+
+    G = torch.nn.Linear(2, 2)
+    w0 = G.weight.detach().clone()
+    ema = make_ema(G, 0.999, warmup)
+    ema.update_parameters(G)  # the first update copies G
+    with torch.no_grad():
+        G.weight.add_(1.0)
+    ema.update_parameters(G)  # n = 1: decay min(0.999, 2/11) with warm-up, else 0.999
+    d = 2 / 11 if warmup else 0.999
+    assert torch.allclose(ema.module.weight, d * w0 + (1 - d) * (w0 + 1.0), atol=1e-6)

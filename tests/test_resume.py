@@ -32,7 +32,7 @@ def assert_same_checkpoint(a, b):
 
 # monitor off: the 3-step first leg draws grids at steps 1 and 3 that the 7-step run does not, and with EMA the
 # fixed-batch diversity is not monotone, so the monitor's best-diversity record would differ (weights do not)
-FULL_KIT = {"objective": {"name": "hinge"}, "critic": {"name": "dcgan", "base_channels": 8, "norm": "none"}, "ema": {"decay": 0.9, "start": 1},
+FULL_KIT = {"objective": {"name": "hinge"}, "critic": {"name": "dcgan", "base_channels": 8, "norm": "none"}, "ema": {"decay": 0.9, "start": 1, "warmup": True},
             "regularizers": [{"name": "spectral_norm"}, {"name": "diffaugment"}, {"name": "r1", "every": 2}],
             "monitor": {"collapse": False}}
 

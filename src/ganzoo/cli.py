@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
 from .errors import GanzooError
@@ -233,7 +234,7 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also the 
         table.add_row(f"[underline]{kind}s[/]", *([""] * (2 if verbose else 0)), "")
         for c in components:
             name = f"  {c.name}" if c.package == "ganzoo" or verbose else f"  {c.name} ({c.package})"
-            table.add_row(name, *((c.package, c.version) if verbose else ()), c.description)
+            table.add_row(Text(name), *((Text(c.package), c.version) if verbose else ()), Text(c.description))
     out.print(table)
     if verbose:
         for c in reg.all():
@@ -268,14 +269,16 @@ def _type_name(annotation) -> str:
 
 
 def _print_params(c) -> None:
-    out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {c.plugin}, {c.package} {c.version}): {c.description}", highlight=False)
+    out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {escape(c.plugin)}, {escape(c.package)} {c.version}): {escape(c.description)}",
+              highlight=False)  # plugin text is data, not markup: "E[sign D(real)]" must print as written
     for role, model in c.params_models().items():
         table = Table(title=f"{c.name}: {role} params" if c.kind == "architecture" else None, title_justify="left")
         for col in ("param", "type", "default", "description"):
             table.add_column(col, overflow="fold")
         for key, field in model.model_fields.items():
-            table.add_row(key, _type_name(field.annotation), "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True)),
-                          field.description or "")
+            table.add_row(key, Text(_type_name(field.annotation)),
+                          Text("(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))),
+                          Text(field.description or ""))
         if not model.model_fields:
             table.add_row("(none)", "", "", "")
         out.print(table)
@@ -403,6 +406,9 @@ def eval_(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"),
     per_class: Optional[str] = typer.Option(None, "--per-class", help="conditional runs: also FID/KID per class of this label attribute"),
     n_per_class: int = typer.Option(100, "--n-per-class", min=2, help="generated images per class for --per-class"),
+    backend: str = typer.Option("auto", "--backend",
+                                help="what runs the Inception network (auto, torch, onnxruntime): auto = ONNX Runtime on a CPU where installed "
+                                     "(checked against the TorchScript file), else torch"),
 ):
     """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded.
 
@@ -414,10 +420,11 @@ def eval_(
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .evaluation import evaluate, flat_scores
+    from .evaluation import evaluate, flat_scores, pick_backend
 
     if threads:
         torch.set_num_threads(threads)
+    pick_backend(backend)  # an unknown or unavailable backend is an error before any work
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
@@ -430,7 +437,8 @@ def eval_(
             bar.update(tasks[what], completed=done)
 
         result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
-                          resolution=resolution, ema=ema, progress=progress, per_class=per_class, n_per_class=n_per_class)
+                          resolution=resolution, ema=ema, progress=progress, per_class=per_class, n_per_class=n_per_class,
+                          backend=backend)
     fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
     table.add_row("FID", fmt(result["fid"], 3))

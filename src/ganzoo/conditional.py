@@ -44,7 +44,7 @@ class ConditionalGenerator(Generator):
                 m.slot = self._slot
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _check_labels(y, len(z), self.labels)
+        check_labels(y, len(z), self.labels)
         self._slot.y = y
         try:
             return self.inner(z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1))
@@ -121,7 +121,9 @@ def label_maps(embedding: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return maps.contiguous(memory_format=torch.channels_last) if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous() else maps
 
 
-def _check_labels(y, n: int, labels) -> None:
+def check_labels(y, n: int, labels) -> None:
+    """Raise a ValueError that names the expected shape unless ``y`` is ``n`` rows of class codes for ``labels``
+    (a LabelSpace): the check every conditioning's forward starts with, its own or a third party's."""
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or tuple(y.shape) != (n, len(labels.attributes)):
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"labels must be a long tensor ({n}, {len(labels.attributes)}) of class codes "

@@ -141,11 +141,45 @@ def preflight(recipe, registry: Registry | None = None) -> dict:
     return counts
 
 
-def make_ema(generator: Generator, decay: float):
-    """An exponential moving average of ``generator`` (weights and BatchNorm statistics); ``.module`` is a Generator."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+def forward_macs(recipe, registry: Registry | None = None) -> int:
+    """Multiply-adds of one image through G and through the critic (one forward each), counted on the ``meta``
+    device by torch's FLOP counter: no memory, no data, no random draws. The default ``train.threads`` keys on it."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    registry = registry or get_registry()
+    labels = None
+    if recipe.data.labels:
+        labels = LabelSpace(tuple(recipe.data.labels), (("a", "b"),) * len(recipe.data.labels), ((1, 1),) * len(recipe.data.labels))
+    with torch.device("meta"):
+        g, d = build_models(recipe, registry, labels=labels)
+        z = torch.zeros(2, g.latent_dim)
+        y = None if labels is None else torch.zeros(2, len(labels.attributes), dtype=torch.long)
+        with FlopCounterMode(display=False) as counter:
+            x = g(z) if y is None else g(z, y)
+            d(x) if y is None else d(x, y)
+    return counter.get_total_flops() // 4  # two images, two FLOPs per multiply-add
+
+
+def make_ema(generator: Generator, decay: float, warmup: bool = False):
+    """An exponential moving average of ``generator`` (weights and BatchNorm statistics); ``.module`` is a Generator.
+
+    ``warmup``: the decay after n averaged steps is min(decay, (1 + n) / (10 + n)), so that the first weights
+    (a random generator) leave the average within tens of steps rather than 1/(1 - decay). It depends on the
+    averaged-step count alone, which checkpoints keep: resume stays exact.
+    """
+    from torch.optim.swa_utils import AveragedModel
+
+    @torch.no_grad()
+    def update(averages: list, current: list, n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
+        if torch.is_floating_point(averages[0]):
+            torch._foreach_lerp_(averages, current, 1 - d)
+        else:  # integer buffers (BatchNorm's batch counter)
+            for a, c in zip(averages, current):
+                a.copy_(a * d + c * (1 - d))
+
+    return AveragedModel(generator, multi_avg_fn=update, use_buffers=True)
 
 
 def has_ema(ckpt: Checkpoint) -> bool:

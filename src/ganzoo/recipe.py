@@ -108,6 +108,8 @@ class EMASection(_Strict):
     decay: float | None = Field(None, gt=0, lt=1, description="per-step decay, e.g. 0.999; null = off. "
                                 "Grids, evaluation, samples and `ganzoo sample` then use the averaged generator")
     start: int = Field(0, ge=0, description="generator steps before averaging begins (the average starts as a copy of G)")
+    warmup: bool = Field(False, description="ramp the decay up as min(decay, (1+n)/(10+n)) after n averaged steps, "
+                         "so that short runs with a slow decay (0.999) are not dominated by the first weights")
 
 
 class OptimSection(_Strict):

@@ -256,7 +256,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     G, D = G.to(device), D.to(device)
     if cfg.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    ema = make_ema(G, recipe.ema.decay) if recipe.ema.decay else None
+    ema = make_ema(G, recipe.ema.decay, recipe.ema.warmup) if recipe.ema.decay else None
     if world.distributed:
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank)  # each rank draws its own latents
     opt_g = (recipe.optim.generator or objective.default_optimizer).build(G.parameters())
