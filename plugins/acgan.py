@@ -1,6 +1,8 @@
 """Auxiliary classifier GAN (Odena et al. 2017): the critic also classifies each image's labels, and the
 generator is trained to make images classified as the labels it was given."""
 
+import logging
+
 from pydantic import Field
 import torch.nn.functional as F
 from torch import nn
@@ -8,6 +10,8 @@ from torch import nn
 import ganzoo
 from ganzoo import Conditioning, ImageShape, Params
 from ganzoo.conditional import ConditionalCritic, ConditionalGenerator, LabelEmbedding, check_labels, require_features
+
+log = logging.getLogger("ganzoo")
 
 
 class ACGANParams(Params):
@@ -25,6 +29,9 @@ class ACGANCritic(ConditionalCritic):
     def __init__(self, inner, shape, labels, weight: float, on_fake: bool):
         super().__init__(inner, shape, labels)
         dim = require_features(inner, "condition acgan")
+        if self.inner_has_aux:
+            log.warning(f"condition acgan: the critic's own auxiliary loss ({type(inner).__name__}) is not used under this "
+                        "conditioning (it scores through features() and score()); condition concat keeps it")
         self.heads = nn.ModuleList(nn.Linear(dim, k) for k in labels.sizes)
         self.weight, self.on_fake, self.feature_dim = weight, on_fake, dim
 

@@ -18,9 +18,14 @@ class ConcatCritic(ConditionalCritic):
         super().__init__(inner, shape, labels)
         self.embed = embed
 
-    def forward(self, x, y):
+    @property
+    def has_aux(self):  # the architecture's auxiliary loss (FastGAN's reconstruction) passes through
+        return self.inner_has_aux
+
+    def forward(self, x, y, aux=None):
         check_labels(y, len(x), self.labels)
-        return self.inner(torch.cat([x, label_maps(self.embed(y), x)], 1))
+        x = torch.cat([x, label_maps(self.embed(y), x)], 1)
+        return self.inner(x) if aux is None else self.inner(x, aux=aux)
 
 
 class Concat(Conditioning):

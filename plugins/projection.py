@@ -1,5 +1,6 @@
 """Projection discriminator with conditional batch norm in the generator (Miyato & Koyama 2018)."""
 
+import logging
 from typing import Literal
 
 from pydantic import Field
@@ -9,6 +10,8 @@ import ganzoo
 from ganzoo import Conditioning, ImageShape, Params
 from ganzoo.conditional import (ConditionalCritic, ConditionalGenerator, LabelEmbedding, check_labels, conditional_batchnorm,
                                 require_features)
+
+log = logging.getLogger("ganzoo")
 
 
 class ProjectionParams(Params):
@@ -22,6 +25,9 @@ class ProjectionCritic(ConditionalCritic):
     def __init__(self, inner, shape, labels):
         super().__init__(inner, shape, labels)
         dim = require_features(inner, "condition projection")
+        if self.inner_has_aux:
+            log.warning(f"condition projection: the critic's own auxiliary loss ({type(inner).__name__}) is not used under this "
+                        "conditioning (it scores through features() and score()); condition concat keeps it")
         self.embed = nn.ModuleList(nn.Embedding(k, dim) for k in labels.sizes)
         for table in self.embed:
             nn.init.xavier_uniform_(table.weight)

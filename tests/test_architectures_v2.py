@@ -88,3 +88,25 @@ def test_ada_steers_p_by_the_sign_of_real_scores():
     again = ADA(ADAParams(speed=100, interval=2, p_max=0.5))
     again.load_state(json.loads(json.dumps(ada.state())))
     assert again.state() == ada.state()
+
+
+@pytest.mark.parametrize("name", ["resnet", "fastgan"])
+@pytest.mark.parametrize("condition", ["concat", "projection", "acgan"])
+def test_conditional_at_32_px_and_fastgans_reconstruction_under_conditioning(tiny, name, condition):
+    from conftest import captured_log
+    from ganzoo.labels import LabelSpace
+
+    tiny["data"].update(resolution=32, labels=["hair"])
+    tiny["condition"] = {"name": condition}
+    tiny["generator"] = {"name": name, "latent_dim": 8, "base_channels": 8, "max_channels": 16}
+    tiny["critic"] = {"name": name, "base_channels": 8, "max_channels": 16}
+    space = LabelSpace(("hair",), (("blue", "red", "green"),), ((1, 1, 1),))
+    with captured_log() as log:
+        g, d = ganzoo.build_models(load_recipe(tiny), labels=space)
+    y = torch.tensor([[0], [2]])
+    x = g(torch.randn(2, 8), y)
+    assert x.shape == (2, 3, 32, 32) and d(x, y).shape == (2,)
+    if condition == "concat" and name == "fastgan":  # the reconstruction loss passes through concat's wrapper
+        assert d.has_aux and d(x, y, aux="real")[1] is not None
+    elif name == "fastgan":  # projection/acgan score through features(): said, not silently dropped
+        assert any("auxiliary loss (FastGANCritic) is not used" in m for m in log)

@@ -60,6 +60,11 @@ class ConditionalCritic(Critic):
         super().__init__(shape)
         self.inner, self.labels = inner, labels
 
+    @property
+    def inner_has_aux(self) -> bool:
+        """Whether the architecture's own critic has an auxiliary loss (FastGAN's reconstruction)."""
+        return bool(getattr(self.inner, "has_aux", False))
+
 
 class _LabelSlot:
     """The labels of the generator call in progress, for the conditional batch norm layers inside it (a plain
