@@ -50,7 +50,7 @@ def main():
     import importlib.metadata
 
     out = {"run": str(args.run), "checkpoint_step": ckpt.meta["step"], "reference": ref_info, "seed": args.seed,
-           "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(),
+           "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(backend="auto"),
            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N",
            "seconds": {"reference_features": round(t_ref, 1), "generate_and_features": round(t_gen, 1)},
            "torch_threads": torch.get_num_threads(), "rows": rows}

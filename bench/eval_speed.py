@@ -79,24 +79,24 @@ def main():
                     print(rows[-1], flush=True)
     images = torch.randint(0, 256, (96, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     t0 = time.perf_counter()
-    feature_extractor(None, "cpu", "onnxruntime")  # export (once per machine, cached) + the check against TorchScript
+    fe, _ = feature_extractor(None, "cpu", "onnxruntime")  # load (+ export, the first time on a machine) and check
     setup_s = time.perf_counter() - t0
+    assert fe.session is not None, "ONNX Runtime fell back to TorchScript: see the warning above"
     reference = extract(images[:32], backend="torch")
     fast = extract(images[:32], backend="onnxruntime")
     diff = float((fast - reference).abs().max())
-    print(f"onnxruntime setup {setup_s:.1f}s, max feature difference vs TorchScript on 32 images: {diff:.2e}", flush=True)
+    print(f"onnxruntime ready in {setup_s:.1f}s; max feature difference vs TorchScript on 32 images: {diff:.2e}", flush=True)
     for backend in ("torch", "onnxruntime"):
-        for bs in args.batches:
-            rows.append({"what": f"extract, backend {backend}", "batch": bs,
+        for bs in [None, *args.batches]:  # None: extract's default batch size
+            rows.append({"what": f"extract, backend {backend}", "batch": bs or "default",
                          "img_per_s": round(rate(lambda: extract(images, batch_size=bs, backend=backend), len(images), args.seconds), 2)})
             print(rows[-1], flush=True)
-    shipped = next(r for r in rows if r["what"] == "extract, backend torch" and r["batch"] == 8)["img_per_s"]  # as before
-    best = max((r for r in rows if r["what"] == "extract, backend onnxruntime"), key=lambda r: r["img_per_s"])
-    summary = {"before_img_per_s": shipped, "after_img_per_s": best["img_per_s"], "after_batch": best["batch"],
-               "speedup": round(best["img_per_s"] / shipped, 2), "goal": "2x", "met": best["img_per_s"] >= 2 * shipped,
-               "max_feature_diff": diff, "onnxruntime_setup_s": round(setup_s, 1),
-               "before": "extract as shipped before: TorchScript network, channels-last, batch 8",
-               "after": "extract backend onnxruntime (the default on CPUs where installed)"}
+    before = next(r for r in rows if r["what"] == "extract, backend torch" and r["batch"] == "default")["img_per_s"]
+    after = next(r for r in rows if r["what"] == "extract, backend onnxruntime" and r["batch"] == "default")["img_per_s"]
+    summary = {"before_img_per_s": before, "after_img_per_s": after, "speedup": round(after / before, 2), "goal": "2x",
+               "met": after >= 2 * before, "max_feature_diff": diff, "onnxruntime_ready_s": round(setup_s, 1),
+               "before": "extract as shipped before: the TorchScript network, channels-last, its default batch (backend torch)",
+               "after": "extract as shipped now on a CPU with onnxruntime installed (backend auto = onnxruntime), its default batch"}
     print(summary, flush=True)
     rows += candidates(images[:16])
     args.out.parent.mkdir(parents=True, exist_ok=True)

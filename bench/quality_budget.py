@@ -103,7 +103,7 @@ def main():
         results["meta"] = {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "torch": torch.__version__, "ganzoo": ganzoo.__version__, "reference": ref_info,
-            "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(),
+            "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(backend="auto"),
             "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N",
             "generated": "seed 0; the EMA generator when the checkpoint has one"}
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ class ACGANCritic(ConditionalCritic):
     def __init__(self, inner, shape, labels, weight: float, on_fake: bool):
         super().__init__(inner, shape, labels)
         dim = require_features(inner, "condition acgan")
-        if self.inner_has_aux:
+        if self.inner_has_aux and not next(inner.parameters()).is_meta:  # not for preflight's shape-only build
             log.warning(f"condition acgan: the critic's own auxiliary loss ({type(inner).__name__}) is not used under this "
                         "conditioning (it scores through features() and score()); condition concat keeps it")
         self.heads = nn.ModuleList(nn.Linear(dim, k) for k in labels.sizes)

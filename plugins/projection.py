@@ -25,7 +25,7 @@ class ProjectionCritic(ConditionalCritic):
     def __init__(self, inner, shape, labels):
         super().__init__(inner, shape, labels)
         dim = require_features(inner, "condition projection")
-        if self.inner_has_aux:
+        if self.inner_has_aux and not next(inner.parameters()).is_meta:  # not for preflight's shape-only build
             log.warning(f"condition projection: the critic's own auxiliary loss ({type(inner).__name__}) is not used under this "
                         "conditioning (it scores through features() and score()); condition concat keeps it")
         self.embed = nn.ModuleList(nn.Embedding(k, dim) for k in labels.sizes)

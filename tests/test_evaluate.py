@@ -181,13 +181,43 @@ def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so
     reference = extract(images, weights, backend="torch")
     fast = extract(images, weights, backend="onnxruntime")
     assert fast.shape == (5, 2048) and (fast - reference).abs().max() <= ORT_TOLERANCE
-    assert torch.equal(extract(images, weights), fast)  # auto: ONNX Runtime on a CPU where installed
+    from ganzoo.evaluation import pick_backend
+
+    assert pick_backend("auto", "cpu") == "onnxruntime"  # auto: ONNX Runtime on a CPU where installed
     assert network_info(weights, "onnxruntime")["backend"].startswith("onnxruntime")
     assert network_info(weights, "torch")["backend"].startswith("torch")
     from ganzoo.data import cache_dir
     from ganzoo.fileio import file_sha256
 
     assert list(cache_dir("eval").glob(f"fid-network-{file_sha256(weights)[:16]}-*.onnx"))  # exported once, cached
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+                    reason="the ONNX Runtime backend needs onnxruntime and onnx (pip install -e '.[test]')")
+def test_onnxruntime_falls_back_to_torchscript_on_a_mismatch_or_a_damaged_cache_and_says_so(tmp_path, monkeypatch):
+    from conftest import captured_log
+    from ganzoo import evaluation
+
+    torch.manual_seed(1)
+    torch.jit.script(_TinyFeatureNet().eval()).save(str(tmp_path / "tiny.pt"))
+    weights, images = str(tmp_path / "tiny.pt"), toyfaces(3, 2)
+    reference = evaluation.extract(images, weights, backend="torch")
+    evaluation._feature_extractor.cache_clear()
+    try:
+        monkeypatch.setattr(evaluation, "ORT_TOLERANCE", -1.0)  # no session can pass the check
+        with captured_log() as log:
+            feats = evaluation.extract(images, weights, backend="onnxruntime")
+        assert torch.equal(feats, reference) and any("differ from the TorchScript network's" in m for m in log)
+        assert evaluation.network_info(weights, "onnxruntime")["backend"].startswith("torch")
+        monkeypatch.undo()
+        evaluation._feature_extractor.cache_clear()
+        cached = next(evaluation.cache_dir("eval").glob(f"fid-network-{evaluation.file_sha256(weights)[:16]}-*.onnx"))
+        cached.write_bytes(b"not an onnx model")
+        with captured_log() as log:
+            feats = evaluation.extract(images, weights, backend="onnxruntime")
+        assert torch.equal(feats, reference) and any("ONNX Runtime cannot run" in m for m in log) and not cached.exists()
+    finally:
+        evaluation._feature_extractor.cache_clear()
 
 
 def test_an_unknown_or_missing_backend_is_one_clear_error(monkeypatch):

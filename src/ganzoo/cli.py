@@ -234,7 +234,7 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also the 
         table.add_row(f"[underline]{kind}s[/]", *([""] * (2 if verbose else 0)), "")
         for c in components:
             name = f"  {c.name}" if c.package == "ganzoo" or verbose else f"  {c.name} ({c.package})"
-            table.add_row(Text(name), *((Text(c.package), c.version) if verbose else ()), Text(c.description))
+            table.add_row(Text(name), *((Text(c.package), Text(c.version)) if verbose else ()), Text(c.description))
     out.print(table)
     if verbose:
         for c in reg.all():
@@ -269,7 +269,7 @@ def _type_name(annotation) -> str:
 
 
 def _print_params(c) -> None:
-    out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {escape(c.plugin)}, {escape(c.package)} {c.version}): {escape(c.description)}",
+    out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {escape(c.plugin)}, {escape(c.package)} {escape(c.version)}): {escape(c.description)}",
               highlight=False)  # plugin text is data, not markup: "E[sign D(real)]" must print as written
     for role, model in c.params_models().items():
         table = Table(title=f"{c.name}: {role} params" if c.kind == "architecture" else None, title_justify="left")

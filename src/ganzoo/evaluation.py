@@ -152,44 +152,53 @@ def _feature_extractor(path: str, device: str, backend: str, threads: int):
     return fe
 
 
+ONNX_FORMAT = "v1-opset17"  # part of the cached file's name: change it when the export's settings change
+
+
 def _onnx_session(net, path: str, threads: int):
     """An ONNX Runtime session of the TorchScript network ``net`` (from ``path``): exported once and cached, then
-    checked against ``net`` on two images every time it is made; None (with a warning) when they disagree."""
-    import onnxruntime as ort
+    checked against ``net`` on two images every time it is made. None, with a warning, when anything fails (ONNX
+    Runtime not importable, the export, the session, the check): the TorchScript network then runs."""
+    name = f"fid-network-{file_sha256(path)[:16]}-{ONNX_FORMAT}-torch{torch.__version__.split('+')[0]}.onnx"
+    target = cache_dir("eval") / name
+    try:
+        import onnxruntime as ort
 
-    target = cache_dir("eval") / f"fid-network-{file_sha256(path)[:16]}-torch{torch.__version__.split('+')[0]}.onnx"
-    model = None
-    if target.is_file():
-        model = target.read_bytes()
-    else:
-        log.info("eval: exporting the feature network to ONNX for ONNX Runtime (once per machine)")
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = Path(tmp) / "net.onnx"
-            try:
-                torch.onnx.export(net, (torch.zeros(2, 3, 299, 299),), str(out), input_names=["x"], output_names=["features"],
-                                  dynamic_axes={"x": {0: "n"}, "features": {0: "n"}}, opset_version=17, dynamo=False)
-            except Exception as exc:  # not every TorchScript network exports: the network itself still works
-                log.warning(f"eval: {path} does not export to ONNX ({type(exc).__name__}: {exc}); using it in torch")
-                return None
-            model = out.read_bytes()
-        try:
-            atomic_write(target, model, "ONNX feature network")
-        except (GanzooError, OSError) as exc:
-            log.warning(f"ONNX network not cached ({exc}); it will be exported again next time")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.inference_mode():
-        want = net(x).float()
-    diff = float((torch.from_numpy(session.run(None, {"x": x.numpy()})[0]) - want).abs().max())
+        cached = target.is_file()
+        model = target.read_bytes() if cached else _export_onnx(net, target)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        x = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        with torch.inference_mode():
+            want = net(x).float()
+        diff = float((torch.from_numpy(session.run(None, {"x": x.numpy()})[0]) - want).abs().max())
+    except Exception as exc:  # a broken install, a network that does not export, a damaged cached file
+        if target.is_file():
+            target.unlink(missing_ok=True)  # a damaged cache must not break every later evaluation
+        log.warning(f"eval: ONNX Runtime cannot run {path} ({type(exc).__name__}: {exc}); using the TorchScript network")
+        return None
     if not diff <= ORT_TOLERANCE:
         log.warning(f"eval: ONNX Runtime's features differ from the TorchScript network's by {diff:.2e} (> {ORT_TOLERANCE:g}); "
                     "using the TorchScript network")
         return None
     return session
+
+
+def _export_onnx(net, target: Path) -> bytes:
+    log.info("eval: exporting the feature network to ONNX for ONNX Runtime (once per machine)")
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = Path(tmp) / "net.onnx"
+        torch.onnx.export(net, (torch.zeros(2, 3, 299, 299),), str(out), input_names=["x"], output_names=["features"],
+                          dynamic_axes={"x": {0: "n"}, "features": {0: "n"}}, opset_version=17, dynamo=False)
+        model = out.read_bytes()
+    try:
+        atomic_write(target, model, "ONNX feature network")
+    except (GanzooError, OSError) as exc:
+        log.warning(f"ONNX network not cached ({exc}); it will be exported again next time")
+    return model
 
 
 class _Images(torch.utils.data.Dataset):
@@ -246,7 +255,9 @@ def network_info(weights: str | None = None, backend: str | None = None) -> dict
             "resize": RESIZE}
     if backend is not None:
         if feature_extractor(weights, "cpu", backend)[0].session is not None:
-            info["backend"] = (f"onnxruntime {importlib.metadata.version('onnxruntime')}: exported from the TorchScript file, "
+            import onnxruntime
+
+            info["backend"] = (f"onnxruntime {onnxruntime.__version__}: exported from the TorchScript file, "
                                f"features checked within {ORT_TOLERANCE:g} of it at load")
         else:
             info["backend"] = f"torch {torch.__version__}: the TorchScript file"

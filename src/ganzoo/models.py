@@ -171,8 +171,10 @@ def make_ema(generator: Generator, decay: float, warmup: bool = False):
 
     @torch.no_grad()
     def update(averages: list, current: list, n_averaged: torch.Tensor) -> None:
-        n = float(n_averaged)
-        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
+        d = decay
+        if warmup:  # reads the count (a GPU sync on CUDA): only when asked for
+            n = float(n_averaged)
+            d = min(decay, (1 + n) / (10 + n))
         if torch.is_floating_point(averages[0]):
             torch._foreach_lerp_(averages, current, 1 - d)
         else:  # integer buffers (BatchNorm's batch counter)
