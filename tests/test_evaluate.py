@@ -169,6 +169,16 @@ class _TinyFeatureNet(torch.nn.Module):
         return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
 
 
+def test_resize_as_matrix_products_equals_torch_fidelitys_tf1_resize():
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x as tf1
+
+    from ganzoo.evaluation import resize_matrix
+
+    x = torch.randint(0, 256, (2, 3, 28, 20), generator=torch.Generator().manual_seed(0)).float()
+    exact = tf1(x, size=(299, 299), align_corners=False)
+    assert (resize_matrix(28) @ x @ resize_matrix(20).T - exact).abs().max() < 1e-3  # on the 0-255 scale
+
+
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
                     reason="the ONNX Runtime backend needs onnxruntime and onnx (pip install -e '.[test]')")
 def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so(tmp_path, no_network):
