@@ -6,7 +6,8 @@ Each case trains the recipe (its own networks, batch and objective; data from ..
 generator steps in this process with ``train.threads`` = 1 and = 2, interleaved over ``--rounds``; the
 per-step time is the difference / (S2 - S1), so set-up, data loading and warm-up cancel out. Nothing else
 may run on the machine meanwhile. Also recorded: the networks' multiply-adds per training image (one forward
-of G and of the critic), the quantity the default rule in ganzoo.train keys on.
+of G and of the critic), to see whether small networks would rather have one thread (on 2 cores none did:
+``train.threads`` stays torch's choice, one per core; docs/benchmarks.md 1c).
 """
 
 import argparse
@@ -27,11 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 MNIST = [f"data.root={DATA / 'mnist'}"]
 CASES = {  # name -> (recipe, --set overrides, S1, S2)
-    "quick_toyfaces (dcgan 32 px, base 32)": ("quick_toyfaces.yaml", [], 5, 65),
-    "gan_mlp_mnist (mlp 28 px)": ("gan_mlp_mnist.yaml", MNIST, 5, 205),
+    "quick_toyfaces (dcgan 32 px, base 32)": ("quick_toyfaces.yaml", [], 5, 305),
+    "gan_mlp_mnist (mlp 28 px)": ("gan_mlp_mnist.yaml", MNIST, 5, 605),
     "wgan_clip_mnist (dcgan 28 px)": ("wgan_clip_mnist.yaml", MNIST, 3, 23),
     "dcgan_mnist (dcgan 28 px)": ("dcgan_mnist.yaml", MNIST, 5, 85),
-    "anime_fast (dcgan 64 px, base 64)": ("anime_fast.yaml", [f"data.path={DATA / 'anime-faces-64.zip'}"], 3, 18),
+    "dcgan_anime (dcgan 64 px, base 64)": ("dcgan_anime.yaml", [f"data.path={DATA / 'anime-faces-64.zip'}"], 3, 18),
+    "anime_fast (resnet 64 px, base 32)": ("anime_fast.yaml", [f"data.path={DATA / 'anime-faces-64.zip'}"], 3, 18),
 }
 
 

@@ -143,7 +143,7 @@ def preflight(recipe, registry: Registry | None = None) -> dict:
 
 def forward_macs(recipe, registry: Registry | None = None) -> int:
     """Multiply-adds of one image through G and through the critic (one forward each), counted on the ``meta``
-    device by torch's FLOP counter: no memory, no data, no random draws. The default ``train.threads`` keys on it."""
+    device by torch's FLOP counter: no memory, no data, no random draws (``bench/threads.py`` records it per recipe)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     registry = registry or get_registry()

@@ -125,7 +125,8 @@ class TrainSection(_Strict):
                                  "default: the objective's (5 for the WGANs, else 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice, one per core "
+                                   "(measured fastest for every shipped recipe, docs/benchmarks.md 1c)")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")
     time_limit: float | None = Field(None, gt=0, allow_inf_nan=False, description="minutes: end the run at the first step past this much training "
                                      "time (checkpoint, samples and report as at the end; `ganzoo resume` continues it)")
