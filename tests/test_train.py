@@ -232,3 +232,16 @@ def test_set_reaches_into_lists(tiny):
     assert recipe.regularizers[0].params.gamma == 10
     with pytest.raises(GanzooError, match=r"'regularizers.3': the list has 1 entries"):
         load_recipe(tiny, ["regularizers.3.gamma=10"])
+
+
+def test_a_recipes_thread_count_holds_for_its_run_only(tiny):
+    torch.set_num_threads(2)
+    seen = []
+
+    class Watch(ganzoo.Callback):
+        def on_step(self, run, record):
+            seen.append(torch.get_num_threads())
+
+    train(load_recipe(tiny), progress=False, callbacks=[Watch()])  # tiny asks for train.threads: 1
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2  # a notebook's later work keeps its own

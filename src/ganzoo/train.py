@@ -192,8 +192,16 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     only rank 0 writes.
     """
     registry = registry or get_registry()
+    threads_before = torch.get_num_threads()
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
+    try:
+        return _train(recipe, run_dir, resume, registry, progress, callbacks)
+    finally:  # the thread count is the process's: a notebook's later work must not inherit a recipe's
+        torch.set_num_threads(threads_before)
+
+
+def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callbacks) -> RunResult:
     device = distributed.pick_device(recipe.train.device)
     world = distributed.setup(device.type)
     device = distributed.device_for(world, device)
