@@ -1,5 +1,6 @@
 import json
 
+import torch
 import yaml
 from PIL import Image
 
@@ -114,3 +115,15 @@ def test_collapse_monitor_catches_a_diversity_drop():
     collapsed = varied[:1].expand(16, -1, -1, -1).clone()
     collapsed[1:] += 1  # all nearly the same image
     assert "diversity of the fixed batch fell" in m.after_grid(collapsed)
+
+
+def test_pairwise_rms_to_another_set_matches_the_distances_within_one():
+    from ganzoo.sampling import pairwise_rms
+
+    images = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    within = pairwise_rms(images, block=3)
+    across = pairwise_rms(images[:3], images, block=2)
+    assert across.shape == (3, 7)
+    assert torch.allclose(across[:, 3:], within[:3, 3:]) and torch.allclose(across.diagonal(), torch.zeros(3), atol=1e-6)
+    one = (images[0].float() - images[5].float()).div(255).pow(2).mean().sqrt()
+    assert torch.isclose(across[0, 5], one)

@@ -163,14 +163,17 @@ class Distinctness:
         return not self.close_pairs
 
 
-def pairwise_rms(images: torch.Tensor, block: int = 1024) -> torch.Tensor:
-    """``(n, n)`` RMS pixel distances in [0, 1] units; the diagonal is +inf."""
+def pairwise_rms(images: torch.Tensor, others: torch.Tensor | None = None, block: int = 1024) -> torch.Tensor:
+    """``(n, m)`` RMS pixel distances in [0, 1] units from each of ``images`` to each of ``others`` (uint8, same
+    shape per image); without ``others``, ``(n, n)`` among ``images`` with the diagonal +inf."""
     x = images.flatten(1).float().div_(255.0)
+    y = x if others is None else others.flatten(1).float().div_(255.0)
     d = x.shape[1]
-    out = torch.empty(len(x), len(x))
+    out = torch.empty(len(x), len(y))
     for i in range(0, len(x), block):
-        out[i : i + block] = torch.cdist(x[i : i + block], x).div_(math.sqrt(d))
-    out.fill_diagonal_(float("inf"))
+        out[i : i + block] = torch.cdist(x[i : i + block], y).div_(math.sqrt(d))
+    if others is None:
+        out.fill_diagonal_(float("inf"))
     return out
 
 
