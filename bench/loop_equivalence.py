@@ -27,6 +27,7 @@ CASES = {
     "wgan_clip_mnist": ("recipes/wgan_clip_mnist.yaml", [f"data.root={DATA}/mnist"]),
     "anime_fast": ("recipes/anime_fast.yaml", [f"data.path={DATA}/anime-faces-64.zip"]),  # hinge + SN + EMA
     "e1_dcgan_smooth": ("recipes/reference/e1_dcgan_smooth.yaml", [f"data.path={DATA}/anime-faces-64.zip"]),
+    "cgan_mnist": ("recipes/cgan_mnist.yaml", [f"data.root={DATA}/mnist"]),  # conditional: labels, concat, mismatch term
 }
 
 

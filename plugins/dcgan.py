@@ -6,18 +6,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, dcgan_init, Critic, Generator, ImageShape, Params
-
-
-def pyramid(resolution: int) -> tuple[int, int]:
-    """(start size, number of x2 stages) with start * 2**stages == resolution and start >= 3.
-
-    64 -> (4, 4), 32 -> (4, 3), 28 -> (7, 2), 96 -> (6, 4), 128 -> (4, 5).
-    """
-    start, stages = resolution, 0
-    while start % 2 == 0 and start // 2 >= 4:
-        start, stages = start // 2, stages + 1
-    return start, stages
+from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShape, Params, dcgan_init, pyramid
 
 
 class DCGANGeneratorParams(Params):
@@ -98,26 +87,37 @@ class DCGANCritic(Critic):
         return self.net(x).view(-1)
 
 
-class DCGAN(Architecture):
+class DCGANGeneratorBuilder(GeneratorBuilder):
     name = "dcgan"
-    description = "ConvTranspose2d generator and strided-conv critic (Radford et al.; experiment E1)"
-    GeneratorParams = DCGANGeneratorParams
-    CriticParams = DCGANCriticParams
+    description = "ConvTranspose2d generator (Radford et al.; experiment E1)"
+    Params = DCGANGeneratorParams
 
     def initialize(self, module):
         dcgan_init(module)  # Radford et al.'s N(0, 0.02), as experiments E0-E4 used
 
-    def build_generator(self, shape):
-        p = self.generator_params
+    def build(self, shape):
         _check(shape.resolution)
-        return DCGANGenerator(p, shape)
+        return DCGANGenerator(self.params, shape)
 
-    def build_critic(self, shape):
-        p = self.critic_params
+
+class DCGANCriticBuilder(CriticBuilder):
+    name = "dcgan"
+    description = "Strided-conv critic (Radford et al.; experiment E1)"
+    Params = DCGANCriticParams
+
+    def initialize(self, module):
+        dcgan_init(module)
+
+    def build(self, shape):
         _check(shape.resolution)
-        return DCGANCritic(p, shape)
+        return DCGANCritic(self.params, shape)
 
 
 @ganzoo.hookimpl
-def register_architectures(register):
-    register(DCGAN)
+def register_generators(register):
+    register(DCGANGeneratorBuilder)
+
+
+@ganzoo.hookimpl
+def register_critics(register):
+    register(DCGANCriticBuilder)

@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, Critic, Generator, ImageShape, Params
+from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShape, Params
 
 
 class FastGANGeneratorParams(Params):
@@ -141,29 +141,46 @@ class FastGANCritic(Critic):
         return scores, self.recon_weight * loss
 
 
-class FastGAN(Architecture):
+def _fastgan_init(module):
+    for m in module.modules():  # FastGAN's N(0, 0.02) for convs, N(1, 0.02) for batch norm
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class FastGANGeneratorBuilder(GeneratorBuilder):
     name = "fastgan"
-    description = "Light FastGAN: GLU up-blocks with skip-layer excitation; critic with self-supervised reconstruction decoders"
-    GeneratorParams = FastGANGeneratorParams
-    CriticParams = FastGANCriticParams
+    description = "Light FastGAN generator: GLU up-blocks with skip-layer excitation"
+    Params = FastGANGeneratorParams
 
     def initialize(self, module):
-        for m in module.modules():  # FastGAN's N(0, 0.02) for convs, N(1, 0.02) for batch norm
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
+        _fastgan_init(module)
 
-    def build_generator(self, shape):
+    def build(self, shape):
         _stages(shape.resolution)
-        return FastGANGenerator(self.generator_params, shape)
+        return FastGANGenerator(self.params, shape)
 
-    def build_critic(self, shape):
+
+class FastGANCriticBuilder(CriticBuilder):
+    name = "fastgan"
+    description = "Light FastGAN critic with self-supervised reconstruction decoders"
+    Params = FastGANCriticParams
+
+    def initialize(self, module):
+        _fastgan_init(module)
+
+    def build(self, shape):
         _stages(shape.resolution)
-        return FastGANCritic(self.critic_params, shape)
+        return FastGANCritic(self.params, shape)
 
 
 @ganzoo.hookimpl
-def register_architectures(register):
-    register(FastGAN)
+def register_generators(register):
+    register(FastGANGeneratorBuilder)
+
+
+@ganzoo.hookimpl
+def register_critics(register):
+    register(FastGANCriticBuilder)

@@ -68,20 +68,24 @@ class MLflowLogger(Callback):
         else:
             self.client.update_run(self.run_id, status="RUNNING")
 
-    def on_step(self, run, record) -> None:
+    def on_log(self, run, line) -> None:  # every metrics line: losses, speed, and what callbacks gave run.log
+        self._log(run.step, {k: v for k, v in line.items() if k != "step"})
+
+    def on_eval(self, run, result) -> None:
+        self._log(run.step, {f"eval/{k}": v for k, v in result.items() if k != "step" and isinstance(v, (int, float))})
+
+    def _log(self, step: int, values: dict) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, run.step) for k, v in (run.logged or {}).items() if k != "step"]
-        evaluation = run.extra.get("eval")  # set by the in-training evaluation on the steps it scores
-        if evaluation and evaluation["step"] == run.step:
-            metrics += [Metric(f"eval/{k}", float(v), now, run.step) for k, v in evaluation.items()
-                        if k != "step" and isinstance(v, (int, float))]
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
     def on_end(self, run) -> None:
         self.finished = True  # the artifacts go up in close(), once the samples and the report are written
+        if run.stop is not None:
+            self.client.set_tag(self.run_id, "ganzoo.stop_reason", run.stop.reason)
 
     def close(self) -> None:
         if self.client is None or self.run_id is None:

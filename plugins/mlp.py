@@ -6,7 +6,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, dcgan_init, Critic, Generator, ImageShape, Params
+from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShape, Params, dcgan_init
 
 
 class MLPGeneratorParams(Params):
@@ -60,24 +60,35 @@ class MLPCritic(Critic):
         return self.net(x).view(-1)
 
 
-class MLP(Architecture):
+class MLPGeneratorBuilder(GeneratorBuilder):
     name = "mlp"
-    description = "Fully connected G (LeakyReLU, BatchNorm1d) and critic, as in experiments E3/E4"
-    GeneratorParams = MLPGeneratorParams
-    CriticParams = MLPCriticParams
+    description = "Fully connected generator (LeakyReLU, BatchNorm1d), as in experiments E3/E4"
+    Params = MLPGeneratorParams
 
     def initialize(self, module):
         dcgan_init(module)  # Radford et al.'s N(0, 0.02), as experiments E0-E4 used
 
-    def build_generator(self, shape):
-        p = self.generator_params
-        return MLPGenerator(p, shape)
+    def build(self, shape):
+        return MLPGenerator(self.params, shape)
 
-    def build_critic(self, shape):
-        p = self.critic_params
-        return MLPCritic(p, shape)
+
+class MLPCriticBuilder(CriticBuilder):
+    name = "mlp"
+    description = "Fully connected critic (LeakyReLU), as in experiments E3/E4"
+    Params = MLPCriticParams
+
+    def initialize(self, module):
+        dcgan_init(module)
+
+    def build(self, shape):
+        return MLPCritic(self.params, shape)
 
 
 @ganzoo.hookimpl
-def register_architectures(register):
-    register(MLP)
+def register_generators(register):
+    register(MLPGeneratorBuilder)
+
+
+@ganzoo.hookimpl
+def register_critics(register):
+    register(MLPCriticBuilder)

@@ -12,8 +12,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, Critic, Generator, ImageShape, Params
-from ganzoo_plugins.dcgan import pyramid
+from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShape, Params, pyramid
 
 
 class ResNetGeneratorParams(Params):
@@ -96,27 +95,44 @@ def _check(resolution: int) -> None:
         raise ValueError(f"resolution {resolution} must be 3..8 times a power of two, at least 4 times (e.g. 28, 32, 64, 128)")
 
 
-class ResNet(Architecture):
+def _xavier(module):
+    for m in module.modules():  # SNGAN's Xavier-uniform initialisation
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ResNetGeneratorBuilder(GeneratorBuilder):
     name = "resnet"
-    description = "Residual G (BN, nearest x2) and BN-free residual critic with sum pooling (SNGAN/BigGAN blocks)"
-    GeneratorParams = ResNetGeneratorParams
-    CriticParams = ResNetCriticParams
+    description = "Residual generator (BN, nearest x2; SNGAN/BigGAN blocks)"
+    Params = ResNetGeneratorParams
 
     def initialize(self, module):
-        for m in module.modules():  # SNGAN's Xavier-uniform initialisation
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        _xavier(module)
 
-    def build_generator(self, shape):
+    def build(self, shape):
         _check(shape.resolution)
-        return ResNetGenerator(self.generator_params, shape)
+        return ResNetGenerator(self.params, shape)
 
-    def build_critic(self, shape):
+
+class ResNetCriticBuilder(CriticBuilder):
+    name = "resnet"
+    description = "BN-free residual critic with sum pooling (SNGAN/BigGAN blocks)"
+    Params = ResNetCriticParams
+
+    def initialize(self, module):
+        _xavier(module)
+
+    def build(self, shape):
         _check(shape.resolution)
-        return ResNetCritic(self.critic_params, shape)
+        return ResNetCritic(self.params, shape)
 
 
 @ganzoo.hookimpl
-def register_architectures(register):
-    register(ResNet)
+def register_generators(register):
+    register(ResNetGeneratorBuilder)
+
+
+@ganzoo.hookimpl
+def register_critics(register):
+    register(ResNetCriticBuilder)

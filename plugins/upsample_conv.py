@@ -4,7 +4,7 @@ from pydantic import Field
 from torch import nn
 
 import ganzoo
-from ganzoo import Architecture, dcgan_init, Critic, Generator, ImageShape, Params
+from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShape, Params, dcgan_init
 
 
 class UpsampleConvGeneratorParams(Params):
@@ -67,27 +67,38 @@ class UpsampleConvCritic(Critic):
         return self.head(self.blocks(x).flatten(1)).view(-1)
 
 
-class UpsampleConv(Architecture):
+class UpsampleConvGeneratorBuilder(GeneratorBuilder):
     name = "upsample_conv"
-    description = "Linear -> reshape -> [Upsample x2, Conv3x3, BN, LeakyReLU]... G; strided 3x3 conv critic (E0)"
-    GeneratorParams = UpsampleConvGeneratorParams
-    CriticParams = UpsampleConvCriticParams
+    description = "Linear -> reshape -> [Upsample x2, Conv3x3, BN, LeakyReLU]... generator (experiment E0)"
+    Params = UpsampleConvGeneratorParams
 
     def initialize(self, module):
         dcgan_init(module)  # Radford et al.'s N(0, 0.02), as experiments E0-E4 used
 
-    def build_generator(self, shape):
-        p = self.generator_params
-        n = p.n_upsample
+    def build(self, shape):
+        n = self.params.n_upsample
         if shape.resolution % 2**n or shape.resolution // 2**n < 2:
             raise ValueError(f"resolution {shape.resolution} is not a multiple of 2**n_upsample = {2**n}")
-        return UpsampleConvGenerator(p, shape)
+        return UpsampleConvGenerator(self.params, shape)
 
-    def build_critic(self, shape):
-        p = self.critic_params
-        return UpsampleConvCritic(p, shape)
+
+class UpsampleConvCriticBuilder(CriticBuilder):
+    name = "upsample_conv"
+    description = "Strided 3x3 conv critic, BN after all but the first block (experiment E0)"
+    Params = UpsampleConvCriticParams
+
+    def initialize(self, module):
+        dcgan_init(module)
+
+    def build(self, shape):
+        return UpsampleConvCritic(self.params, shape)
 
 
 @ganzoo.hookimpl
-def register_architectures(register):
-    register(UpsampleConv)
+def register_generators(register):
+    register(UpsampleConvGeneratorBuilder)
+
+
+@ganzoo.hookimpl
+def register_critics(register):
+    register(UpsampleConvCriticBuilder)

@@ -15,13 +15,13 @@ __version__ = "0.1.0"
 from . import log as _log  # noqa: F401  (the plain stderr channel for the ganzoo logger)
 from .errors import GanzooError
 from .hookspecs import hookimpl
-from .interfaces import (Architecture, Callback, Conditioning, Critic, DataReport, Dataset, Generator, ImageShape, Objective,
-                         OptimizerSpec, Params, Regularizer)
+from .interfaces import (Architecture, Callback, Conditioning, Critic, CriticBuilder, DataReport, Dataset, Generator,
+                         GeneratorBuilder, ImageShape, Objective, OptimizerSpec, Params, Regularizer)
 from .labels import LabelSpace
 from .registry import Component, Registry, get_registry
 from .recipe import Recipe, load_recipe
 from .checkpoint import load_checkpoint, save_checkpoint
-from .models import build_models, dcgan_init, load_generator, load_models
+from .models import build_models, dcgan_init, load_generator, load_models, pyramid
 from .observers import Run, StepRecord
 from .data import load_data, load_dataset
 from .sampling import class_grid, generate, write_grid, write_samples
@@ -30,7 +30,7 @@ from .train import Interrupted, RunResult, resume, train
 from .evaluation import evaluate
 
 __all__ = [
-    "Architecture", "Callback", "Component", "Conditioning", "ConditionalCritic", "ConditionalGenerator", "LabelSpace", "class_grid", "load_data", "Run", "StepRecord", "dcgan_init", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
+    "Architecture", "Callback", "CriticBuilder", "GeneratorBuilder", "pyramid", "Component", "Conditioning", "ConditionalCritic", "ConditionalGenerator", "LabelSpace", "class_grid", "load_data", "Run", "StepRecord", "dcgan_init", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Regularizer", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
     "resume", "save_checkpoint", "train", "write_grid", "write_samples",

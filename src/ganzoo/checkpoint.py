@@ -212,11 +212,12 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
 
 class Checkpoints(Callback):
     """``checkpoints/last`` every ``train.checkpoint_every`` steps, when a run is interrupted or stopped, and at
-    the end; ``checkpoints/step_NNNNNNN`` every ``train.keep_every`` steps."""
+    the end; ``checkpoints/step_NNNNNNN`` every ``train.keep_every`` steps. It acts after every other observer
+    (``after_step``), so a stop requested anywhere in the step is saved at that step."""
 
     name = "checkpoints"
 
-    def on_step(self, run, record) -> None:
+    def after_step(self, run) -> None:
         cfg, step = run.recipe.train, run.step
         if cfg.keep_every and step % cfg.keep_every == 0:
             save_run(run, f"step_{step:07d}")

@@ -44,10 +44,23 @@ class ConditionalGenerator(Generator):
                 m.slot = self._slot
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        check_labels(y, len(z), self.labels)
+        return self._call(self.inner, z, y, self._input)
+
+    def mapping(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """w of ``(z, y)`` for an inner generator with a w-space (``ganzoo.Generator``'s ``mapping``)."""
+        return self._call(self.inner.mapping, z, y, self._input)
+
+    def synthesis(self, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._call(self.inner.synthesis, w, y, lambda w, y: w)
+
+    def _input(self, z, y):
+        return z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1)
+
+    def _call(self, fn, x, y, prepare):
+        check_labels(y, len(x), self.labels)
         self._slot.y = y
         try:
-            return self.inner(z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1))
+            return fn(prepare(x, y))
         finally:
             self._slot.y = None
 
@@ -133,3 +146,46 @@ def check_labels(y, n: int, labels) -> None:
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"labels must be a long tensor ({n}, {len(labels.attributes)}) of class codes "
                          f"({', '.join(labels.attributes)}), got {got}")
+
+
+# -- what a conditional step adds: labels bound for regularizers, the matching-aware term -------------------------
+class WithLabels(nn.Module):
+    """A conditional network with the labels of the batch bound: what a regularizer calls as ``critic(images)``
+    (real, fake and their mixes share the batch's labels) or ``generator(z)``. Attributes the network has
+    (``mapping``, ``synthesis``, ``w_avg`` of a StyleGAN-style generator) are reached through it."""
+
+    def __init__(self, net, y):
+        super().__init__()
+        self.net, self.y = net, y
+
+    def forward(self, x):
+        return self.net(x, self.y)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            attr = getattr(self.net, name)
+            if name in ("mapping", "synthesis") and callable(attr):
+                return lambda x: attr(x, self.y)
+            return attr
+
+
+def bind_labels(net, y):
+    """``net`` itself for an unconditional batch (``y`` None), else ``net`` with the labels ``y`` bound."""
+    return net if y is None else WithLabels(net, y)
+
+
+def wrong_labels(y: torch.Tensor, sizes) -> torch.Tensor:
+    """Labels that differ from ``y`` in every attribute: each shifted by a random non-zero offset."""
+    sizes = torch.tensor(sizes, device=y.device)
+    offset = 1 + (torch.rand(y.shape, device=y.device) * (sizes - 1)).long()
+    return (y + offset) % sizes
+
+
+def matching_aware(loss, objective, real_scores, scores, critic, real, y, labels, weight: float):
+    """E1's matching-aware critic loss (Reed et al. 2016): real images with a wrong label count as fakes too,
+    ``(1 - weight) * loss + weight * critic_loss(real, real with wrong labels)``. ``scores(critic, images, y)`` is
+    how the step scores a batch."""
+    wrong_scores, _ = scores(critic, real, wrong_labels(y, labels.sizes))
+    return (1 - weight) * loss + weight * objective.critic_loss(real_scores, wrong_scores)

@@ -22,13 +22,19 @@ class ContractError(GanzooError):
 
 
 def who(component) -> str:
-    """``objective 'lsgan' (plugin ganzoo_lsgan, ganzoo-lsgan 0.1.0)``."""
-    return f"{component.kind} '{component.name}' (plugin {component.plugin}, {component.package} {component.version})"
+    """``objective 'lsgan' (plugin ganzoo_lsgan, ganzoo-lsgan 0.1.0)``; for an object made outside the registry (a
+    notebook's own regularizer), its class and name."""
+    if hasattr(component, "plugin") and hasattr(component, "package"):
+        return f"{component.kind} '{component.name}' (plugin {component.plugin}, {component.package} {component.version})"
+    name = getattr(component, "name", None)
+    return f"{type(component).__name__}" + (f" '{name}'" if isinstance(name, str) else "")
 
 
 # -- at registration -----------------------------------------------------------------------------------
 # kind -> methods a component must define itself (the base class only raises NotImplementedError)
 REQUIRED = {
+    "generator": ("build",),
+    "critic": ("build",),
     "architecture": ("build_generator", "build_critic"),
     "objective": ("critic_loss", "generator_loss"),
     "dataset": ("load",),
@@ -36,12 +42,16 @@ REQUIRED = {
 }
 # kind -> method -> the call ganzoo makes (argument names), to catch an old or wrong signature early
 CALLS = {
+    "generator": {"build": ("shape",), "initialize": ("module",)},
+    "critic": {"build": ("shape",), "initialize": ("module",)},
     "architecture": {"build_generator": ("shape",), "build_critic": ("shape",), "initialize": ("module",)},
     "objective": {"critic_loss": ("real_scores", "fake_scores"), "generator_loss": ("fake_scores", "real_scores")},
     "regularizer": {"setup": ("critic",), "augment": ("images",), "penalty": ("critic", "real", "fake"),
-                    "after_critic_step": ("critic",), "observe": ("real_scores", "fake_scores")},
+                    "after_critic_step": ("critic",), "observe": ("real_scores", "fake_scores"),
+                    "generator_penalty": ("generator", "z", "fake")},
     "dataset": {"load": ("resolution", "channels", "report"), "fingerprint": (), "check": ()},
-    "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",)},
+    "callback": {"on_start": ("run",), "on_step": ("run", "record"), "on_end": ("run",), "on_log": ("run", "line"),
+                 "on_grid": ("run", "step", "images"), "on_eval": ("run", "result"), "close": ()},
     "conditioning": {"wrap_generator": ("generator", "labels"), "wrap_critic": ("critic", "labels"),
                      "generator_inputs": ("labels",), "critic_inputs": ("labels",)},
 }
@@ -81,6 +91,8 @@ def class_problems(kind: str, cls: type, base: type) -> list[str]:
         problems.append(f"{cls.__name__}.n_critic must be an int class attribute (the default of the recipe's train.n_critic)")
     if kind == "regularizer" and isinstance(getattr(cls, "every", 1), int) and getattr(cls, "every") < 1:
         problems.append(f"{cls.__name__}.every must be >= 1")
+    if kind == "regularizer" and getattr(cls, "target", "critic") not in ("critic", "generator"):
+        problems.append(f"{cls.__name__}.target must be 'critic' or 'generator', got {getattr(cls, 'target')!r}")
     return problems
 
 
@@ -151,54 +163,91 @@ def check_json(component, value, what: str):
     return value
 
 
-class CheckedObjective:
-    """An objective whose losses are checked (scalar, floating, differentiable) on every call: a few attribute
-    reads, no device synchronisation."""
+def _scalar_result(what: str, grad_from):
+    """A result check: a differentiable scalar when ``grad_from(args)`` says its inputs carry a gradient."""
+    def check(component, value, args):
+        if what == "penalty" and value is None:
+            return None
+        needs = torch.is_grad_enabled() and grad_from(args)
+        return check_scalar(component, value, what, needs)
+    return check
 
-    def __init__(self, component, objective):
-        self.component, self.inner = component, objective
+
+def _same_shape(component, value, args):
+    images = args[0]
+    if not isinstance(value, torch.Tensor) or value.shape != images.shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ContractError(f"{who(component)}: augment returned {got} for a batch of {tuple(images.shape)}; "
+                            "it must return a tensor of the same shape")
+    return value
+
+
+def _optional_scalar(what: str):
+    def check(component, value, args):
+        return None if value is None else check_scalar(component, value, what, torch.is_grad_enabled())
+    return check
+
+
+def _network(expected: str):
+    def check(component, value, args):
+        from . import interfaces
+
+        return check_instance(component, value, getattr(interfaces, expected), "build")
+    return check
+
+
+# kind -> method -> check(component, result, args): what ganzoo checks of a result where it calls the method
+RESULTS = {
+    "objective": {"critic_loss": _scalar_result("critic_loss", lambda a: a[0].requires_grad),
+                  "generator_loss": _scalar_result("generator_loss", lambda a: a[0].requires_grad)},
+    "regularizer": {"augment": _same_shape, "penalty": _optional_scalar("penalty"),
+                    "generator_penalty": _optional_scalar("generator_penalty")},
+    "generator": {"build": _network("Generator")},
+    "critic": {"build": _network("Critic")},
+}
+
+
+# methods whose ValueError is a reason for the caller to word (an unsupported shape, a critic projection cannot wrap)
+REASONS = ("build", "wrap_generator", "wrap_critic")
+
+
+class Checked:
+    """A component instance as ganzoo uses it: every method named in its kind's contract (``CALLS``) runs inside
+    ``calling`` (an exception is one line naming the plugin) and its result is checked where ``RESULTS`` says
+    what it must be; every other attribute is the instance's own. The one wrapper for every kind: a few
+    attribute reads per call, no device synchronisation. The methods in ``REASONS`` keep their ``ValueError``
+    (an unsupported shape) for the caller to word."""
+
+    def __init__(self, component, inner):
+        object.__setattr__(self, "component", component)
+        object.__setattr__(self, "inner", inner)
+        if component.kind == "regularizer":
+            every = getattr(inner, "every", 1)
+            if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+                raise ContractError(f"{who(component)}: every is {every!r}; it must be an int >= 1")
 
     def __getattr__(self, name):
-        return getattr(self.inner, name)
+        value = getattr(self.inner, name)
+        methods = CALLS.get(self.component.kind, {})
+        if name not in methods or not callable(value):
+            return value
+        check = RESULTS.get(self.component.kind, {}).get(name)
+        component = self.component
 
-    def critic_loss(self, real_scores, fake_scores):
-        loss = self.inner.critic_loss(real_scores, fake_scores)
-        return check_scalar(self.component, loss, "critic_loss", torch.is_grad_enabled() and real_scores.requires_grad)
+        def call(*args, **kwargs):
+            try:
+                with calling(component, name):
+                    result = value(*args, **kwargs)
+            except ContractError as exc:
+                if name in REASONS and isinstance(exc.__cause__, ValueError):
+                    raise exc.__cause__ from None
+                raise
+            return result if check is None else check(component, result, args)
+        call.__name__ = name
+        return call
 
-    def generator_loss(self, fake_scores, real_scores):
-        loss = self.inner.generator_loss(fake_scores, real_scores)
-        return check_scalar(self.component, loss, "generator_loss", torch.is_grad_enabled() and fake_scores.requires_grad)
+    def __setattr__(self, name, value):
+        setattr(self.inner, name, value)
 
-
-class CheckedRegularizer:
-    """A regularizer whose augmentations keep the batch's shape and whose penalties are differentiable scalars."""
-
-    def __init__(self, component, regularizer):
-        self.component, self.inner = component, regularizer
-        self.every = regularizer.every
-        if not isinstance(self.every, int) or self.every < 1:
-            raise ContractError(f"{who(component)}: every is {self.every!r}; it must be an int >= 1")
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def augment(self, images):
-        out = self.inner.augment(images)
-        if not isinstance(out, torch.Tensor) or out.shape != images.shape:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ContractError(f"{who(self.component)}: augment returned {got} for a batch of {tuple(images.shape)}; "
-                                "it must return a tensor of the same shape")
-        return out
-
-    def penalty(self, critic, real, fake):
-        value = self.inner.penalty(critic, real, fake)
-        return None if value is None else check_scalar(self.component, value, "penalty", torch.is_grad_enabled())
-
-
-def guarded(component, method):
-    """A callback method whose exceptions name the plugin (the run stops; the last checkpoint on disk is intact)."""
-    @functools.wraps(method)
-    def call(*args, **kwargs):
-        with calling(component, method.__name__):
-            return method(*args, **kwargs)
-    return call
+    def __repr__(self) -> str:
+        return f"Checked({self.inner!r})"

@@ -123,6 +123,14 @@ class StopAgreement(Callback):
         self.device, self.digests = device, digests
 
     def on_step(self, run, record) -> None:
+        if not self.digests:  # early in the step: before the collective metrics
+            self.agree(run)
+
+    def after_step(self, run) -> None:
+        if self.digests:  # late: after the rank-0 observers (monitor, callbacks), before checkpoints
+            self.agree(run)
+
+    def agree(self, run) -> None:
         if any_rank(run.stop is not None, run.world, self.device):
             for stop in gather_objects(run.stop, run.world):
                 if stop is not None:
@@ -130,6 +138,6 @@ class StopAgreement(Callback):
 
     def on_end(self, run) -> None:
         if self.digests:
-            run.extra["ranks"] = gather_objects({"rank": run.world.rank, "steps": run.step - run.start,
+            run.ranks = gather_objects({"rank": run.world.rank, "steps": run.step - run.start,
                                                  "weights_sha256": weights_digest(run.generator)[:16] + weights_digest(run.critic)[:16]},
                                                 run.world)

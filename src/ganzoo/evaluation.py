@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
-from . import imagefiles
+from . import imagefiles, rng
 from .data import cache_dir, cached_images, dataset_key, load_dataset
 from .errors import GanzooError
 from .fileio import atomic_write, file_sha256
@@ -502,17 +502,18 @@ class TrainingEval(Callback):
             return
         t0 = time.perf_counter()
         # torch-fidelity's DataLoader draws from the global torch RNG: fork it, so training is the same with or without eval
-        with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+        with rng.isolated():
             if self.reference is None:
                 self.reference = reference_features(run.recipe.data, ev.n_real, run.recipe.seed, ev.weights)
             images = generate(run.sampler(), ev.n, seed=run.recipe.seed, device=run.device,
                               labels="random" if run.labels is not None else None)
             result = evaluate_images(images, None, seed=run.recipe.seed, weights=ev.weights, prc=False, reference=self.reference)
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
-        run.extra["eval"] = {"step": run.step, "n": ev.n, **{k: v for k, v in result.items() if k != "protocol"}}
+        run.eval = {"step": run.step, "n": ev.n, **{k: v for k, v in result.items() if k != "protocol"}}
         event(run, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=self.reference[1]["n"])
         log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
-        run.extra["eval_seconds"] = run.extra.get("eval_seconds", 0.0) + time.perf_counter() - t0
+        run.eval_seconds += time.perf_counter() - t0
+        run.emit("on_eval", run.eval)
         if score is not None and (run.best is None or score < run.best["score"]):
             run.best = {"metric": ev.metric, "score": score, "step": run.step, "n": ev.n}
             save_run(run, "best", best=run.best)

@@ -21,8 +21,19 @@ hookimpl = pluggy.HookimplMarker("ganzoo")
 
 
 @hookspec
+def register_generators(register):
+    """Register ``ganzoo.GeneratorBuilder`` subclasses (``Kind(params).build(shape)`` -> a ``ganzoo.Generator``)."""
+
+
+@hookspec
+def register_critics(register):
+    """Register ``ganzoo.CriticBuilder`` subclasses (``Kind(params).build(shape)`` -> a ``ganzoo.Critic``)."""
+
+
+@hookspec
 def register_architectures(register):
-    """Register ``ganzoo.Architecture`` subclasses (a generator and its critic)."""
+    """The earlier contract: register ``ganzoo.Architecture`` subclasses (a generator and critic family in one
+    class). Each is registered as a generator and a critic of its name; new plugins use the two hooks above."""
 
 
 @hookspec

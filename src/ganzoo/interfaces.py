@@ -94,6 +94,13 @@ class Generator(nn.Module):
 
     ``sample_latent`` draws the latent batch: the training loop and ``ganzoo.generate`` call it, so a generator
     with another prior (uniform, a mixture) overrides it and nothing else.
+
+    Noise inputs (StyleGAN-style per-pixel noise) are drawn from torch's global RNG (``torch.randn``): ganzoo
+    checkpoints that stream and runs every forward outside the training step (grids, evaluation, samples, the
+    pre-flight check) under a fork of it, so a resumed run stays bit-exact. A generator with an intermediate
+    latent space (a mapping network) defines ``mapping(z) -> w`` and ``synthesis(w) -> images`` with
+    ``forward(z) == synthesis(mapping(z))``, and keeps the average ``w`` in a buffer ``w_avg``: sampling's
+    ``truncation`` then pulls ``w`` toward ``w_avg`` (``w_avg + psi * (w - w_avg)``) instead of cutting ``z``.
     """
 
     def __init__(self, shape: ImageShape):
@@ -151,8 +158,33 @@ class Configurable:
         self.params = params if params is not None else type(self).Params()
 
 
+class GeneratorBuilder(Configurable):
+    """A generator component: ``Kind(params)``, then ``build(shape)`` returns a ``ganzoo.Generator`` for that
+    shape (``ValueError`` with a reason for a shape it does not support). ``initialize(module)`` is its own weight
+    initialisation, applied right after building unless the recipe's ``init`` says otherwise."""
+
+    def build(self, shape: ImageShape) -> Generator:
+        raise NotImplementedError
+
+    def initialize(self, module: nn.Module) -> None:
+        """Initialise a freshly built network; the default keeps PyTorch's own layer initialisation."""
+
+
+class CriticBuilder(Configurable):
+    """A critic component: ``Kind(params)``, then ``build(shape)`` returns a ``ganzoo.Critic`` for that shape.
+    Any generator pairs with any critic; a family (``dcgan``, ``resnet``) registers one of each under one name."""
+
+    def build(self, shape: ImageShape) -> Critic:
+        raise NotImplementedError
+
+    def initialize(self, module: nn.Module) -> None:
+        """Initialise a freshly built network; the default keeps PyTorch's own layer initialisation."""
+
+
 class Architecture:
-    """A generator/critic family that builds for any supported image shape.
+    """The earlier contract for a generator/critic family (one class, two parameter sets), still accepted: ganzoo
+    registers a plugin's ``Architecture`` as a ``GeneratorBuilder`` and a ``CriticBuilder`` of the same name.
+    New code writes those two instead (docs/plugins.md, "Porting").
 
     An instance holds the params of both roles (``GeneratorParams``, ``CriticParams``; a role the recipe does
     not give this architecture is ``None``). ``initialize`` is the architecture's own weight initialisation,
@@ -226,16 +258,29 @@ class Regularizer(Configurable):
     * ``observe(real_scores, fake_scores)``: see the critic's scores of each critic update (detached), e.g. to
       adapt an augmentation probability to how well the critic separates them (ADA).
 
+    ``real`` and ``fake`` reach ``penalty`` after every regularizer's ``augment``; ``fake`` was generated under
+    ``no_grad`` (a penalty differentiates through the critic only).
+
+    A regularizer with ``target = "generator"`` acts on the generator's step instead (path-length regularization):
+    ``setup(generator)`` once, and ``generator_penalty(generator, z, fake)`` on generator steps where
+    ``step % every == 0``: ``generator`` is the training generator (labels bound for a conditional one), ``z`` the
+    step's latent batch and ``fake`` the images generated from it (with their graph); the scalar is added to the
+    generator loss. Every penalty is logged under the regularizer's name.
+
     A regularizer that keeps state across a resume (ADA's probability) gives ``state_key`` and ``state()`` /
     ``load_state(dict)`` (JSON), saved in every checkpoint. Like an objective, it knows nothing of loops or
     optimizers.
     """
 
     every: ClassVar[int] = 1
+    target: ClassVar[Literal["critic", "generator"]] = "critic"
     state_key: ClassVar[str | None] = None
 
     def setup(self, critic: nn.Module) -> None:
         pass
+
+    def generator_penalty(self, generator: nn.Module, z: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         return images
@@ -329,11 +374,22 @@ class Callback(Configurable):
     """An observer of a training run; a recipe names installed ones under ``callbacks:``.
 
     ganzoo's own concerns (metrics, grids, the collapse monitor, evaluation, checkpoints, the time limit) are
-    observers of this same shape. Each method gets the ``ganzoo.Run`` (recipe, run folder, networks, step,
-    the last logged metrics, ``request_stop``); ``on_step`` also gets the step's ``StepRecord`` (losses and
-    scores as tensors: reading a value with ``float()`` waits for the device, so do it on logged steps, when
-    ``run.logged`` is set). A callback that keeps state across a resume gives ``state_key`` and
-    ``state()`` / ``load_state(dict)`` (JSON), saved in every checkpoint.
+    observers of this same shape. Each event gets the ``ganzoo.Run`` (recipe, run folder, networks, step,
+    ``run.log``, ``run.request_stop``); the order of observers and of events is in ``ganzoo.observers``:
+
+    * ``on_start(run)``: once, before the first step (after a resume: its saved state is loaded first),
+    * ``on_step(run, record)``: after each step; ``record`` is the step's ``StepRecord`` (named values as tensors:
+      reading one with ``float()`` waits for the device, so do it in ``on_log``),
+    * ``on_log(run, line)``: each logged step (``train.log_every``), with the metrics line as written to
+      metrics.jsonl (floats, values given to ``run.log`` included),
+    * ``on_grid(run, step, images)``: each fixed-latent grid (uint8 images),
+    * ``on_eval(run, result)``: each in-training evaluation (``eval.every``),
+    * ``on_end(run)``: once, after the last step of a run that ended normally (``run.stop`` holds the reason of
+      an early end),
+    * ``close()``: always, however the run ended (an error, Ctrl-C): release files and connections here.
+
+    A callback that keeps state across a resume gives ``state_key`` and ``state()`` / ``load_state(dict)``
+    (JSON), saved in every checkpoint.
     """
 
     state_key: ClassVar[str | None] = None
@@ -344,5 +400,17 @@ class Callback(Configurable):
     def on_step(self, run, record) -> None:
         pass
 
+    def on_log(self, run, line: dict) -> None:
+        pass
+
+    def on_grid(self, run, step: int, images: torch.Tensor) -> None:
+        pass
+
+    def on_eval(self, run, result: dict) -> None:
+        pass
+
     def on_end(self, run) -> None:
+        pass
+
+    def close(self) -> None:
         pass

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
-from . import contracts, limits
+from . import contracts, limits, rng
 from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
 from .labels import LabelSpace
 from .registry import Registry, get_registry
+
+log = logging.getLogger("ganzoo")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -25,6 +29,16 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def pyramid(resolution: int) -> tuple[int, int]:
+    """(start size, number of x2 stages) with start * 2**stages == resolution and start >= 3: the resolution
+    ladder a convolutional generator climbs and a critic descends. 64 -> (4, 4), 32 -> (4, 3), 28 -> (7, 2),
+    96 -> (6, 4), 128 -> (4, 5)."""
+    start, stages = resolution, 0
+    while start % 2 == 0 and start // 2 >= 4:
+        start, stages = start // 2, stages + 1
+    return start, stages
+
+
 def image_shape(recipe) -> ImageShape:
     return ImageShape(resolution=recipe.data.resolution, channels=recipe.data.channels, latent_dim=recipe.generator.latent_dim)
 
@@ -35,83 +49,92 @@ def build_objective(recipe, registry: Registry | None = None):
 
 
 def build_regularizers(recipe, registry: Registry | None = None, objective=None) -> list:
-    """Every constraint on the critic, in order: those the objective's definition implies (WGAN-GP's gradient
-    penalty, WGAN's weight clipping), then the recipe's ``regularizers:``."""
+    """Every regularizer of the run, in order: those the objective's definition implies (WGAN-GP's gradient
+    penalty, WGAN's weight clipping), then the recipe's ``regularizers:``. One the recipe also lists by name
+    replaces the implied one (the recipe's parameters win: one penalty, never two), with a warning."""
     registry = registry or get_registry()
     objective = objective or build_objective(recipe, registry)
     implied = contracts.check_json(registry.get("objective", recipe.objective.name), objective.regularizers(), "regularizers()")
+    listed = {r.name for r in recipe.regularizers}
     out = []
     for entry in implied:
         entry = dict(entry)
-        out.append(registry.create("regularizer", entry.pop("name", None), entry))
+        name = entry.pop("name", None)
+        if name in listed:
+            log.warning(f"regularizers: '{name}' is part of objective '{recipe.objective.name}' and listed in the recipe: "
+                        "the recipe's entry is the one applied")
+            continue
+        out.append(registry.create("regularizer", name, entry))
     return out + [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
 
 
+def targets(regularizers: list, target: str) -> list:
+    """The regularizers that act on ``target`` (``"critic"`` or ``"generator"``)."""
+    return [r for r in regularizers if getattr(r, "target", "critic") == target]
+
+
 def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None,
-                 labels: LabelSpace | None = None) -> tuple[Generator, Critic]:
-    """The recipe's generator and critic, initialised as it says, the critic set up by its regularizers; for a
-    conditional recipe, wrapped by its conditioning for the ``labels`` (the data's ``LabelSpace``)."""
+                 labels: LabelSpace | None = None, check: bool = True) -> tuple[Generator, Critic]:
+    """The recipe's generator and critic, initialised as it says, each set up by the regularizers that act on it;
+    for a conditional recipe, wrapped by its conditioning for the ``labels`` (the data's ``LabelSpace``).
+    ``check``: run both once on a tiny batch to fail early on a pair that does not fit together."""
     registry = registry or get_registry()
     shape = image_shape(recipe)
-    cond, cond_component = None, None
+    cond = None
     if recipe.condition is not None:
         if labels is None:
             raise GanzooError(f"{recipe.name} is conditional (data.labels {recipe.data.labels}): building it needs the labels' "
                               "classes (from the data, or from a checkpoint)")
-        cond_component = registry.get("conditioning", recipe.condition.name)
-        cond = cond_component.create(recipe.condition.params)
-    nets = []
+        cond = registry.get("conditioning", recipe.condition.name).create(recipe.condition.params)
+    nets = {}
     for role, expected in (("generator", Generator), ("critic", Critic)):
         section = getattr(recipe, role)
-        component = registry.get("architecture", section.name)
-        arch = component.create(**{role: section.params})
+        builder = registry.get(role, section.name).create(section.params)
         role_shape = shape
         if cond is not None:
-            with contracts.calling(cond_component, f"{role}_inputs"):
-                extra = int(getattr(cond, f"{role}_inputs")(labels))
+            extra = int(getattr(cond, f"{role}_inputs")(labels))
             role_shape = shape.model_copy(update={"latent_dim": shape.latent_dim + extra} if role == "generator"
                                           else {"channels": shape.channels + extra})
-        with contracts.calling(component, f"build_{role}"):
-            try:
-                net = getattr(arch, f"build_{role}")(role_shape)
-            except ValueError as exc:
-                raise GanzooError(f"{role}: architecture '{section.name}' cannot be built for "
-                                  f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
-        contracts.check_instance(component, net, expected, f"build_{role}")
+        try:
+            net = builder.build(role_shape)
+        except ValueError as exc:
+            raise GanzooError(f"{role}: '{section.name}' cannot be built for "
+                              f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
         if section.init == "dcgan":
             dcgan_init(net)
         elif section.init == "architecture":
-            with contracts.calling(component, "initialize"):
-                arch.initialize(net)
+            builder.initialize(net)
         if cond is not None:
-            with contracts.calling(cond_component, f"wrap_{role}"):
-                try:
-                    net = getattr(cond, f"wrap_{role}")(net, labels)
-                except ValueError as exc:
-                    raise GanzooError(f"condition '{recipe.condition.name}' with {role} '{section.name}': {exc}") from None
-            contracts.check_instance(cond_component, net, expected, f"wrap_{role}")
-        nets.append(net)
-    g, d = nets
-    for reg in build_regularizers(recipe, registry) if regularizers is None else regularizers:
-        with contracts.calling(reg.component, "setup"):
-            reg.setup(d)
-    _check_fit(recipe, registry, g, d, shape)
+            try:
+                net = getattr(cond, f"wrap_{role}")(net, labels)
+            except ValueError as exc:
+                raise GanzooError(f"condition '{recipe.condition.name}' with {role} '{section.name}': {exc}") from None
+            contracts.check_instance(cond.component, net, expected, f"wrap_{role}")
+        nets[role] = net
+    g, d = nets["generator"], nets["critic"]
+    regularizers = build_regularizers(recipe, registry) if regularizers is None else regularizers
+    for reg in regularizers:
+        with contracts.calling(getattr(reg, "component", reg), "setup"):  # a notebook's own regularizer too
+            reg.setup(g if getattr(reg, "target", "critic") == "generator" else d)
+    if check:
+        _check_fit(recipe, registry, g, d, shape)
     return g, d
 
 
 def _check_fit(recipe, registry, g, d, shape) -> None:
-    """Fail early, with a message naming the plugin, on a G/critic pair that does not fit together."""
-    with torch.no_grad():
+    """Fail early, with a message naming the plugin, on a G/critic pair that does not fit together. Runs on a fork
+    of the RNG: a generator's noise inputs leave training's random stream as it was."""
+    with torch.no_grad(), rng.isolated():
         g.eval(), d.eval()
-        gen = registry.get("architecture", recipe.generator.name)
+        gen = registry.get("generator", recipe.generator.name)
         y = () if recipe.condition is None else (torch.zeros(2, len(recipe.data.labels), dtype=torch.long),)
         with contracts.calling(gen, "the generator's forward"):
-            x = g(torch.zeros(2, shape.latent_dim), *y)  # no random draw: the RNG stream of training starts as before
+            x = g(torch.zeros(2, shape.latent_dim), *y)
         want = (2, shape.channels, shape.resolution, shape.resolution)
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise contracts.ContractError(f"{contracts.who(gen)}: the generator produced {got}, expected {want}")
-        crit = registry.get("architecture", recipe.critic.name)
+        crit = registry.get("critic", recipe.critic.name)
         with contracts.calling(crit, "the critic's forward"):
             s = d(x, *y)
         if not isinstance(s, torch.Tensor) or tuple(s.shape) != (2,):
@@ -120,19 +143,32 @@ def _check_fit(recipe, registry, g, d, shape) -> None:
         g.train(), d.train()
 
 
+def _stand_in_labels(recipe) -> LabelSpace | None:
+    """Before the data is read, the classes are unknown: two stand in for each attribute."""
+    if not recipe.data.labels:
+        return None
+    n = len(recipe.data.labels)
+    return LabelSpace(tuple(recipe.data.labels), (("a", "b"),) * n, ((1, 1),) * n)
+
+
 def preflight(recipe, registry: Registry | None = None) -> dict:
     """What ``run`` would refuse before training, checked without training or decoding (``ganzoo check`` runs it):
-    the data source is there, both networks build for the recipe's shape and fit together (built on PyTorch's
-    ``meta`` device: no memory, no random draws), and they fit in memory. Returns the parameter counts."""
+    the data source is there, both networks build for the recipe's shape and fit together, and they fit in memory.
+    Both are built on PyTorch's ``meta`` device (no memory, no random draws); a network whose forward cannot run
+    there (one that draws noise from its own ``torch.Generator``) is checked by its parameter count alone, and
+    its forward once it is built for real. Returns the parameter counts."""
     registry = registry or get_registry()
-    data = registry.get("dataset", recipe.data.name)
-    with contracts.calling(data, "check"):
-        data.create(recipe.data.params).check()
-    labels = None
-    if recipe.data.labels:  # the classes are known once the data is read: two stand in for each here
-        labels = LabelSpace(tuple(recipe.data.labels), (("a", "b"),) * len(recipe.data.labels), ((1, 1),) * len(recipe.data.labels))
+    data = registry.get("dataset", recipe.data.name).create(recipe.data.params)
+    data.check()
+    labels = _stand_in_labels(recipe)
     with torch.device("meta"):
-        g, d = build_models(recipe, registry, labels=labels)
+        g, d = build_models(recipe, registry, labels=labels, check=False)
+        try:
+            _check_fit(recipe, registry, g, d, image_shape(recipe))
+        except contracts.ContractError as exc:
+            if "meta" not in str(exc).lower():
+                raise
+            log.debug(f"pre-flight: the forward pass cannot run on the meta device ({exc}); checked when built")
     counts = {"generator": sum(p.numel() for p in g.parameters()), "critic": sum(p.numel() for p in d.parameters())}
     copies = 4 + (1 if recipe.ema.decay else 0)  # weights, gradients, two optimizer moments (+ the EMA of G)
     limits.require_memory(4 * copies * (counts["generator"] + counts["critic"]),
@@ -147,10 +183,8 @@ def forward_macs(recipe, registry: Registry | None = None) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     registry = registry or get_registry()
-    labels = None
-    if recipe.data.labels:
-        labels = LabelSpace(tuple(recipe.data.labels), (("a", "b"),) * len(recipe.data.labels), ((1, 1),) * len(recipe.data.labels))
-    with torch.device("meta"):
+    labels = _stand_in_labels(recipe)
+    with torch.device("meta"), rng.isolated():
         g, d = build_models(recipe, registry, labels=labels)
         z = torch.zeros(2, g.latent_dim)
         y = None if labels is None else torch.zeros(2, len(labels.attributes), dtype=torch.long)

@@ -1,18 +1,35 @@
-"""What observers of a run see: the ``Run``, each step's ``StepRecord``, and how they are called.
+"""What observers of a run see: the ``Run``, each step's ``StepRecord``, and the events they receive.
 
-The training loop only trains. Everything else a run does — metrics and TensorBoard, grids, the collapse
+The training loop only trains. Everything else a run does (metrics and TensorBoard, grids, the collapse
 monitor, evaluation and the best checkpoint, checkpoints, the time limit, stop signals, agreement between
-DDP processes, the final samples and report, and the callbacks a recipe names — is an observer with the
-``ganzoo.Callback`` shape: ``on_start(run)``, ``on_step(run, record)`` after each step, ``on_end(run)``.
-Each lives in the module that owns its concern; ``train.observers_for`` lists them in the order they run.
+DDP processes, the final samples and report, and the callbacks a recipe names) is an observer with the
+``ganzoo.Callback`` shape. Each lives in the module that owns its concern; ``train.observers_for`` lists them.
+
+The contract, in order:
+
+1. ``on_start(run)`` to every observer in list order (a resumed observer's saved state is loaded just before).
+2. Each step: ``on_step(run, record)`` to every observer in list order. Events raised during a step reach every
+   observer at once, in list order: ``on_grid(run, step, images)`` when the grid observer draws,
+   ``on_eval(run, result)`` when the evaluation observer scores, and ``on_log(run, line)`` when the metrics
+   observer writes a line (on logged steps, after every observer's ``on_step``: values given to ``run.log``
+   during the step are in it). Last, the checkpoint observer saves (every ``train.checkpoint_every`` steps, and
+   on a stop requested anywhere in the step). The list: stop signals, the time limit, metrics, grids,
+   evaluation, the recipe's callbacks and ``train(callbacks=...)``, the progress bar, the collapse monitor,
+   checkpoints, final samples, the run summary.
+3. ``on_end(run)`` to every observer in list order after the last step of a run that did not fail (checkpoint,
+   then samples, then ``run.json`` and the report); ``run.stop`` holds why a run ended early.
+4. ``close()`` to every observer in reverse order, however the run ended.
 
 An observer stops a run with ``run.request_stop(kind, reason)``: ``end`` finishes normally (final checkpoint,
-samples, report), ``interrupt`` and ``error`` save the last checkpoint and raise.
+samples, report; the reason is printed and kept in run.json and the report), ``interrupt`` and ``error`` save the
+last checkpoint and raise. ``run.log({"name": value})`` adds a value of its own to the step's metrics line
+(metrics.jsonl, TensorBoard, MLflow, the report).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,38 +40,40 @@ import torch
 SEVERITY = {"end": 0, "interrupt": 1, "error": 2}
 
 
+# the keys of a metrics line that ganzoo itself writes; anything else in a line was given to run.log
+STANDARD_KEYS = ("step", "epoch", "d_loss", "g_loss", "penalty", "d_real", "d_fake", "aux", "aux_g", "gap", "img_per_s",
+                 "data_frac", "lr_g", "lr_d")
+
+
 @dataclass
 class StepRecord:
-    """One step's losses and mean scores, as tensors on the training device (reading one waits for it).
+    """One step's named values, as tensors on the training device (reading one waits for it).
 
-    Critic values are means over the step's ``n_critic`` critic updates; ``penalty`` sums every regularizer's
-    (``None`` when no regularizer added one on this step). ``aux`` and ``aux_g`` are a critic's own auxiliary
-    losses (an AC-GAN classifier's) in the critic and the generator step, ``None`` for critics without one.
+    ``values``: ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (mean critic scores), ``penalty`` (the sum of the critic
+    regularizers' terms, 0 on steps without one), each regularizer's own term under ``penalty/NAME``
+    (``penalty/r1``, ``penalty/gradient_penalty``, ``penalty/path_length``), and ``aux``/``aux_g`` for a critic with
+    an auxiliary loss. Critic values
+    are means over the step's ``n_critic`` critic updates. ``record.d_loss`` reads ``values["d_loss"]``.
     """
 
     step: int
-    d_loss: torch.Tensor
-    g_loss: torch.Tensor
-    penalty: torch.Tensor | None
-    d_real: torch.Tensor
-    d_fake: torch.Tensor
+    values: dict[str, torch.Tensor]
     data_seconds: float = 0.0
-    aux: torch.Tensor | None = None
-    aux_g: torch.Tensor | None = None
 
-    def values(self) -> dict[str, torch.Tensor]:
-        zero = torch.zeros_like(self.d_loss)
-        out = {"d_loss": self.d_loss, "g_loss": self.g_loss, "penalty": zero if self.penalty is None else self.penalty,
-               "d_real": self.d_real, "d_fake": self.d_fake}
-        if self.aux is not None or self.aux_g is not None:
-            out.update(aux=zero if self.aux is None else self.aux, aux_g=zero if self.aux_g is None else self.aux_g)
-        return out
+    def __getattr__(self, name):
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        if name in ("aux", "aux_g"):
+            return None
+        raise AttributeError(f"StepRecord has no value '{name}' (it has: {', '.join(values or ())})")
 
 
 @dataclass
 class Stop:
     kind: Literal["end", "interrupt", "error"]
     reason: str
+    step: int = 0
 
 
 @dataclass
@@ -83,20 +102,48 @@ class Run:
     seconds: float = 0.0
     stop: Stop | None = None
     logged: dict | None = None  # the metrics line of this step when it is a logged step (set by watch.Metrics)
+    metrics: dict = field(default_factory=dict)  # the last metrics line written
     grid: torch.Tensor | None = None  # the fixed-z grid images of this step when one was drawn (set by watch.Grids)
+    eval: dict | None = None  # the last in-training evaluation: step, n and scores (set by evaluation.TrainingEval)
     best: dict | None = None  # the best evaluation so far (set by evaluation.TrainingEval)
+    eval_seconds: float = 0.0  # time spent in in-training evaluation in this segment
+    distinct: Any = None  # the final samples' distinctness check (set by sampling.FinalSamples)
+    ranks: list | None = None  # per-process step counts of a DDP run (set by distributed.StopAgreement)
     checkpoint_path: Path | None = None
     labels: Any = None  # the LabelSpace of a conditional run (data.labels), else None
     observers: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)  # anything observers share that has no field here
+    pending: dict = field(default_factory=dict)  # values given to run.log since the last metrics line
+    metrics_log: Any = None  # the metrics observer (watch.Metrics), for events and TensorBoard
 
     def sampler(self) -> torch.nn.Module:
         """The generator that grids, evaluation and samples use: the weight average once it has begun."""
         return self.ema.module if self.ema is not None and int(self.ema.n_averaged) > 0 else self.generator
 
     def request_stop(self, kind: str, reason: str) -> None:
+        """Stop after this step: ``end`` finishes normally (the reason is printed and kept in run.json and the report),
+        ``interrupt`` and ``error`` save the last checkpoint and raise."""
+        if kind not in SEVERITY:
+            raise ValueError(f"request_stop: kind must be one of {', '.join(SEVERITY)}, got {kind!r}")
         if self.stop is None or SEVERITY[kind] > SEVERITY[self.stop.kind]:
-            self.stop = Stop(kind, reason)
+            self.stop = Stop(kind, str(reason), self.step)
+
+    def log(self, values: dict) -> None:
+        """Add values of your own to the run's metrics: each name goes into the next line of metrics.jsonl (this
+        step's when it is a logged step; the last value given wins), TensorBoard, MLflow and the report."""
+        for key, value in values.items():
+            if not isinstance(key, str) or not key or key in ("step", "epoch"):
+                raise ValueError(f"run.log: {key!r} is not a name a value can be logged under")
+            number = float(value)
+            if not math.isfinite(number):
+                logging.getLogger("ganzoo").warning(f"run.log: {key} is {number} at step {self.step}")
+            self.pending[key] = number
+
+    def emit(self, event: str, *args) -> None:
+        """Deliver an event (``on_log``, ``on_grid``, ``on_eval``) to every observer, in list order."""
+        for o in self.observers:
+            method = getattr(o, event, None)
+            if method is not None:
+                method(self, *args)
 
     @property
     def images_per_step(self) -> int:
@@ -107,7 +154,7 @@ class Run:
         before = (self.resumed_from.meta.get("time") or {}) if self.resumed_from is not None else {}
         now = self.seconds or time.perf_counter() - self.started
         return {"seconds": round(before.get("seconds", 0.0) + now, 3),
-                "eval_seconds": round(before.get("eval_seconds", 0.0) + self.extra.get("eval_seconds", 0.0), 3)}
+                "eval_seconds": round(before.get("eval_seconds", 0.0) + self.eval_seconds, 3)}
 
     def states(self) -> dict:
         """The JSON state of every observer and regularizer that keeps one, by its ``state_key`` (saved in checkpoints)."""
@@ -131,6 +178,11 @@ class Observers:
     def on_step(self, run: Run, record: StepRecord) -> None:
         for o in self.items:
             o.on_step(run, record)
+        for phase in ("write_line", "after_step"):  # the metrics line (then on_log); then checkpoints act on any stop
+            for o in self.items:
+                method = getattr(o, phase, None)
+                if method is not None:
+                    method(run)
 
     def on_end(self, run: Run) -> None:
         for o in self.items:

@@ -49,10 +49,13 @@ class ProgressBar(Callback):
     def on_step(self, run, record) -> None:
         if self.plain:
             self._plain_line(run)
-        elif run.logged:
-            self.bar.update(self.task, completed=run.step, stats=stats_text(run.logged, self.stats_width))
         else:
             self.bar.update(self.task, completed=run.step)
+
+    def on_log(self, run, line) -> None:
+        self.last_line = line
+        if not self.plain and self.bar is not None:
+            self.bar.update(self.task, completed=run.step, stats=stats_text(line, self.stats_width))
 
     def _plain_line(self, run) -> None:
         now = time.perf_counter()
@@ -88,8 +91,10 @@ def clock(seconds: float) -> str:
 def stats_text(m: dict, width: int = 200) -> str:
     """The last logged losses and speed, as much of them as ``width`` characters allow (losses first)."""
     parts = [f"D {m['d_loss']:.3f}", f"G {m['g_loss']:.3f}"]
-    if m.get("penalty"):
-        parts.append(f"GP {m['penalty']:.3f}")
+    terms = [k for k in m if k.startswith("penalty/")]  # each regularizer's term under its own name
+    parts += [f"{k.removeprefix('penalty/')} {m[k]:.3g}" for k in terms]
+    if not terms and m.get("penalty"):
+        parts.append(f"penalty {m['penalty']:.3f}")
     parts += [f"{m['img_per_s']:.0f} img/s", f"data {100 * m['data_frac']:.0f}%"]
     text = ""
     for part in parts:

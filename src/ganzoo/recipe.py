@@ -68,10 +68,10 @@ class DataSection(_ComponentSection):
 
 
 class _ArchitectureSection(_ComponentSection):
-    """A generator or critic section: an architecture component and how to initialise what it builds."""
+    """A generator or critic section: a generator or critic component and how to initialise what it builds."""
 
     init: Literal["architecture", "dcgan", "default"] = Field(
-        "architecture", description="architecture: the architecture's own initialisation; dcgan: conv/linear N(0, 0.02), "
+        "architecture", description="architecture: the component's own initialisation; dcgan: conv/linear N(0, 0.02), "
         "BN weight N(1, 0.02); default: PyTorch's layer defaults")
 
 
@@ -225,8 +225,8 @@ COMPONENT_SECTIONS = {
     "regularizer": ("regularizer", lambda c: c.cls.Params),
     "callback": ("callback", lambda c: c.cls.Params),
     "data": ("dataset", lambda c: c.cls.Params),
-    "generator": ("architecture", lambda c: c.cls.GeneratorParams),
-    "critic": ("architecture", lambda c: c.cls.CriticParams),
+    "generator": ("generator", lambda c: c.cls.Params),
+    "critic": ("critic", lambda c: c.cls.Params),
     "objective": ("objective", lambda c: c.cls.Params),
     "condition": ("conditioning", lambda c: c.cls.Params),
 }

@@ -6,8 +6,11 @@ then every module of the ``ganzoo`` entry-point group. Loading calls each plugin
 with a ``register`` callback and records, per component, the plugin that provided it and that plugin's
 distribution and version. ``ganzoo list`` shows built-ins and third-party components the same way.
 
-A plugin that cannot load, registers a component that breaks its contract, or registers a name another
-plugin also registers, is recorded in ``problems`` (warnings naming it); everything else still works.
+A plugin that cannot load, or registers a component that breaks its contract, is recorded in ``problems``
+(warnings naming it); everything else still works. Two components of one kind and name: the first keeps the
+name (a built-in always does, unless ``GANZOO_PREFER_PLUGINS`` names the other's package) and the other is
+reachable as ``package:name``; a warning names both. ``GANZOO_DISABLE_PLUGINS=pkg1,pkg2`` turns installed
+plugins off (by distribution or entry-point name).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import difflib
 import functools
 import importlib
 import logging
+import os
 import pkgutil
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -24,7 +28,7 @@ import pluggy
 
 from . import contracts, hookspecs
 from .errors import GanzooError
-from .interfaces import Architecture, Callback, Conditioning, Dataset, Objective, Regularizer
+from .interfaces import Architecture, Callback, Conditioning, CriticBuilder, Dataset, GeneratorBuilder, Objective, Regularizer
 
 ENTRY_POINT_GROUP = "ganzoo"
 BUILTIN_PACKAGE = "ganzoo_plugins"
@@ -32,13 +36,42 @@ log = logging.getLogger("ganzoo")
 
 # kind -> (hook name, base class)
 KINDS: dict[str, tuple[str, type]] = {
-    "architecture": ("register_architectures", Architecture),
+    "generator": ("register_generators", GeneratorBuilder),
+    "critic": ("register_critics", CriticBuilder),
     "objective": ("register_objectives", Objective),
     "regularizer": ("register_regularizers", Regularizer),
     "dataset": ("register_datasets", Dataset),
     "callback": ("register_callbacks", Callback),
     "conditioning": ("register_conditionings", Conditioning),
 }
+# the earlier contract: a generator/critic family as one class, registered as a generator and a critic
+LEGACY_HOOK = "register_architectures"
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _names_in(variable: str) -> set[str]:
+    return {_norm(n) for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+def architecture_builders(arch: type) -> tuple[type, type]:
+    """A ``GeneratorBuilder`` and a ``CriticBuilder`` class made from an ``Architecture`` class of the earlier
+    contract: a plugin written against it keeps working unchanged."""
+
+    def builder(base, role):
+        def build(self, shape):
+            return getattr(arch(**{role: self.params}), f"build_{role}")(shape)
+
+        def initialize(self, module):
+            arch(**{role: self.params}).initialize(module)
+
+        return type(f"{arch.__name__}{role.title()}", (base,), {
+            "name": arch.name, "description": getattr(arch, "description", ""), "__module__": arch.__module__,
+            "Params": getattr(arch, f"{role.title()}Params"), "build": build, "initialize": initialize, "legacy": arch})
+
+    return builder(GeneratorBuilder, "generator"), builder(CriticBuilder, "critic")
 
 
 @dataclass(frozen=True)
@@ -56,26 +89,22 @@ class Component:
     def description(self) -> str:
         return getattr(self.cls, "description", "")
 
+    @property
+    def qualified_name(self) -> str:
+        """``package:name``: the name that stays unique when two packages register the same one."""
+        return f"{self.package}:{self.name}"
+
     def params_models(self) -> dict[str, type]:
-        """The pydantic params models of this component, by role."""
-        if self.kind == "architecture":
-            return {"generator": self.cls.GeneratorParams, "critic": self.cls.CriticParams}
+        """The pydantic params model of this component, by kind."""
         return {self.kind: self.cls.Params}
 
-    def create(self, *args, **kwargs):
-        """An instance, made with validated params (``Kind(params)``; architectures ``Kind(generator=, critic=)``);
-        what the plugin's constructor raises is one line naming it. Objectives and regularizers come back with
-        their results checked on every call, callbacks with their exceptions naming the plugin."""
+    def create(self, params=None):
+        """An instance, made with validated params (``Kind(params)``), behind ``contracts.Checked``: every call into
+        it that raises is one line naming the plugin, and its results are checked where the contract says what
+        they must be (losses, penalties, augmentations, built networks)."""
         with contracts.calling(self, "its constructor"):
-            instance = self.cls(*args, **kwargs)
-        if self.kind == "objective":
-            return contracts.CheckedObjective(self, instance)
-        if self.kind == "regularizer":
-            return contracts.CheckedRegularizer(self, instance)
-        if self.kind == "callback":
-            for method in ("on_start", "on_step", "on_end"):
-                setattr(instance, method, contracts.guarded(self, getattr(instance, method)))
-        return instance
+            instance = self.cls(params)
+        return contracts.Checked(self, instance)
 
 
 @dataclass
@@ -95,6 +124,8 @@ class Registry:
     components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
     problems: list[PluginProblem] = field(default_factory=list)
     disabled: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> why it is unavailable
+    shadowed: dict[tuple[str, str], Component] = field(default_factory=dict)  # (kind, package:name) -> a clash's other component
+    switched_off: list[str] = field(default_factory=list)  # plugins GANZOO_DISABLE_PLUGINS turned off
     pm: pluggy.PluginManager = field(default_factory=lambda: _new_plugin_manager())
     _packages: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin -> (distribution, version)
 
@@ -109,13 +140,22 @@ class Registry:
 
         package = importlib.import_module(BUILTIN_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if info.name.startswith("_") or self.pm.has_plugin(info.name):
+            name = f"{BUILTIN_PACKAGE}.{info.name}"  # its full module name: an entry point may be called r1 too
+            if info.name.startswith("_") or self.pm.has_plugin(name):
                 continue
-            self._load(info.name, lambda n=info.name: importlib.import_module(f"{BUILTIN_PACKAGE}.{n}"), "ganzoo", __version__)
+            self._load(name, lambda n=name: importlib.import_module(n), "ganzoo", __version__)
+        off = _names_in("GANZOO_DISABLE_PLUGINS")
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if self.pm.has_plugin(ep.name) or (ep.dist is not None and ep.dist.name == "ganzoo"):
+            if ep.dist is not None and ep.dist.name == "ganzoo":
                 continue  # ganzoo's own entry points from an older install: the built-ins are loaded above
-            self._load(ep.name, ep.load, ep.dist.name if ep.dist else "?", ep.dist.version if ep.dist else "?")
+            dist = ep.dist.name if ep.dist else "?"
+            if off & {_norm(ep.name), _norm(dist)}:
+                self.switched_off.append(f"{ep.name} ({dist})")
+                continue
+            name = ep.name if not self.pm.has_plugin(ep.name) else f"{ep.name} ({dist})"
+            if self.pm.has_plugin(name):
+                continue
+            self._load(name, ep.load, dist, ep.dist.version if ep.dist else "?")
         return self
 
     load_entry_points = load_plugins  # the name of the first version
@@ -144,7 +184,8 @@ class Registry:
             return
         self._packages[name] = (package, version)
         count = 0
-        for kind, (hook_name, base) in KINDS.items():
+        hooks = [(kind, hook_name, base) for kind, (hook_name, base) in KINDS.items()] + [("architecture", LEGACY_HOOK, Architecture)]
+        for kind, hook_name, base in hooks:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name != name:
                     continue
@@ -177,23 +218,46 @@ class Registry:
             if isinstance(name, str) and name:
                 self.disabled.setdefault((kind, name), f"plugin {plugin} ({package}) registered it, but: " + "; ".join(problems))
             return
+        if kind == "architecture":  # the earlier contract: one class for both roles
+            for role, derived in zip(("generator", "critic"), architecture_builders(cls)):
+                self._add(Component(role, name, derived, plugin, package, version), strict)
+            return
+        self._add(Component(kind, name, cls, plugin, package, version), strict)
+
+    def _add(self, new: Component, strict: bool) -> None:
+        kind, name = new.kind, new.name
         if (kind, name) in self.disabled:
             return
         existing = self.components[kind].get(name)
-        if existing is not None:
-            message = (f"{kind} '{name}' is registered twice: by plugin '{existing.plugin}' ({existing.package}) "
-                       f"and by plugin '{plugin}' ({package})")
+        if existing is None:
+            self.components[kind][name] = new
+            return
+        if existing.package == new.package:
+            message = f"{kind} '{name}' is registered twice by {new.package} (plugins '{existing.plugin}' and '{new.plugin}')"
             if strict:
                 raise GanzooError(message)
-            del self.components[kind][name]
-            self.disabled[(kind, name)] = message + "; both are disabled until one is uninstalled"
-            self.problems.append(PluginProblem(plugin, message + f"; '{name}' is disabled until one is uninstalled", package))
+            self.problems.append(PluginProblem(new.plugin, message + "; the first is kept", new.package))
             return
-        self.components[kind][name] = Component(kind, name, cls, plugin, package, version)
+        prefer = _names_in("GANZOO_PREFER_PLUGINS")
+        keep, other = existing, new
+        if _norm(new.package) in prefer and _norm(existing.package) not in prefer:
+            keep, other = new, existing
+        self.components[kind][name] = keep
+        self.shadowed[(kind, other.qualified_name)] = other
+        message = (f"{kind} '{name}' is registered by {existing.package} (plugin {existing.plugin}) and by {new.package} "
+                   f"(plugin {new.plugin}): '{name}' is {keep.package}'s, the other is '{other.qualified_name}'"
+                   + ("" if prefer else f" (GANZOO_PREFER_PLUGINS={other.package} gives it the name)"))
+        self.problems.append(PluginProblem(new.plugin, message, new.package))
 
     # -- lookup ----------------------------------------------------------------
     def get(self, kind: str, name: str) -> Component:
         try:
+            if isinstance(name, str) and ":" in name:  # package:name
+                package, _, short = name.partition(":")
+                found = self.components[kind].get(short)
+                if found is not None and found.package == package:
+                    return found
+                return self.shadowed[(kind, name)]
             return self.components[kind][name]
         except KeyError:
             if (kind, name) in self.disabled:
@@ -214,7 +278,9 @@ class Registry:
         return component.create(validated)
 
     def all(self) -> list[Component]:
-        return [c for kind in KINDS for c in sorted(self.components[kind].values(), key=lambda c: c.name)]
+        """Every component, by kind then name (a clash's other component under its ``package:name``)."""
+        shadowed = lambda kind: [c for (k, _), c in self.shadowed.items() if k == kind]  # noqa: E731
+        return [c for kind in KINDS for c in sorted([*self.components[kind].values(), *shadowed(kind)], key=lambda c: c.name)]
 
     def find(self, name: str) -> list[Component]:
         return [c for c in self.all() if c.name == name]

@@ -274,6 +274,9 @@ def _progress_rows(rf: RunFolder) -> dict:
         rows["time"] = duration(total) + (" in all segments" if s.get("resumed_from") else "")
         if evaluating:
             rows["time"] += f", of which evaluation {duration(evaluating)}"
+    stop = s.get("stop") or {}
+    if stop.get("reason"):
+        rows["ended"] = f"early, at step {stop.get('step')}: {stop['reason']}"
     if s.get("images_per_second") is not None:
         world = s.get("world_size") or 1
         rows["speed"] = (f"{sig(float(s['images_per_second']))} img/s training (evaluation left out) on {s.get('device', '?')}"
@@ -301,9 +304,15 @@ def _score_rows(rf: RunFolder) -> dict:
         rows["last evaluation"] = evaluation_text(rf.latest_evaluation())
     final = rf.summary.get("final") or {}
     if final:
+        from .observers import STANDARD_KEYS
+
         losses = [("critic", "d_loss"), ("generator", "g_loss"), ("gap", "gap")]
-        losses += [("penalty", "penalty")] if final.get("penalty") else []
+        terms = [k for k in final if k.startswith("penalty/")]
+        losses += [(k.removeprefix("penalty/"), k) for k in terms] or ([("penalty", "penalty")] if final.get("penalty") else [])
         rows["last losses"] = f"step {final.get('step')}: " + ", ".join(f"{label} {sig(final.get(key))}" for label, key in losses)
+        own = [k for k in final if k not in STANDARD_KEYS and not k.startswith("penalty/")]
+        if own:
+            rows["logged by callbacks"] = ", ".join(f"{k} {sig(final[k])}" for k in own)
     samples = rf.summary.get("samples") or {}
     if samples.get("n"):
         rows["samples"] = (f"{samples['n']} images; min pairwise RMS distance {sig(samples.get('min_pairwise_rms'))}; "
@@ -562,18 +571,19 @@ class RunSummary(Callback):
     def on_end(self, run) -> None:
         import logging
 
-        train_seconds = max(run.seconds - run.extra.get("eval_seconds", 0.0), 1e-9)
+        train_seconds = max(run.seconds - run.eval_seconds, 1e-9)
         ips = (run.step - run.start) * run.images_per_step / train_seconds  # training only: evaluation time left out
-        distinct, samples = run.extra.get("distinct"), run.recipe.output.samples
+        distinct, samples = run.distinct, run.recipe.output.samples
         total = run.elapsed()
         summary = {"name": run.recipe.name, "steps": run.step, "planned_steps": run.total, "resumed_from": run.start or None,
                    "n_images": run.n_images, "seconds": round(run.seconds, 2), "seconds_total": total["seconds"],
                    "eval_seconds_total": total["eval_seconds"], "images_per_second": round(ips, 1), "device": str(run.device),
-                   "world_size": run.world.size, "final": run.extra.get("metrics", {}),
+                   "world_size": run.world.size, "final": run.metrics,
+                   "stop": {"kind": run.stop.kind, "reason": run.stop.reason, "step": run.stop.step} if run.stop else None,
                    "samples": {"n": samples, "min_pairwise_rms": distinct.min_distance if distinct else None,
                                "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
-        if "ranks" in run.extra:
-            summary["ranks"] = run.extra["ranks"]
+        if run.ranks is not None:
+            summary["ranks"] = run.ranks
         atomic_write(run.run_dir / "run.json", json.dumps(summary, indent=2).encode(), "run summary")
         write_report(run.run_dir)
         logging.getLogger("ganzoo").info(

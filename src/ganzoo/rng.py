@@ -8,6 +8,7 @@ an uninterrupted one on CPU.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -41,3 +42,15 @@ def set_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = meta["python"]
     random.setstate((version, tuple(internal), gauss_next))
+
+
+@contextmanager
+def isolated(seed: int | None = None):
+    """Run a block on a fork of torch's RNG (the CPU and every initialised CUDA device): what the block draws
+    (a generator's noise inputs, a DataLoader's shuffling) leaves training's random stream as it was. With
+    ``seed`` the fork starts from that seed, so the block draws the same numbers every time."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield

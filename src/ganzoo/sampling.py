@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from .data import to_uint8
-from . import limits
+from . import limits, rng
 from .errors import GanzooError
 from .interfaces import Callback
 
@@ -51,13 +51,28 @@ def png_bytes(image: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
+def has_w_space(generator) -> bool:
+    """Whether ``generator`` has an intermediate latent space (``mapping``/``synthesis``/``w_avg``, StyleGAN-style)."""
+    inner = getattr(generator, "inner", generator)  # a conditional wrapper: what it wraps
+    return all(hasattr(inner, a) for a in ("mapping", "synthesis", "w_avg"))
+
+
 def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None, generator=None) -> torch.Tensor:
-    """``n`` latent vectors from the generator's prior (``Generator.sample_latent``; N(0, 1) without one), or from
-    N(0, 1) truncated to [-t, t] (the truncation trick)."""
+    """``n`` latent vectors from the generator's prior (``Generator.sample_latent``; N(0, 1) without one), or, for a
+    generator without a w-space, from N(0, 1) truncated to [-t, t] (the truncation trick in z). A generator with a
+    w-space is truncated in w by ``render``."""
     g = torch.Generator().manual_seed(seed)
-    if truncation is None:
+    if truncation is None or (generator is not None and has_w_space(generator)):
         return generator.sample_latent(n, generator=g) if generator is not None else torch.randn(n, dim, generator=g)
     return torch.nn.init.trunc_normal_(torch.empty(n, dim), a=-truncation, b=truncation, generator=g)
+
+
+def truncated(generator, z: torch.Tensor, y: torch.Tensor | None, psi: float) -> torch.Tensor:
+    """Images of ``z`` with w pulled toward the generator's average w: ``w_avg + psi * (w - w_avg)``."""
+    cond = () if y is None else (y,)
+    w = generator.mapping(z, *cond)
+    w_avg = getattr(generator, "inner", generator).w_avg
+    return generator.synthesis(w_avg + psi * (w - w_avg), *cond)
 
 
 def label_codes(generator, n: int, labels=None, seed: int = 0) -> torch.Tensor | None:
@@ -83,15 +98,23 @@ def label_codes(generator, n: int, labels=None, seed: int = 0) -> torch.Tensor |
 
 
 @torch.no_grad()
-def render(generator, z: torch.Tensor, batch_size: int = 250, device=None, y: torch.Tensor | None = None) -> torch.Tensor:
+def render(generator, z: torch.Tensor, batch_size: int = 250, device=None, y: torch.Tensor | None = None,
+           truncation: float | None = None, seed: int = 0) -> torch.Tensor:
     """uint8 images ``(len(z), C, H, W)`` for the latent vectors ``z`` (and label codes ``y`` for a conditional
-    generator), generator in eval mode."""
+    generator), generator in eval mode. A generator's noise inputs are drawn from a fork of torch's RNG seeded
+    with ``seed``: the same images every time, and the caller's random stream untouched. ``truncation``: w-space
+    truncation for a generator that has a w-space (z-space truncation is ``latents``')."""
     device = device or next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     cond = () if y is None else (y,)
-    out = [to_uint8(generator(z[i : i + batch_size].to(device), *(c[i : i + batch_size].to(device) for c in cond))).cpu()
-           for i in range(0, len(z), batch_size)]
+    w_psi = truncation if truncation is not None and has_w_space(generator) else None
+    with rng.isolated(seed):
+        out = []
+        for i in range(0, len(z), batch_size):
+            zi, yi = z[i : i + batch_size].to(device), [c[i : i + batch_size].to(device) for c in cond]
+            x = generator(zi, *yi) if w_psi is None else truncated(generator, zi, yi[0] if yi else None, w_psi)
+            out.append(to_uint8(x).cpu())
     generator.train(was_training)
     s = generator.shape
     return torch.cat(out) if out else torch.empty(0, s.channels, s.resolution, s.resolution, dtype=torch.uint8)
@@ -121,7 +144,7 @@ def generate(generator, n: int, seed: int = 0, batch_size: int = 250, device=Non
     A conditional generator takes ``labels`` (``{"hair": "blue"}``, ``["digit=7"]``, ``"random"``: ``label_codes``)."""
     _fits(generator, n, 2, "ask for fewer at a time (with another seed for more)")
     y = label_codes(generator, n, labels, seed)
-    images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device, y)
+    images = render(generator, latents(n, generator.latent_dim, seed, truncation, generator), batch_size, device, y, truncation, seed)
     return images.as_subclass(ImageBatch)
 
 
@@ -143,7 +166,7 @@ def class_grid(generator, attribute: str | None = None, columns: int = 8, seed: 
     base = space.draw(columns, seed, fixed).repeat(len(classes), 1)
     base[:, a] = torch.arange(len(classes)).repeat_interleave(columns)
     z = latents(columns, generator.latent_dim, seed, truncation, generator).repeat(len(classes), 1)
-    return render(generator, z, device=device, y=base).as_subclass(ImageBatch), list(classes)
+    return render(generator, z, device=device, y=base, truncation=truncation, seed=seed).as_subclass(ImageBatch), list(classes)
 
 
 # -- distinctness --------------------------------------------------------------
@@ -196,7 +219,7 @@ def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02,
     _fits(generator, n, 3, "ask for fewer (-n) at a time, with another --seed for more")  # images, floats for the distances
     y = label_codes(generator, n, labels, seed)
     z = latents(n, generator.latent_dim, seed, truncation, generator)
-    images = render(generator, z, batch_size, device, y)
+    images = render(generator, z, batch_size, device, y, truncation, seed)
     g = torch.Generator().manual_seed(seed + 1_000_003)
     redrawn = 0
     for _ in range(max_rounds):
@@ -205,11 +228,11 @@ def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02,
             break
         again = sorted({b for _, b, _ in report.close_pairs})
         fresh = torch.empty(len(again), generator.latent_dim)
-        if truncation is None:
+        if truncation is None or has_w_space(generator):
             fresh.normal_(generator=g)
         else:
             torch.nn.init.trunc_normal_(fresh, a=-truncation, b=truncation, generator=g)
-        images[again] = render(generator, fresh, batch_size, device, None if y is None else y[again])
+        images[again] = render(generator, fresh, batch_size, device, None if y is None else y[again], truncation, seed + 1 + redrawn)
         redrawn += len(again)
     report = check_distinct(images, threshold)
     report.regenerated = redrawn
@@ -329,7 +352,7 @@ def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, trunc
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     walk = slerp(z[:-1, None, :], z[1:, None, :], t)  # (points - 1, steps, dim)
     images = render(generator, walk.reshape(-1, generator.latent_dim), device=device,
-                    y=None if y is None else y.expand((points - 1) * steps, -1))
+                    y=None if y is None else y.expand((points - 1) * steps, -1), truncation=truncation, seed=seed)
     return images.view(points - 1, steps, *images.shape[1:])
 
 
@@ -359,4 +382,4 @@ class FinalSamples(Callback):
             for attr in run.labels.attributes:
                 images, _ = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)
                 write_grid(images, run.run_dir / "samples" / f"by_{attr}.png", nrow=8)
-        run.extra["distinct"] = distinct
+        run.distinct = distinct

@@ -54,5 +54,4 @@ class TimeLimit(Callback):
 
     def on_step(self, run, record) -> None:
         if run.step < run.total and time.perf_counter() - run.started >= 60 * self.minutes:
-            log.info(f"train.time_limit: {self.minutes:g} minutes reached at step {run.step}/{run.total}")
-            run.request_stop("end", "train.time_limit")
+            run.request_stop("end", f"train.time_limit: {self.minutes:g} minutes reached")

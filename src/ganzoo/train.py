@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, rng
+from . import conditional, distributed, rng, watch
 from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_data
 from .errors import GanzooError
@@ -50,15 +50,18 @@ class RunResult:
 
 
 class GANStep:
-    """One training step: the critic updates, then the generator update."""
+    """One training step: the critic updates, then the generator update. Returns the step's ``StepRecord``."""
 
     def __init__(self, run: Run):
         self.run, cfg = run, run.recipe.train
-        self.G, self.D = run.generator, run.critic
-        self.G_train, self.D_train = distributed.wrap(self.G, run.world, run.device), distributed.wrap(self.D, run.world, run.device)
+        G, D = run.generator, run.critic
         if cfg.compile:
-            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
-        self.D_plain = torch.compile(self.D) if cfg.compile else self.D  # the G step needs no critic weight gradients (nor DDP)
+            G, D = torch.compile(G), torch.compile(D)
+        self.G = distributed.wrap(G, run.world, run.device)
+        self.critic = distributed.wrap(D, run.world, run.device)  # the one critic handle: what the losses score with
+        self.has_aux = bool(getattr(run.critic, "has_aux", False))
+        self.critic_regs = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers) if getattr(r, "target", "critic") == "critic"]
+        self.generator_regs = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers) if getattr(r, "target", "critic") == "generator"]
         self.bf16 = cfg.precision == "bf16"
         self.channels_last = cfg.channels_last
         self.mismatch = run.recipe.condition.mismatch if run.recipe.condition is not None else 0.0
@@ -74,98 +77,109 @@ class GANStep:
 
     def __call__(self, step: int) -> StepRecord:
         run = self.run
-        self.D.requires_grad_(True)
-        sums, data_seconds = None, 0.0
+        run.critic.requires_grad_(True)
+        sums, data_seconds = {}, 0.0
         for i in range(run.n_critic):
             t0 = time.perf_counter()
             real, y = run.batches.next_labelled()
             if self.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
             data_seconds += time.perf_counter() - t0
-            values = self.critic_step(real, y, (step - 1) * run.n_critic + i)
-            sums = values if sums is None else [_add(a, b) for a, b in zip(sums, values)]
-        d_loss, penalty, d_real, d_fake, aux = sums if run.n_critic == 1 else [None if v is None else v / run.n_critic for v in sums]
-        g_loss, aux_g = self.generator_step(step, real, y)
-        return StepRecord(step, d_loss, g_loss, penalty, d_real, d_fake, data_seconds, aux, aux_g)
+            for key, value in self.critic_step(real, y, (step - 1) * run.n_critic + i).items():
+                sums[key] = _add(sums.get(key), value)
+        values = sums if run.n_critic == 1 else {k: v / run.n_critic for k, v in sums.items()}
+        values.update(self.generator_step(step, real, y))
+        zero = torch.zeros_like(values["d_loss"])
+        values.setdefault("penalty", zero)
+        if self.has_aux:
+            values.setdefault("aux", zero), values.setdefault("aux_g", zero)
+        return StepRecord(step, values, data_seconds)
 
     def scores(self, critic, images: torch.Tensor, y, aux: str | None = None):
         """``(scores, auxiliary loss or None)`` of ``critic`` (labels ``y`` for a conditional one; ``aux`` is the batch's
         kind, ``real``/``fake``/``generator``, for a critic with an auxiliary loss)."""
         args = (images,) if y is None else (images, y)
-        if aux is None or not self.D.has_aux:
+        if aux is None or not self.has_aux:
             return critic(*args).float(), None
         scores, extra = critic(*args, aux=aux)
         return scores.float(), extra
 
     def fake(self, n: int, y, grad: bool):
-        """A batch of generated images (for labels ``y`` when conditional)."""
-        G, z = (self.G_train if grad else self.G), self.G.sample_latent(n, device=self.run.device)
-        return G(z) if y is None else G(z, y)
+        """``(z, images)``: a latent batch and the images generated from it (for labels ``y`` when conditional)."""
+        G, z = (self.G if grad else self.run.generator), self.run.generator.sample_latent(n, device=self.run.device)
+        return z, (G(z) if y is None else G(z, y))
 
-    def critic_step(self, real: torch.Tensor, y, critic_step: int) -> list:
+    def critic_step(self, real: torch.Tensor, y, critic_step: int) -> dict:
         run, bs = self.run, self.run.recipe.train.batch_size
         with self.autocast():
             with torch.no_grad():
-                fake = self.fake(bs, y, grad=False)  # the data's labels: generated classes follow the data's frequencies
+                _, fake = self.fake(bs, y, grad=False)  # the data's labels: generated classes follow the data's frequencies
             real, fake = self.see(real), self.see(fake)
-            real_scores, aux_real = self.scores(self.D_train, real, y, "real")
-            fake_scores, aux_fake = self.scores(self.D_train, fake, y, "fake")
+            real_scores, aux_real = self.scores(self.critic, real, y, "real")
+            fake_scores, aux_fake = self.scores(self.critic, fake, y, "fake")
             loss = run.objective.critic_loss(real_scores, fake_scores)
             for reg in run.regularizers:
                 reg.observe(real_scores.detach(), fake_scores.detach())
             if self.mismatch:  # E1's matching-aware term: real images with a wrong label are fakes too
-                wrong_scores, _ = self.scores(self.D_train, real, wrong_labels(y, run.labels.sizes))
-                loss = (1 - self.mismatch) * loss + self.mismatch * run.objective.critic_loss(real_scores, wrong_scores)
+                loss = conditional.matching_aware(loss, run.objective, real_scores, self.scores, self.critic, real, y,
+                                                  run.labels, self.mismatch)
             aux = _add(aux_real, aux_fake)
             # a penalty takes its input gradients out of place (autograd.grad, create_graph=True), then the one
             # backward below reaches DDP's all-reduce hooks: PyTorch's supported way under DDP
-            penalty, critic = None, self.D_train if y is None else WithLabels(self.D_train, y)
-            for reg in run.regularizers:
+            penalty, terms, critic = None, {}, conditional.bind_labels(self.critic, y)
+            for name, reg in self.critic_regs:
                 if critic_step % reg.every == 0:
-                    penalty = _add(penalty, reg.penalty(critic, real, fake))
+                    term = reg.penalty(critic, real, fake)
+                    if term is not None:
+                        terms[name] = term.detach()
+                    penalty = _add(penalty, term)
         run.opt_d.zero_grad(set_to_none=True)
         _add(_add(loss, penalty), aux).backward()
         run.opt_d.step()
         for reg in run.regularizers:
-            reg.after_critic_step(self.D)
-        detach = lambda t: None if t is None else t.detach()  # noqa: E731
-        return [loss.detach(), detach(penalty), real_scores.detach().mean(), fake_scores.detach().mean(), detach(aux)]
+            reg.after_critic_step(run.critic)
+        out = {"d_loss": loss.detach(), "d_real": real_scores.detach().mean(), "d_fake": fake_scores.detach().mean(), **terms}
+        if penalty is not None:
+            out["penalty"] = penalty.detach()
+        if aux is not None:
+            out["aux"] = aux.detach()
+        return out
 
-    def generator_step(self, step: int, real: torch.Tensor, y) -> tuple:
+    def generator_step(self, step: int, real: torch.Tensor, y) -> dict:
         run, bs = self.run, self.run.recipe.train.batch_size
-        self.D.requires_grad_(False)  # no critic weight gradients needed for the G step
+        run.critic.requires_grad_(False)  # no critic weight gradients needed for the G step
+        critic = distributed.unwrap(self.critic)  # nor DDP's all-reduce
         with self.autocast():
-            fake_scores, aux = self.scores(self.D_plain, self.see(self.fake(bs, y, grad=True)), y, "generator")
+            z, fake = self.fake(bs, y, grad=True)
+            fake_scores, aux = self.scores(critic, self.see(fake), y, "generator")
             real_scores = None
             if run.objective.generator_uses_real:  # relativistic losses: the current critic on the last real batch
                 with torch.no_grad():
-                    real_scores, _ = self.scores(self.D_plain, self.see(real), y)
+                    real_scores, _ = self.scores(critic, self.see(real), y)
             loss = run.objective.generator_loss(fake_scores, real_scores)
+            penalty, terms = None, {}
+            for name, reg in self.generator_regs:  # generator-side terms (path length)
+                if step % reg.every == 0:
+                    term = reg.generator_penalty(conditional.bind_labels(self.G, y), z, fake)
+                    if term is not None:
+                        terms[name] = term.detach()
+                    penalty = _add(penalty, term)
         run.opt_g.zero_grad(set_to_none=True)
-        _add(loss, aux).backward()
+        _add(_add(loss, penalty), aux).backward()
         run.opt_g.step()
         if run.ema is not None and step > run.recipe.ema.start:
-            run.ema.update_parameters(self.G)
-        return loss.detach(), None if aux is None else aux.detach()
+            run.ema.update_parameters(run.generator)
+        out = {"g_loss": loss.detach(), **terms}
+        if aux is not None:
+            out["aux_g"] = aux.detach()
+        return out
 
 
-class WithLabels(torch.nn.Module):
-    """A conditional critic with the labels of the batch bound: what a regularizer's ``penalty(critic, real, fake)``
-    calls as ``critic(images)`` (real, fake and their mixes share the batch's labels)."""
-
-    def __init__(self, critic, y):
-        super().__init__()
-        self.critic, self.y = critic, y
-
-    def forward(self, images):
-        return self.critic(images, self.y)
-
-
-def wrong_labels(y: torch.Tensor, sizes) -> torch.Tensor:
-    """Labels that differ from ``y`` in every attribute: each shifted by a random non-zero offset."""
-    sizes = torch.tensor(sizes, device=y.device)
-    offset = 1 + (torch.rand(y.shape, device=y.device) * (sizes - 1)).long()
-    return (y + offset) % sizes
+def term_name(reg, index: int, regularizers: list) -> str:
+    """The metrics key of a regularizer's term: ``penalty/NAME`` (``NAME_2``... when the name repeats)."""
+    name = getattr(reg, "name", None) or type(reg).__name__.lower()
+    same = [r for r in regularizers[:index] if (getattr(r, "name", None) or type(r).__name__.lower()) == name]
+    return f"penalty/{name}" + (f"_{len(same) + 1}" if same else "")
 
 
 def fit(run: Run, observers: Observers) -> None:
@@ -208,7 +222,7 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
-        run = prepare(recipe, run_dir, resume, registry, device, world)
+        run, lock = prepare(recipe, run_dir, resume, registry, device, world)
         try:
             observers = Observers(observers_for(run, registry, progress if world.main else False, callbacks))
             run.observers = observers.items
@@ -218,10 +232,10 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
             finally:
                 observers.close()
         finally:
-            if run.extra.get("lock") is not None:
-                run.extra["lock"].release()
+            if lock is not None:
+                lock.release()
         return RunResult(run.run_dir, run.checkpoint_path or run.run_dir / "checkpoints" / "last.safetensors", run.step,
-                         run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.extra.get("metrics", {}))
+                         run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.metrics)
     finally:
         distributed.teardown(world)
 
@@ -237,11 +251,15 @@ def finish(run: Run, observers: Observers) -> None:
         kept = (f"; best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at "
                 f"{run.run_dir / 'checkpoints' / 'best.safetensors'}") if best else ""
         raise GanzooError(f"{stop.reason}; checkpoint of step {run.step} at {where}{kept}")
+    if stop is not None:  # an early end asked for by an observer (train.time_limit, a callback): say why
+        log.info(f"stopped at step {run.step}/{run.total}: {stop.reason}")
+        watch.event(run, stop=stop.reason)
     observers.on_end(run)
 
 
-def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) -> Run:
-    """Data, networks, optimizers and the data stream, restored from ``resume`` when given; the run folder."""
+def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) -> tuple[Run, RunLock | None]:
+    """Data, networks, optimizers and the data stream, restored from ``resume`` when given; the run folder and
+    its lock (rank 0's)."""
     cfg = recipe.train
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = load_checkpoint(resume)
@@ -269,7 +287,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank)  # each rank draws its own latents
     opt_g = (recipe.optim.generator or objective.default_optimizer).build(G.parameters())
     opt_d = (recipe.optim.critic or objective.default_optimizer).build(D.parameters())
-    n_critic = cfg.n_critic or objective.n_critic
+    n_critic = cfg.n_critic  # resolved by load_recipe: the objective's default when the recipe gives none
     total = recipe.total_steps(len(images) // world.size, n_critic)
     start, epoch, index = 0, 0, 0
     if resume is not None:
@@ -293,8 +311,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
              + f" -> {run_dir}")
     run = Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
               len(images), start, total, resumed_from=resume, step=start, labels=labels)
-    run.extra["lock"] = lock
-    return run
+    return run, lock
 
 
 def _claim(run_dir: Path, recipe, named: bool):
@@ -341,6 +358,12 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
     if ddp:  # every rank must agree on a stop before the collective metrics and checkpoints
         out.append(distributed.StopAgreement(run.device))
     out.append(Metrics())
+    if main:
+        out.append(Grids())
+        if recipe.eval.every:
+            out.append(TrainingEval())
+        out += [registry.get("callback", c.name).create(c.params) for c in recipe.callbacks]
+        out += list(callbacks)
     if progress is True:
         from .progress import ProgressBar
 
@@ -348,11 +371,7 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
     if progress:
         out.append(progress)
     if main:
-        out += [Grids(), Monitor(recipe.monitor, run.objective)]
-        if recipe.eval.every:
-            out.append(TrainingEval())
-        out += [registry.get("callback", c.name).create(c.params) for c in recipe.callbacks]
-        out += list(callbacks)
+        out.append(Monitor(recipe.monitor, run.objective))
     if ddp:
         out.append(distributed.StopAgreement(run.device, digests=True))
     out.append(Checkpoints())

@@ -50,21 +50,21 @@ def fixed_latents(run_dir: Path, n: int, latent_dim: int, seed: int) -> torch.Te
 
 class Metrics(Callback):
     """Means of each log window (``train.log_every`` steps) in ``metrics.jsonl`` and TensorBoard; the divergence
-    check. Sets ``run.logged`` (and ``run.extra["metrics"]``) to the line on logged steps."""
+    check. On logged steps ``on_step`` sets ``run.logged`` to the line (means of every named value of the window's
+    records, speed, learning rates); after every observer's ``on_step``, ``write_line`` adds what observers gave
+    ``run.log``, writes it and sends ``on_log`` to every observer."""
 
     name = "metrics"
-    KEYS = ("d_loss", "g_loss", "penalty", "d_real", "d_fake")
 
     def __init__(self):
         self.file = self.tb = None
         self.history: list[dict] = []
 
     def on_start(self, run) -> None:
-        self.keys = self.KEYS + (("aux", "aux_g") if getattr(run.critic, "has_aux", False) else ())
-        self.sums = {k: torch.zeros((), dtype=torch.float64, device=run.device) for k in self.keys}
+        self.sums: dict[str, torch.Tensor] = {}
         self.first_bad = torch.full((), -1, dtype=torch.long, device=run.device)  # first non-finite step, no host sync
         self.steps, self.data_seconds, self.since = 0, 0.0, time.perf_counter()
-        run.extra["metrics_log"] = self
+        run.metrics_log = self
         if not run.world.main:
             return
         path = run.run_dir / "metrics.jsonl"
@@ -78,24 +78,47 @@ class Metrics(Callback):
             self.tb = SummaryWriter(str(run.run_dir / "tb"), purge_step=run.start + 1 if run.start else None)
 
     def on_step(self, run, record) -> None:
-        values = record.values()
+        values = record.values
         for key, value in values.items():
-            if key in self.sums:
-                self.sums[key] += value
+            if key not in self.sums:  # a value first seen now (a lazy penalty): its window mean counts the steps before as 0
+                self.sums[key] = torch.zeros((), dtype=torch.float64, device=run.device)
+            self.sums[key] += value
         ok = torch.isfinite(values["d_loss"] + values["g_loss"] + values["penalty"])
         self.first_bad = torch.where(ok | (self.first_bad >= 0), self.first_bad, record.step)
         self.steps += 1
         self.data_seconds += record.data_seconds
         run.logged = None
         if run.step % run.recipe.train.log_every == 0 or run.step == run.total or run.stop is not None:
-            run.logged = run.extra["metrics"] = self.line(run)
+            run.logged = self.line(run)
+
+    def write_line(self, run) -> None:
+        """After every observer's ``on_step``: the line with ``run.log``'s values, to metrics.jsonl, TensorBoard and
+        ``on_log``. A stop requested after this observer's ``on_step`` (a callback's) logs the step it ended on."""
+        if run.logged is None and run.stop is not None and not run.world.distributed and self.steps:
+            run.logged = self.line(run)
+        if run.logged is None:
+            return
+        line = run.logged
+        line.update(run.pending)
+        run.pending.clear()
+        run.metrics = line
+        if self.file is not None:
+            self.history.append(line)
+            self.file.write(json.dumps(line) + "\n")
+            self.file.flush()
+        if self.tb is not None:
+            for key, value in line.items():
+                if key not in ("step", "epoch"):
+                    self.tb.add_scalar(key, value, line["step"])
+        run.emit("on_log", line)
 
     def line(self, run) -> dict:
         from . import distributed
 
         now = time.perf_counter()
-        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in self.keys]), run.world) / max(self.steps, 1)
-        line = {"step": run.step, "epoch": run.batches.epoch, **dict(zip(self.keys, means.tolist()))}
+        keys = list(self.sums)
+        means = distributed.mean_over_ranks(torch.stack([self.sums[k] for k in keys]), run.world) / max(self.steps, 1)
+        line = {"step": run.step, "epoch": run.batches.epoch, **dict(zip(keys, means.tolist()))}
         line.update(gap=line["d_real"] - line["d_fake"], img_per_s=run.images_per_step * self.steps / (now - self.since),
                     data_frac=self.data_seconds / (now - self.since),
                     lr_g=run.opt_g.param_groups[0]["lr"], lr_d=run.opt_d.param_groups[0]["lr"])
@@ -106,18 +129,10 @@ class Metrics(Callback):
         for value in self.sums.values():
             value.zero_()
         self.steps, self.data_seconds, self.since = 0, 0.0, now
-        if self.file is not None:
-            self.history.append(line)
-            self.file.write(json.dumps(line) + "\n")
-            self.file.flush()
-        if self.tb is not None:
-            for key, value in line.items():
-                if key not in ("step", "epoch"):
-                    self.tb.add_scalar(key, value, line["step"])
         return line
 
     def event(self, step: int, **fields) -> None:
-        """A non-metric line in metrics.jsonl (a warning, an evaluation)."""
+        """A non-metric line in metrics.jsonl (a warning, an evaluation, the stop reason)."""
         if self.file is None:
             return
         self.file.write(json.dumps({"step": step, **fields}) + "\n")
@@ -138,7 +153,7 @@ class Metrics(Callback):
 
 def event(run, **fields) -> None:
     """Write a non-metric line (a warning, an evaluation) into the run's metrics.jsonl, if it keeps one."""
-    metrics = run.extra.get("metrics_log")
+    metrics = getattr(run, "metrics_log", None)
     if metrics is not None:
         metrics.event(run.step, **fields)
 
@@ -167,14 +182,20 @@ class Grids(Callback):
     def on_step(self, run, record) -> None:
         run.grid = self.draw(run, run.step) if run.step in self.at else None
 
+    def on_log(self, run, line) -> None:
+        metrics = getattr(run, "metrics_log", None)
+        if self.last == run.step and metrics is not None and metrics.history:  # the curves of a grid step: with its line
+            write_curves(metrics.history, run.run_dir / "curves.png")
+
     def on_end(self, run) -> None:
         if self.last != run.step:  # a run ended early (train.time_limit) shows where it ended
             run.grid = self.draw(run, run.step)
 
     def draw(self, run, step: int) -> torch.Tensor:
-        images = render(run.sampler(), self.z, y=self.y)
+        # render runs on a fork of the RNG (fixed noise inputs): grids leave training's random stream as it was
+        images = render(run.sampler(), self.z, y=self.y, seed=run.recipe.seed + 7919)
         write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png", nrow=self.nrow)
-        metrics = run.extra.get("metrics_log")
+        metrics = getattr(run, "metrics_log", None)
         if metrics is not None and metrics.tb is not None:
             from torchvision.utils import make_grid
 
@@ -183,6 +204,7 @@ class Grids(Callback):
         if metrics is not None and metrics.history:
             write_curves(metrics.history, run.run_dir / "curves.png")
         self.last = step
+        run.emit("on_grid", step, images)
         return images
 
 
@@ -225,14 +247,20 @@ class Monitor(Callback):
         self.wins = state.get("wins", 0)
         self.best_diversity = state.get("best_diversity", 0.0)
 
-    def on_step(self, run, record) -> None:
-        for message in (self.after_log(run.logged) if run.logged else None, self.after_grid(run.grid) if run.grid is not None else None):
-            if message is None:
-                continue
-            log.warning(f"step {run.step}: {message}")
-            event(run, warning=message)
-            if self.spec.stop:
-                run.request_stop("error", f"stopped at step {run.step} by the collapse monitor (monitor.stop): {message}")
+    def on_log(self, run, line) -> None:
+        self.warn(run, self.after_log(line))
+
+    def on_grid(self, run, step, images) -> None:
+        if step:  # the untrained generator is not a diversity baseline
+            self.warn(run, self.after_grid(images))
+
+    def warn(self, run, message: str | None) -> None:
+        if message is None:
+            return
+        log.warning(f"step {run.step}: {message}")
+        event(run, warning=message)
+        if self.spec.stop:
+            run.request_stop("error", f"stopped at step {run.step} by the collapse monitor (monitor.stop): {message}")
 
     def after_log(self, line: dict) -> str | None:
         if not self.spec.collapse:
@@ -257,6 +285,12 @@ class Monitor(Callback):
         return None
 
 
+def penalty_terms(history: list[dict]) -> list[str]:
+    """The regularizers' own terms in metrics lines (``penalty/NAME``), else the summed ``penalty`` of older runs."""
+    own = list(dict.fromkeys(k for h in history for k in h if k.startswith("penalty/")))
+    return own or ["penalty"]
+
+
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     out, avg = [], None
     for v in values:
@@ -275,8 +309,14 @@ def write_curves(history: list[dict], path: Path) -> Path:
     steps = [h["step"] for h in history]
     panels = [("losses", [("d_loss", "critic loss"), ("g_loss", "generator loss")]),
               ("critic gap E[D(x)] - E[D(G(z))]", [("gap", "gap")])]
-    if any(h.get("penalty") for h in history):
-        panels.append(("penalty", [("penalty", "penalty")]))
+    from .observers import STANDARD_KEYS
+
+    terms = [k for k in penalty_terms(history) if any(h.get(k) for h in history)]
+    if terms:
+        panels.append(("regularizer terms", [(k, k.removeprefix("penalty/")) for k in terms]))
+    own = list(dict.fromkeys(k for h in history for k in h if k not in STANDARD_KEYS and not k.startswith("penalty/")))
+    if own:
+        panels.append(("logged by callbacks", [(k, k) for k in own]))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for key, label in series:
