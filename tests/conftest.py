@@ -64,3 +64,15 @@ def captured_log():
         yield messages
     finally:
         logger.removeHandler(handler)
+
+
+def build_net(role: str, name: str, shape, initialize: bool = False, **params):
+    """A built-in generator or critic component built for ``shape`` with ``params`` (the registry's way)."""
+    import ganzoo
+
+    comp = ganzoo.get_registry().get(role, name)
+    builder = comp.create(comp.cls.Params(**params))
+    net = builder.build(shape)
+    if initialize:
+        builder.initialize(net)
+    return net

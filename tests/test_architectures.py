@@ -4,6 +4,8 @@ import torch
 import ganzoo
 from ganzoo import ImageShape
 
+from conftest import build_net
+
 SMALL = {  # small widths keep the suite fast; the defaults are exercised by the recipes
     "mlp": ({"hidden": [32, 32]}, {"hidden": [32]}),
     "upsample_conv": ({"channels": 16}, {"widths": [8, 8, 16, 16]}),
@@ -15,11 +17,9 @@ SMALL = {  # small widths keep the suite fast; the defaults are exercised by the
 @pytest.mark.parametrize("resolution", [28, 32, 64, 96, 128])
 @pytest.mark.parametrize("arch", sorted(SMALL))
 def test_every_architecture_builds_at_every_resolution(arch, resolution, channels):
-    comp = ganzoo.get_registry().get("architecture", arch)
     gp, cp = SMALL[arch]
     shape = ImageShape(resolution=resolution, channels=channels, latent_dim=7)
-    arch = comp.cls(generator=comp.cls.GeneratorParams(**gp), critic=comp.cls.CriticParams(**cp))
-    G, D = arch.build_generator(shape), arch.build_critic(shape)
+    G, D = build_net("generator", arch, shape, **gp), build_net("critic", arch, shape, **cp)
     G.eval(), D.eval()
     x = G(torch.randn(3, 7))
     assert x.shape == (3, channels, resolution, resolution)
@@ -28,25 +28,23 @@ def test_every_architecture_builds_at_every_resolution(arch, resolution, channel
 
 
 def test_default_widths_match_the_reference_experiments():
-    dcgan = ganzoo.get_registry().get("architecture", "dcgan").cls
     shape = ImageShape(resolution=64, channels=3, latent_dim=100)
-    G = dcgan(generator=dcgan.GeneratorParams(base_channels=128)).build_generator(shape)  # E1: 100 -> 1024 -> 512 -> 256 -> 128 -> 3
+    G = build_net("generator", "dcgan", shape, base_channels=128)  # E1: 100 -> 1024 -> 512 -> 256 -> 128 -> 3
     convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [m.out_channels for m in convs] == [1024, 512, 256, 128, 3]
-    D = dcgan().build_critic(shape)  # E1: 3 -> 64 -> 128 -> 256 -> 512 -> 1
+    D = build_net("critic", "dcgan", shape)  # E1: 3 -> 64 -> 128 -> 256 -> 512 -> 1
     assert [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 128, 256, 512, 1]
 
-    up = ganzoo.get_registry().get("architecture", "upsample_conv").cls
-    G = up().build_generator(shape)  # E0: Linear(100 -> 128 x 16 x 16)
+    G = build_net("generator", "upsample_conv", shape)  # E0: Linear(100 -> 128 x 16 x 16)
     assert G.stem.out_features == 128 * 16 * 16
-    D = up().build_critic(shape)
+    D = build_net("critic", "upsample_conv", shape)
     assert [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 64, 128]
 
 
 def test_unsupported_resolution_is_a_clear_error(tiny):
     tiny["data"]["resolution"] = 20  # 5 * 4: dcgan is fine, upsample_conv with 3 upsamplings is not
     tiny["generator"] = {"name": "upsample_conv", "latent_dim": 8, "channels": 8, "n_upsample": 3}
-    with pytest.raises(ganzoo.GanzooError, match="generator: architecture 'upsample_conv' cannot be built for 3x20x20"):
+    with pytest.raises(ganzoo.GanzooError, match="generator 'upsample_conv' cannot be built for 3x20x20"):
         ganzoo.build_models(ganzoo.load_recipe(tiny))
 
 

@@ -9,22 +9,16 @@ import torch
 import ganzoo
 from ganzoo import ImageShape, load_recipe, train
 
+from conftest import build_net
 from test_resume import assert_same_checkpoint
-
-
-def small(name):
-    return ganzoo.get_registry().get("architecture", name).cls(
-        generator=ganzoo.get_registry().get("architecture", name).cls.GeneratorParams(base_channels=8, max_channels=32),
-        critic=ganzoo.get_registry().get("architecture", name).cls.CriticParams(base_channels=8, max_channels=32))
 
 
 @pytest.mark.parametrize("name", ["resnet", "fastgan"])
 @pytest.mark.parametrize("resolution, channels", [(32, 1), (64, 3), (128, 3)])
 def test_builds_at_32_64_128_px_gray_and_rgb(name, resolution, channels):
-    arch = small(name)
     shape = ImageShape(resolution=resolution, channels=channels, latent_dim=16)
-    g, d = arch.build_generator(shape), arch.build_critic(shape)
-    arch.initialize(g), arch.initialize(d)
+    g = build_net("generator", name, shape, initialize=True, base_channels=8, max_channels=32)
+    d = build_net("critic", name, shape, initialize=True, base_channels=8, max_channels=32)
     x = g(torch.randn(2, 16))
     assert x.shape == (2, channels, resolution, resolution) and x.abs().max() <= 1
     assert d(x).shape == (2,)
@@ -35,7 +29,7 @@ def test_builds_at_32_64_128_px_gray_and_rgb(name, resolution, channels):
 def test_unsupported_resolutions_are_one_clear_message(tiny):
     tiny["data"]["resolution"] = 16
     tiny["generator"] = {"name": "fastgan", "latent_dim": 8}
-    with pytest.raises(ganzoo.GanzooError, match="generator: architecture 'fastgan' cannot be built for 3x16x16: resolution 16 must be"):
+    with pytest.raises(ganzoo.GanzooError, match="generator 'fastgan' cannot be built for 3x16x16: resolution 16 must be"):
         ganzoo.build_models(load_recipe(tiny))
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import ganzoo
 from conftest import TINY
 from ganzoo.cli import app
 from ganzoo.registry import get_registry
@@ -91,47 +92,58 @@ def register_objectives(register):
     register(L)
 """, {"objective": {"name": "badloss"}}, "a critic penalty is a regularizer now"),
     ("a builder that returns None", """
-from ganzoo_plugins.dcgan import DCGAN
-class A(DCGAN):
+from ganzoo_plugins.dcgan import DCGANGeneratorBuilder
+class A(DCGANGeneratorBuilder):
+    name = "badarch"
+    def build(self, shape):
+        return None
+@ganzoo.hookimpl
+def register_generators(register):
+    register(A)
+""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build returned None, expected a ganzoo.Generator"),
+    ("a builder that returns the wrong class", """
+from ganzoo_plugins.dcgan import DCGANCriticBuilder
+class A(DCGANCriticBuilder):
+    name = "badarch"
+    def build(self, shape):
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(1))
+@ganzoo.hookimpl
+def register_critics(register):
+    register(A)
+""", {"critic": {"name": "badarch", "base_channels": 8}}, "build returned Sequential, expected a ganzoo.Critic"),
+    ("a classmethod builder (the first contract)", """
+from ganzoo_plugins.dcgan import DCGANGeneratorBuilder
+class A(DCGANGeneratorBuilder):
+    name = "badarch"
+    @classmethod
+    def build(cls, params, shape):
+        return None
+@ganzoo.hookimpl
+def register_generators(register):
+    register(A)
+""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build is a classmethod"),
+    ("a legacy architecture whose builder returns None", """
+class A(Architecture):
     name = "badarch"
     def build_generator(self, shape):
         return None
-@ganzoo.hookimpl
-def register_architectures(register):
-    register(A)
-""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_generator returned None, expected a ganzoo.Generator"),
-    ("a builder that returns the wrong class", """
-from ganzoo_plugins.dcgan import DCGAN
-class A(DCGAN):
-    name = "badarch"
     def build_critic(self, shape):
-        return nn.Sequential(nn.Flatten(), nn.LazyLinear(1))
-@ganzoo.hookimpl
-def register_architectures(register):
-    register(A)
-""", {"critic": {"name": "badarch", "base_channels": 8}, "generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_critic returned Sequential, expected a ganzoo.Critic"),
-    ("a classmethod builder (the first contract)", """
-from ganzoo_plugins.dcgan import DCGAN
-class A(DCGAN):
-    name = "badarch"
-    @classmethod
-    def build_generator(cls, params, shape):
         return None
 @ganzoo.hookimpl
 def register_architectures(register):
     register(A)
-""", {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "build_generator is a classmethod"),
+""", {"generator": {"name": "badarch", "latent_dim": 8}}, "build returned None, expected a ganzoo.Generator"),
     ("a generator of the wrong size", """
-from ganzoo_plugins.dcgan import DCGAN, DCGANGenerator
+from ganzoo_plugins.dcgan import DCGANGeneratorBuilder, DCGANGenerator
 class G(DCGANGenerator):
     def forward(self, z):
         return super().forward(z)[:, :, :8, :8]
-class A(DCGAN):
+class A(DCGANGeneratorBuilder):
     name = "badarch"
-    def build_generator(self, shape):
-        return G(self.generator_params, shape)
+    def build(self, shape):
+        return G(self.params, shape)
 @ganzoo.hookimpl
-def register_architectures(register):
+def register_generators(register):
     register(A)
 """, {"generator": {"name": "badarch", "latent_dim": 8, "base_channels": 8}}, "the generator produced (2, 3, 8, 8), expected (2, 3, 16, 16)"),
     ("a fingerprint that is not JSON", """
@@ -252,7 +264,7 @@ def test_a_plugin_that_registers_nothing_is_a_warning(tmp_path, monkeypatch):
     assert "plugin bad_plugin_90 (ganzoo-bad-90): registers no components" in " ".join(res.output.split())
 
 
-def test_a_duplicate_name_disables_only_that_component_and_the_cli_still_works(tmp_path, monkeypatch):
+def test_a_name_clash_keeps_the_builtin_and_names_both_packages(tmp_path, monkeypatch):
     install(tmp_path, monkeypatch, 91, """
 class Hinge2(Loss):
     name = "hinge"
@@ -265,12 +277,37 @@ def register_objectives(register):
 """)
     res = CliRunner().invoke(app, ["list"], env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.output
-    assert "objective 'hinge' is registered twice" in " ".join(res.output.split())
-    assert " fine_loss " in res.output and " wgan_gp " in res.output and " hinge " not in res.output
-    res = CliRunner().invoke(app, ["run", tiny_recipe(tmp_path, {"objective": {"name": "hinge"}}), "-q"], env={"COLUMNS": "2000"})
-    assert res.exit_code == 2
-    error = next(line for line in res.output.splitlines() if line.startswith("error:"))
-    assert "objective 'hinge' is unavailable" in error and "ganzoo-bad-91" in error and "ganzoo" in error
+    text = " ".join(res.output.split())
+    assert "objective 'hinge' is registered by ganzoo" in text and "ganzoo-bad-91" in text
+    assert " fine_loss " in res.output and " wgan_gp " in res.output and " hinge " in res.output
+    registry = get_registry()
+    assert registry.get("objective", "hinge").package == "ganzoo"  # the built-in keeps its name
+    assert registry.get("objective", "ganzoo-bad-91:hinge").cls.__name__ == "Hinge2"  # the other, by package:name
+    recipe = ganzoo.load_recipe(tiny_recipe(tmp_path, {"objective": {"name": "ganzoo-bad-91:hinge"}}))
+    assert type(ganzoo.models.build_objective(recipe).inner).__name__ == "Hinge2"  # a recipe can choose it
+    monkeypatch.setenv("GANZOO_PREFER_PLUGINS", "ganzoo-bad-91")  # a setting gives the name to the plugin
+    get_registry.cache_clear()
+    assert get_registry().get("objective", "hinge").cls.__name__ == "Hinge2"
+    assert get_registry().get("objective", "ganzoo:hinge").package == "ganzoo"
+
+
+def test_plugins_can_be_turned_off_and_an_entry_point_named_like_a_builtin_module_loads(tmp_path, monkeypatch):
+    module = install(tmp_path, monkeypatch, 93, """
+class Fine(Loss):
+    name = "fine_loss"
+@ganzoo.hookimpl
+def register_objectives(register):
+    register(Fine)
+""")
+    info = tmp_path / "ganzoo_bad_93-0.1.dist-info"
+    (info / "entry_points.txt").write_text(f"[ganzoo]\nr1 = {module}\n")  # named like the built-in module r1
+    get_registry.cache_clear()
+    assert get_registry().get("objective", "fine_loss").plugin == "r1"
+    assert get_registry().get("regularizer", "r1").package == "ganzoo"
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "ganzoo-bad-93")
+    get_registry.cache_clear()
+    registry = get_registry()
+    assert "fine_loss" not in registry.components["objective"] and registry.switched_off == ["r1 (ganzoo-bad-93)"]
 
 
 def test_a_hook_that_raises_is_reported_and_the_rest_loads(tmp_path, monkeypatch):

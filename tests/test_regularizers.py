@@ -126,9 +126,9 @@ def test_regularizer_errors_name_the_key(tiny):
 
 
 def test_e2_generator_linear_stem_and_5x5_kernels():
-    from ganzoo_plugins.dcgan import DCGAN, DCGANGeneratorParams
+    from ganzoo_plugins.dcgan import DCGANGeneratorBuilder, DCGANGeneratorParams
 
-    G = DCGAN(generator=DCGANGeneratorParams(stem="linear", kernel_size=5)).build_generator(ImageShape(resolution=64, channels=3, latent_dim=100))
+    G = DCGANGeneratorBuilder(DCGANGeneratorParams(stem="linear", kernel_size=5)).build(ImageShape(resolution=64, channels=3, latent_dim=100))
     assert isinstance(G.stem[0], nn.Linear) and G.stem[0].out_features == 512 * 4 * 4 and G.stem[0].bias is None
     assert isinstance(G.stem[1], nn.BatchNorm1d)
     convs = [m for m in G.net if isinstance(m, nn.ConvTranspose2d)]

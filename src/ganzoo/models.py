@@ -98,7 +98,7 @@ def build_models(recipe, registry: Registry | None = None, regularizers: list | 
         try:
             net = builder.build(role_shape)
         except ValueError as exc:
-            raise GanzooError(f"{role}: '{section.name}' cannot be built for "
+            raise GanzooError(f"{role} '{section.name}' cannot be built for "
                               f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
         if section.init == "dcgan":
             dcgan_init(net)

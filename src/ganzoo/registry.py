@@ -248,6 +248,8 @@ class Registry:
                    f"(plugin {new.plugin}): '{name}' is {keep.package}'s, the other is '{other.qualified_name}'"
                    + ("" if prefer else f" (GANZOO_PREFER_PLUGINS={other.package} gives it the name)"))
         self.problems.append(PluginProblem(new.plugin, message, new.package))
+        if strict:  # a notebook's own plugin: say it now (installed plugins' problems are logged once, by get_registry)
+            log.warning("%s", message)
 
     # -- lookup ----------------------------------------------------------------
     def get(self, kind: str, name: str) -> Component:
