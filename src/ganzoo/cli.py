@@ -55,6 +55,10 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except GanzooError as exc:
+            if DEBUG["on"] and exc.__cause__ is not None:  # a plugin's exception: its traceback, for its author
+                import traceback
+
+                err.print("".join(traceback.format_exception(exc.__cause__)), highlight=False, markup=False, soft_wrap=True)
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except OSError as exc:  # an unwritable output folder, a full disk: still one line
@@ -83,9 +87,14 @@ def _version(value: bool):
         raise typer.Exit()
 
 
+DEBUG = {"on": False}  # --debug: set once per command line
+
+
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit")):
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+          debug: bool = typer.Option(False, "--debug", help="with an error raised in a plugin's code, also print its traceback")):
     """ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment."""
+    DEBUG["on"] = debug
 
 
 @app.command()

@@ -36,6 +36,12 @@ def no_bool_as_number(cls, value, info):
     return value
 
 
+def _allows_none(annotation) -> bool:
+    if annotation is None or annotation is type(None) or annotation is Any:
+        return True
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
 def _type_word(annotation) -> str:
     words = {int: "an integer", float: "a number", str: "a string"}
     if annotation in words:

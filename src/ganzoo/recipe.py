@@ -347,7 +347,19 @@ def _apply_override(raw: dict, item: str) -> None:
         elif not isinstance(node, dict):
             raise GanzooError(f"--set {item!r}: '{'.'.join(parts[:i])}' is not a section")
         if i == len(parts) - 1:
-            if isinstance(parsed, dict) and isinstance(node, dict) and isinstance(node.get(part), dict):
+            section, current = _component_section(raw, parts), node[part] if isinstance(node, list) else node.get(part)
+            if section is not None and _is_new_component(current, parsed):
+                # --set objective=hinge or 'objective={name: hinge, margin: 2}': another component, with its own
+                # defaults; the section's core keys (latent_dim, resolution, init...) stay
+                node[part] = {**_core_keys(section, current), **({"name": parsed} if isinstance(parsed, str) else parsed)}
+            elif parts[-1] == "name" and len(parts) >= 2 and _component_section(raw, parts[:-1]) is not None \
+                    and isinstance(node, dict) and parsed != node.get("name"):
+                # --set objective.name=rahinge: the old component's parameters do not carry over
+                node.clear()
+                node.update({**_core_keys(_component_section(raw, parts[:-1]), dict(node)), "name": parsed})
+            elif parsed is None and isinstance(node, dict) and not _takes_null(raw, parts):
+                node.pop(part, None)  # --set key=null on a key that cannot be null: remove it, its default applies
+            elif isinstance(parsed, dict) and isinstance(node, dict) and isinstance(node.get(part), dict):
                 node[part] = _merged(node[part], parsed)  # --set train={steps: 5}: the section's other keys stay
             else:
                 node[part] = parsed
@@ -361,6 +373,44 @@ def _apply_override(raw: dict, item: str) -> None:
                                       f"e.g. --set '{where}=[{{name: r1}}]')")
                 node[part] = {}
             node = node[part]
+
+
+def _component_section(raw: dict, parts: list[str]):
+    """The section model of the component section at ``parts`` (``objective``, ``regularizers.0``), else None."""
+    if len(parts) == 1 and parts[0] in SINGLE_SECTIONS:
+        return Recipe.model_fields[parts[0]].annotation if parts[0] != "condition" else ConditionSection
+    if len(parts) == 2 and parts[0] in LIST_SECTIONS and parts[1].isdigit():
+        return RegularizerSection if parts[0] == "regularizers" else CallbackSection
+    return None
+
+
+def _is_new_component(current, value) -> bool:
+    if isinstance(value, str):
+        return not isinstance(current, dict) or value != current.get("name")
+    return isinstance(value, dict) and "name" in value and (not isinstance(current, dict) or value["name"] != current.get("name"))
+
+
+def _core_keys(section, current) -> dict:
+    """The keys of a component section that are the core's, not the component's (``latent_dim``, ``init``...)."""
+    if not isinstance(current, dict):
+        return {}
+    return {k: v for k, v in current.items() if k in section.model_fields and k != "name"}
+
+
+def _takes_null(raw: dict, parts: list[str]) -> bool:
+    """Whether the key at ``parts`` accepts null (``ema.decay``, ``eval.n_real``): then ``--set key=null`` sets it."""
+    from .interfaces import _allows_none
+
+    model = Recipe
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return False
+        if i == len(parts) - 1:
+            return _allows_none(field.annotation)
+        ann = field.annotation
+        model = next((c for c in (ann, *getattr(ann, "__args__", ())) if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return False
 
 
 def _merged(base: dict, change: dict) -> dict:
