@@ -269,3 +269,43 @@ def test_debug_shows_a_plugins_traceback(tiny, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "Traceback" not in res.output and "on_start raised ZeroDivisionError" in res.output
     res = CliRunner().invoke(app, ["--debug", "run", str(path), "-q", "--run-dir", str(tmp_path / "r2")], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "Traceback" in res.output and "ZeroDivisionError: plugin bug" in res.output
+
+
+def test_an_architecture_of_the_earlier_contract_still_trains_and_a_notebook_regularizer_needs_no_registry(tiny, tmp_path):
+    from ganzoo_plugins.dcgan import DCGANCritic, DCGANCriticParams, DCGANGenerator, DCGANGeneratorParams
+
+    class Old(ganzoo.Architecture):  # one class for both roles, as plugins were written before
+        name = "old_family"
+        GeneratorParams, CriticParams = DCGANGeneratorParams, DCGANCriticParams
+
+        def build_generator(self, shape):
+            return DCGANGenerator(self.generator_params, shape)
+
+        def build_critic(self, shape):
+            return DCGANCritic(self.critic_params, shape)
+
+    class P:
+        @staticmethod
+        @ganzoo.hookimpl
+        def register_architectures(register):
+            register(Old)
+
+    reg = Registry().load_plugins()
+    reg.add_plugin(P, name="old_plugin", package="old-pkg")
+    assert reg.get("generator", "old_family").cls.legacy is Old and reg.get("critic", "old_family").cls.legacy is Old
+    tiny["generator"] = {"name": "old_family", "latent_dim": 8, "base_channels": 8}
+    tiny["critic"] = {"name": "old_family", "base_channels": 4}
+    tiny["train"]["steps"] = 2
+    tiny["output"]["samples"] = 0
+    recipe = ganzoo.load_recipe(tiny, registry=reg)
+    result = ganzoo.train(recipe, tmp_path / "run", registry=reg, progress=False)
+    assert result.steps == 2 and ganzoo.load_generator(result.run_dir, registry=reg).shape.resolution == 16
+
+    class Plain(Regularizer):  # made in a notebook, never registered
+        name = "plain"
+
+        def setup(self, critic):
+            critic.seen = True
+
+    _, D = ganzoo.build_models(recipe, reg, regularizers=[Plain()])
+    assert D.seen

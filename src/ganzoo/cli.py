@@ -242,9 +242,12 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also the 
             continue
         table.add_row(f"[underline]{kind}s[/]", *([""] * (2 if verbose else 0)), "")
         for c in components:
-            name = f"  {c.name}" if c.package == "ganzoo" or verbose else f"  {c.name} ({c.package})"
+            shadowed = reg.components[kind].get(c.name) is not c  # a clash's other component: PACKAGE:NAME
+            name = f"  {c.qualified_name}" if shadowed else f"  {c.name}" if c.package == "ganzoo" or verbose else f"  {c.name} ({c.package})"
             table.add_row(Text(name), *((Text(c.package), Text(c.version)) if verbose else ()), Text(c.description))
     out.print(table)
+    if reg.switched_off:
+        out.print(f"turned off (GANZOO_DISABLE_PLUGINS): {', '.join(reg.switched_off)}", highlight=False, markup=False)
     if verbose:
         for c in reg.all():
             _print_params(c)
@@ -281,7 +284,7 @@ def _print_params(c) -> None:
     out.print(f"\n[bold]{c.kind} {c.name}[/] (plugin {escape(c.plugin)}, {escape(c.package)} {escape(c.version)}): {escape(c.description)}",
               highlight=False)  # plugin text is data, not markup: "E[sign D(real)]" must print as written
     for role, model in c.params_models().items():
-        table = Table(title=f"{c.name}: {role} params" if c.kind == "architecture" else None, title_justify="left")
+        table = Table()
         for col in ("param", "type", "default", "description"):
             table.add_column(col, overflow="fold")
         for key, field in model.model_fields.items():

@@ -193,6 +193,31 @@ class Recipe(_Strict):
     eval: EvalSection = Field(default_factory=EvalSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
 
+    @model_validator(mode="after")
+    def _resolve_components(self, info):
+        """The second half of validation, in the same pass: each component section against the params model of the
+        component it names (from the registry in the validation context), the label rules, and ``train.n_critic``
+        (the objective's default when the recipe gives none, so recipe.yaml and checkpoints say what ran). Problems
+        go to ``context["problems"]``, all of them, each with its key path."""
+        context = info.context or {}
+        registry = context.get("registry")
+        if registry is None:
+            raise ValueError("a recipe is validated by ganzoo.load_recipe (it needs the component registry)")
+        problems = context.setdefault("problems", [])
+        sections = [(s, s, getattr(self, s)) for s in SINGLE_SECTIONS if getattr(self, s) is not None]
+        sections += [(kind, f"{key}.{i}", sec) for key, kind in LIST_SECTIONS.items() for i, sec in enumerate(getattr(self, key))]
+        problems += [p for kind, at, sec in sections for p in _resolve(kind, sec, registry, at)]
+        if self.data.labels and self.condition is None:
+            problems.append(f"condition: data.labels {self.data.labels} conditions the model: name how, e.g. condition: "
+                            f"{{name: projection}} (available: {', '.join(sorted(registry.components['conditioning']))})")
+        elif self.condition is not None and not self.data.labels:
+            problems.append("data.labels: condition is set, but no label attribute is named (e.g. data.labels: [digit])")
+        if len(set(self.data.labels)) != len(self.data.labels):
+            problems.append(f"data.labels: an attribute is named twice ({self.data.labels})")
+        if self.train.n_critic is None and not problems:
+            self.train.n_critic = registry.get("objective", self.objective.name).cls.n_critic
+        return self
+
     def to_dict(self) -> dict:
         """The recipe as resolved: every default filled in, ready to save as YAML."""
         out = self.model_dump(mode="json")
@@ -245,24 +270,13 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
     for item in overrides or []:
         _apply_override(raw, item)
     _upgrade(raw, registry)
+    context = {"registry": registry, "problems": []}
     try:
-        recipe = Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw, context=context)  # one pass: the core schema, then every component's params
     except ValidationError as exc:
         raise GanzooError(_format_errors(where, [_describe(e, Recipe) for e in exc.errors()])) from None
-    sections = [(s, s, getattr(recipe, s)) for s in SINGLE_SECTIONS if getattr(recipe, s) is not None]
-    sections += [(kind, f"{key}.{i}", sec) for key, kind in LIST_SECTIONS.items() for i, sec in enumerate(getattr(recipe, key))]
-    problems = [p for kind, at, sec in sections for p in _resolve(kind, sec, registry, at)]
-    if recipe.data.labels and recipe.condition is None:
-        problems.append(f"condition: data.labels {recipe.data.labels} conditions the model: name how, e.g. condition: "
-                        f"{{name: projection}} (available: {', '.join(sorted(registry.components['conditioning']))})")
-    elif recipe.condition is not None and not recipe.data.labels:
-        problems.append("data.labels: condition is set, but no label attribute is named (e.g. data.labels: [digit])")
-    if len(set(recipe.data.labels)) != len(recipe.data.labels):
-        problems.append(f"data.labels: an attribute is named twice ({recipe.data.labels})")
-    if problems:
-        raise GanzooError(_format_errors(where, problems))
-    if recipe.train.n_critic is None:  # resolved here, so recipe.yaml and checkpoints say what ran
-        recipe.train.n_critic = registry.get("objective", recipe.objective.name).cls.n_critic
+    if context["problems"]:
+        raise GanzooError(_format_errors(where, context["problems"]))
     return recipe
 
 
