@@ -68,17 +68,11 @@ class MLflowLogger(Callback):
         else:
             self.client.update_run(self.run_id, status="RUNNING")
 
-    def on_log(self, run, line) -> None:  # every metrics line: losses, speed, and what callbacks gave run.log
-        self._log(run.step, {k: v for k, v in line.items() if k != "step"})
-
-    def on_eval(self, run, result) -> None:
-        self._log(run.step, {f"eval/{k}": v for k, v in result.items() if k != "step" and isinstance(v, (int, float))})
-
-    def _log(self, step: int, values: dict) -> None:
+    def on_log(self, run, line) -> None:  # every metrics line: losses, speed, evaluations, what callbacks gave run.log
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        metrics = [Metric(k, float(v), now, run.step) for k, v in line.items() if k != "step"]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 

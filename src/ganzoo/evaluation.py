@@ -513,6 +513,7 @@ class TrainingEval(Callback):
         event(run, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=self.reference[1]["n"])
         log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
         run.eval_seconds += time.perf_counter() - t0
+        run.log({f"eval/{k}": v for k, v in run.eval.items() if k not in ("step", "n") and isinstance(v, (int, float))})
         run.emit("on_eval", run.eval)
         if score is not None and (run.best is None or score < run.best["score"]):
             run.best = {"metric": ev.metric, "score": score, "step": run.step, "n": ev.n}

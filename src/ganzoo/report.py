@@ -310,7 +310,7 @@ def _score_rows(rf: RunFolder) -> dict:
         terms = [k for k in final if k.startswith("penalty/")]
         losses += [(k.removeprefix("penalty/"), k) for k in terms] or ([("penalty", "penalty")] if final.get("penalty") else [])
         rows["last losses"] = f"step {final.get('step')}: " + ", ".join(f"{label} {sig(final.get(key))}" for label, key in losses)
-        own = [k for k in final if k not in STANDARD_KEYS and not k.startswith("penalty/")]
+        own = [k for k in final if k not in STANDARD_KEYS and not k.startswith(("penalty/", "eval/"))]
         if own:
             rows["logged by callbacks"] = ", ".join(f"{k} {sig(final[k])}" for k in own)
     samples = rf.summary.get("samples") or {}

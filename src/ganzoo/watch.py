@@ -137,10 +137,6 @@ class Metrics(Callback):
             return
         self.file.write(json.dumps({"step": step, **fields}) + "\n")
         self.file.flush()
-        if self.tb is not None:
-            for key, value in fields.get("eval", {}).items():
-                if isinstance(value, float):
-                    self.tb.add_scalar(f"eval/{key}", value, step)
 
     def close(self) -> None:
         if self.file is not None:
@@ -314,7 +310,7 @@ def write_curves(history: list[dict], path: Path) -> Path:
     terms = [k for k in penalty_terms(history) if any(h.get(k) for h in history)]
     if terms:
         panels.append(("regularizer terms", [(k, k.removeprefix("penalty/")) for k in terms]))
-    own = list(dict.fromkeys(k for h in history for k in h if k not in STANDARD_KEYS and not k.startswith("penalty/")))
+    own = list(dict.fromkeys(k for h in history for k in h if k not in STANDARD_KEYS and not k.startswith(("penalty/", "eval/"))))
     if own:
         panels.append(("logged by callbacks", [(k, k) for k in own]))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
