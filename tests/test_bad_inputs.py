@@ -68,7 +68,7 @@ CASES = {
     "value out of range": (lambda t, c: ["run", recipe(t, data__resolution=4)], "data.resolution: Input should be greater than or equal to 8"),
     "bad enum value": (lambda t, c: ["run", recipe(t, data__channels=2)], "data.channels: Input should be 1 or 3"),
     "unknown objective": (lambda t, c: ["run", recipe(t, objective__name="wgan")], "unknown objective 'wgan'"),
-    "unknown architecture": (lambda t, c: ["run", recipe(t, generator__name="dcgna")], "unknown architecture 'dcgna' (did you mean 'dcgan'?)"),
+    "unknown architecture": (lambda t, c: ["run", recipe(t, generator__name="dcgna")], "unknown generator 'dcgna' (did you mean 'dcgan'?)"),
     "steps and epochs": (lambda t, c: ["run", recipe(t, train__epochs=1)], "give train.steps or train.epochs, not both"),
     "no training length": (lambda t, c: ["run", recipe(t, train__steps=None)], "give train.steps or train.epochs"),
     "bad label range": (lambda t, c: ["run", recipe(t, objective={"name": "bce_smooth", "real_label": [1.0, 0.5]})], "[low, high] with low <= high"),

@@ -156,8 +156,8 @@ def test_list_is_compact_at_80_columns_and_show_prints_required_and_choices():
     res = runner.invoke(app, ["list"], env={"COLUMNS": "80"})
     lines = res.output.splitlines()
     n = len(ganzoo.get_registry().all())
-    assert res.exit_code == 0 and len(lines) <= n + 6 and all(len(line) <= 80 for line in lines)
-    assert lines[0].strip() == "architectures" and any(line.startswith("  wgan_gp ") for line in lines)
+    assert res.exit_code == 0 and len(lines) <= n + 7 and all(len(line) <= 80 for line in lines)
+    assert lines[0].strip() == "generators" and any(line.startswith("  wgan_gp ") for line in lines)
     verbose = runner.invoke(app, ["list", "-v"], env={"COLUMNS": "200"}).output
     assert "0.1.0" in verbose and "gp_weight" in verbose
     shown = " ".join(runner.invoke(app, ["show", "images"], env={"COLUMNS": "200"}).output.split())
