@@ -7,7 +7,6 @@ registers a component; value checks run where ganzoo calls the component (buildi
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 
@@ -166,8 +165,6 @@ def check_json(component, value, what: str):
 def _scalar_result(what: str, grad_from):
     """A result check: a differentiable scalar when ``grad_from(args)`` says its inputs carry a gradient."""
     def check(component, value, args):
-        if what == "penalty" and value is None:
-            return None
         needs = torch.is_grad_enabled() and grad_from(args)
         return check_scalar(component, value, what, needs)
     return check

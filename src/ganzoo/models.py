@@ -68,11 +68,6 @@ def build_regularizers(recipe, registry: Registry | None = None, objective=None)
     return out + [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
 
 
-def targets(regularizers: list, target: str) -> list:
-    """The regularizers that act on ``target`` (``"critic"`` or ``"generator"``)."""
-    return [r for r in regularizers if getattr(r, "target", "critic") == target]
-
-
 def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None,
                  labels: LabelSpace | None = None, check: bool = True) -> tuple[Generator, Critic]:
     """The recipe's generator and critic, initialised as it says, each set up by the regularizers that act on it;

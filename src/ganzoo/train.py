@@ -60,8 +60,9 @@ class GANStep:
         self.G = distributed.wrap(G, run.world, run.device)
         self.critic = distributed.wrap(D, run.world, run.device)  # the one critic handle: what the losses score with
         self.has_aux = bool(getattr(run.critic, "has_aux", False))
-        self.critic_regs = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers) if getattr(r, "target", "critic") == "critic"]
-        self.generator_regs = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers) if getattr(r, "target", "critic") == "generator"]
+        named = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers)]
+        self.critic_regs = [(n, r) for n, r in named if getattr(r, "target", "critic") == "critic"]
+        self.generator_regs = [(n, r) for n, r in named if getattr(r, "target", "critic") == "generator"]
         self.bf16 = cfg.precision == "bf16"
         self.channels_last = cfg.channels_last
         self.mismatch = run.recipe.condition.mismatch if run.recipe.condition is not None else 0.0

@@ -171,7 +171,7 @@ class Grids(Callback):
             self.y = run.labels.draw(self.nrow, run.recipe.seed).repeat(k, 1)
             self.y[:, 0] = torch.arange(k).repeat_interleave(self.nrow)
             self.z = self.z[: self.nrow].repeat(k, 1)
-        self.last = None
+        self.last, self.curves_due = None, False
         if run.start == 0:
             self.draw(run, 0)  # the untrained generator: not a diversity baseline
 
@@ -179,13 +179,19 @@ class Grids(Callback):
         run.grid = self.draw(run, run.step) if run.step in self.at else None
 
     def on_log(self, run, line) -> None:
-        metrics = getattr(run, "metrics_log", None)
-        if self.last == run.step and metrics is not None and metrics.history:  # the curves of a grid step: with its line
-            write_curves(metrics.history, run.run_dir / "curves.png")
+        self.write_curves(run)  # a grid's curves once its step's line (if it has one) is written
 
     def on_end(self, run) -> None:
         if self.last != run.step:  # a run ended early (train.time_limit) shows where it ended
             run.grid = self.draw(run, run.step)
+        self.write_curves(run)
+
+    def write_curves(self, run) -> None:
+        """``curves.png`` redrawn once per grid drawn since the last redraw."""
+        metrics = getattr(run, "metrics_log", None)
+        if self.curves_due and metrics is not None and metrics.history:
+            write_curves(metrics.history, run.run_dir / "curves.png")
+            self.curves_due = False
 
     def draw(self, run, step: int) -> torch.Tensor:
         # render runs on a fork of the RNG (fixed noise inputs): grids leave training's random stream as it was
@@ -197,9 +203,7 @@ class Grids(Callback):
 
             metrics.tb.add_image("fixed_z", make_grid(images, nrow=self.nrow or max(1, int(math.sqrt(len(images))))), step)
             metrics.tb.flush()
-        if metrics is not None and metrics.history:
-            write_curves(metrics.history, run.run_dir / "curves.png")
-        self.last = step
+        self.last, self.curves_due = step, True
         run.emit("on_grid", step, images)
         return images
 
