@@ -108,6 +108,11 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
+def barrier(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.barrier()
+
+
 def teardown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

@@ -235,8 +235,10 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
         finally:
             if lock is not None:
                 lock.release()
-        return RunResult(run.run_dir, run.checkpoint_path or run.run_dir / "checkpoints" / "last.safetensors", run.step,
-                         run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.metrics)
+        result = RunResult(run.run_dir, run.checkpoint_path or run.run_dir / "checkpoints" / "last.safetensors", run.step,
+                           run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.metrics)
+        distributed.barrier(world)  # ranks leave together: a rank tearing gloo down while rank 0 still writes can abort
+        return result
     finally:
         distributed.teardown(world)
 
