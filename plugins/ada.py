@@ -13,7 +13,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Params, Regularizer
-from ganzoo_plugins.diffaugment import apply
+from ganzoo_plugins import diffaugment
 
 
 class ADAParams(Params):
@@ -40,12 +40,7 @@ class ADA(Regularizer):
         self.r_t = None
 
     def augment(self, images):
-        if self.p <= 0:
-            return images
-        for what in self.params.policy:
-            chosen = (torch.rand(len(images), device=images.device) < self.p).view(-1, 1, 1, 1)
-            images = torch.where(chosen, apply(images, what, self.params), images)
-        return images
+        return diffaugment.augment(images, self.params, self.p)
 
     def observe(self, real_scores, fake_scores):
         self.signs += float(torch.sign(real_scores).sum())

@@ -18,6 +18,8 @@ class DiffAugmentParams(Params):
         ["color", "translation", "cutout"], description="augmentations, applied in this order")
     translation: float = Field(0.125, ge=0, le=0.5, description="largest shift, as a fraction of the image size")
     cutout: float = Field(0.5, gt=0, le=1, description="side of the erased square, as a fraction of the image size")
+    p: float = Field(1.0, ge=0, le=1, description="probability that an image gets each operation (1: every image, as "
+                     "DiffAugment; lower it, or ramp it with a schedule, as R3GAN ramps its augmentation)")
 
 
 def color(x: torch.Tensor) -> torch.Tensor:
@@ -67,15 +69,26 @@ def apply(images: torch.Tensor, what: str, params) -> torch.Tensor:
     return cutout(images, params.cutout)
 
 
+def augment(images: torch.Tensor, params, p: float) -> torch.Tensor:
+    """Each operation of ``params.policy`` in turn, applied to each image with probability ``p`` (all when p is 1)."""
+    if p <= 0:
+        return images
+    for what in params.policy:
+        if p >= 1:
+            images = apply(images, what, params)
+        else:
+            chosen = (torch.rand(len(images), device=images.device) < p).view(-1, 1, 1, 1)
+            images = torch.where(chosen, apply(images, what, params), images)
+    return images
+
+
 class DiffAugment(Regularizer):
     name = "diffaugment"
     description = "Differentiable augmentation (colour, translation, cutout) of real and fake batches for the critic"
     Params = DiffAugmentParams
 
     def augment(self, images):
-        for what in self.params.policy:
-            images = apply(images, what, self.params)
-        return images
+        return augment(images, self.params, self.params.p)
 
 
 @ganzoo.hookimpl

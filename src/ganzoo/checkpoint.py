@@ -174,7 +174,7 @@ def restore_training(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, in
     if ema is not None:
         state = ckpt.state("generator_ema")
         if not state:
-            raise GanzooError(f"{ckpt.path} has no EMA generator but the recipe asks for one (ema.decay): "
+            raise GanzooError(f"{ckpt.path} has no EMA generator but the recipe asks for one (ema): "
                               "an average cannot be resumed from a run that did not keep one")
         load_state(ema, state, "EMA generator", ckpt.path)
     for name, opt in (("generator", opt_g), ("critic", opt_d)):

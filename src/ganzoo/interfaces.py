@@ -260,6 +260,9 @@ class Regularizer(Configurable):
       and the generator steps; it must be differentiable (DiffAugment),
     * ``penalty(critic, real, fake)``: a scalar added to the critic loss on critic steps where
       ``critic_step % every == 0`` (R1, gradient penalty; a lazy penalty scales itself by ``every``),
+    * ``score_penalty(critic, real, fake, real_scores, fake_scores)``: like ``penalty``, on the same critic steps,
+      with the critic's scores of this update as well (with their graph): a term on the scores themselves (LeCam)
+      or one that compares them with the scores of other views of the same images (consistency regularization),
     * ``after_critic_step(critic)``: change the critic's weights after each critic update (weight clipping),
     * ``observe(real_scores, fake_scores)``: see the critic's scores of each critic update (detached), e.g. to
       adapt an augmentation probability to how well the critic separates them (ADA).
@@ -292,6 +295,10 @@ class Regularizer(Configurable):
         return images
 
     def penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def score_penalty(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_scores: torch.Tensor,
+                      fake_scores: torch.Tensor) -> torch.Tensor | None:
         return None
 
     def after_critic_step(self, critic: nn.Module) -> None:

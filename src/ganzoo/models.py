@@ -165,7 +165,7 @@ def preflight(recipe, registry: Registry | None = None) -> dict:
                 raise
             log.debug(f"pre-flight: the forward pass cannot run on the meta device ({exc}); checked when built")
     counts = {"generator": sum(p.numel() for p in g.parameters()), "critic": sum(p.numel() for p in d.parameters())}
-    copies = 4 + (1 if recipe.ema.decay else 0)  # weights, gradients, two optimizer moments (+ the EMA of G)
+    copies = 4 + (1 if recipe.ema.enabled else 0)  # weights, gradients, two optimizer moments (+ the EMA of G)
     limits.require_memory(4 * copies * (counts["generator"] + counts["critic"]),
                           f"training {counts['generator']:,} generator and {counts['critic']:,} critic parameters",
                           "make the networks smaller (latent_dim, widths)")
@@ -192,6 +192,7 @@ def forward_macs(recipe, registry: Registry | None = None) -> int:
 def make_ema(generator: Generator, decay: float, warmup: bool = False):
     """An exponential moving average of ``generator`` (weights and BatchNorm statistics); ``.module`` is a Generator.
 
+    ``decay`` is an attribute of the average that a schedule may change between steps (``ema.half_life``).
     ``warmup``: the decay after n averaged steps is min(decay, (1 + n) / (10 + n)), so that the first weights
     (a random generator) leave the average within tens of steps rather than 1/(1 - decay). It depends on the
     averaged-step count alone, which checkpoints keep: resume stays exact.
@@ -200,17 +201,19 @@ def make_ema(generator: Generator, decay: float, warmup: bool = False):
 
     @torch.no_grad()
     def update(averages: list, current: list, n_averaged: torch.Tensor) -> None:
-        d = decay
+        d = ema.decay
         if warmup:  # reads the count (a GPU sync on CUDA): only when asked for
             n = float(n_averaged)
-            d = min(decay, (1 + n) / (10 + n))
+            d = min(d, (1 + n) / (10 + n))
         if torch.is_floating_point(averages[0]):
             torch._foreach_lerp_(averages, current, 1 - d)
         else:  # integer buffers (BatchNorm's batch counter)
             for a, c in zip(averages, current):
                 a.copy_(a * d + c * (1 - d))
 
-    return AveragedModel(generator, multi_avg_fn=update, use_buffers=True)
+    ema = AveragedModel(generator, multi_avg_fn=update, use_buffers=True)
+    ema.decay = decay
+    return ema
 
 
 def has_ema(ckpt: Checkpoint) -> bool:

@@ -108,8 +108,37 @@ class EMASection(_Strict):
     decay: float | None = Field(None, gt=0, lt=1, description="per-step decay, e.g. 0.999; null = off. "
                                 "Grids, evaluation, samples and `ganzoo sample` then use the averaged generator")
     start: int = Field(0, ge=0, description="generator steps before averaging begins (the average starts as a copy of G)")
+    half_life: float | None = Field(None, gt=0, allow_inf_nan=False, description="instead of decay: real images seen over which "
+                                    "the average's weight halves (decay per step 0.5 ** (images per step / half_life)); "
+                                    "a schedule may ramp it")
     warmup: bool = Field(False, description="ramp the decay up as min(decay, (1+n)/(10+n)) after n averaged steps, "
                          "so that short runs with a slow decay (0.999) are not dominated by the first weights")
+
+    @model_validator(mode="after")
+    def _one_rate(self):
+        if self.decay is not None and self.half_life is not None:
+            raise ValueError("give ema.decay or ema.half_life, not both")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.decay is not None or self.half_life is not None
+
+    def decay_per_step(self, images_per_step: int) -> float:
+        from .schedules import ema_decay
+
+        return self.decay if self.decay is not None else ema_decay(self.half_life, images_per_step)
+
+
+class ScheduleSection(_Strict):
+    """A hyper-parameter ramped between two values over the real images the critic has seen (``ganzoo.schedules``)."""
+
+    key: str = Field(..., description="what to ramp: optim.generator.lr, optim.critic.betas.1, ema.half_life, "
+                     "regularizers.r1.gamma, regularizers.diffaugment.p, objective.PARAM ...")
+    values: tuple[float, float] = Field(..., description="[first, last]: the value before the ramp and after it")
+    over: int = Field(..., ge=1, description="real images seen over which the value moves from first to last")
+    after: int = Field(0, ge=0, description="real images seen before the ramp begins")
+    shape: Literal["linear", "cosine"] = Field("linear", description="linear, or cosine (slow at both ends)")
 
 
 class OptimSection(_Strict):
@@ -188,6 +217,8 @@ class Recipe(_Strict):
     callbacks: list[CallbackSection] = Field(default_factory=list, description="observers of the run from plugins (e.g. mlflow)")
     optim: OptimSection = Field(default_factory=OptimSection)
     ema: EMASection = Field(default_factory=EMASection)
+    schedules: list[ScheduleSection] = Field(default_factory=list, description="hyper-parameters ramped over images seen "
+                                             "(learning rates, Adam betas, a regularizer's weight, EMA half-life)")
     train: TrainSection
     output: OutputSection = Field(default_factory=OutputSection)
     eval: EvalSection = Field(default_factory=EvalSection)
@@ -216,6 +247,10 @@ class Recipe(_Strict):
             problems.append(f"data.labels: an attribute is named twice ({self.data.labels})")
         if self.train.n_critic is None and not problems:
             self.train.n_critic = registry.get("objective", self.objective.name).cls.n_critic
+        if self.schedules and not problems:
+            from . import schedules
+
+            problems += schedules.problems(self, registry)
         return self
 
     def to_dict(self) -> dict:

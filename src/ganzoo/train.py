@@ -131,6 +131,8 @@ class GANStep:
             for name, reg in self.critic_regs:
                 if critic_step % reg.every == 0:
                     term = reg.penalty(critic, real, fake)
+                    scored = getattr(reg, "score_penalty", None)
+                    term = _add(term, scored(critic, real, fake, real_scores, fake_scores) if scored else None)
                     if term is not None:
                         terms[name] = term.detach()
                     penalty = _add(penalty, term)
@@ -285,12 +287,13 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     G, D = G.to(device), D.to(device)
     if cfg.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    ema = make_ema(G, recipe.ema.decay, recipe.ema.warmup) if recipe.ema.decay else None
+    n_critic = cfg.n_critic  # resolved by load_recipe: the objective's default when the recipe gives none
+    images_per_step = cfg.batch_size * n_critic * world.size
+    ema = make_ema(G, recipe.ema.decay_per_step(images_per_step), recipe.ema.warmup) if recipe.ema.enabled else None
     if world.distributed:
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank)  # each rank draws its own latents
     opt_g = (recipe.optim.generator or objective.default_optimizer).build(G.parameters())
     opt_d = (recipe.optim.critic or objective.default_optimizer).build(D.parameters())
-    n_critic = cfg.n_critic  # resolved by load_recipe: the objective's default when the recipe gives none
     total = recipe.total_steps(len(images) // world.size, n_critic)
     start, epoch, index = 0, 0, 0
     if resume is not None:
@@ -356,6 +359,10 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
 
     recipe, main, ddp = run.recipe, run.world.main, run.world.distributed
     out = [StopSignals()]
+    if recipe.schedules:  # first: the values of the next step are set before anything else looks at the run
+        from .schedules import Schedules
+
+        out.append(Schedules(recipe.schedules))
     if recipe.train.time_limit is not None:
         out.append(TimeLimit(recipe.train.time_limit))
     if ddp:  # every rank must agree on a stop before the collective metrics and checkpoints
