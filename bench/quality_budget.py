@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=20)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "anime-faces-64.zip")
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument("--n-real", type=int, default=None, help="real images to score against (a seeded subset; default: all)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality_20min.json")
     ap.add_argument("--grid", type=Path, default=None, help="PNG: 8 images (same latents) per recipe, one row each")
@@ -90,7 +91,7 @@ def main():
         ckpt = ganzoo.load_checkpoint(run.checkpoint)
         ref = load_data_section({"name": "images", "path": str(args.data), "resolution": recipe.data.resolution,
                                  "channels": recipe.data.channels})
-        real, ref_info = reference_features(ref, None, 0)
+        real, ref_info = reference_features(ref, args.n_real, 0)
         gen = extract(generate(G, max(args.n), seed=0))
         row = {"recipe": name, "file": str(path), "minutes": args.minutes, "steps": run.steps, "train_s": round(run.seconds, 1),
                "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.models.has_ema(ckpt), "run_dir": str(run.run_dir),
@@ -104,7 +105,7 @@ def main():
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "torch": torch.__version__, "ganzoo": ganzoo.__version__, "reference": ref_info,
             "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(backend="auto"),
-            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N",
+            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N", "n_real": len(real),
             "generated": "seed 0; the EMA generator when the checkpoint has one"}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

@@ -14,14 +14,14 @@ class R1Params(Params):
     gamma: float | None = Field(None, ge=0, description="penalty weight: gamma/2 * E[|grad D(x)|^2]; null: StyleGAN2-ADA's "
                                 "heuristic 0.0002 * resolution^2 / batch size (0.0128 at 64 px, batch 64)")
     every: int = Field(16, ge=1, description="apply on every k-th critic step, scaled by k (lazy regularization)")
-    on: Literal["real", "fake", "both"] = Field("real", description="real: R1; fake: R2 (on generated images); both: "
+    images: Literal["real", "fake", "both"] = Field("real", description="real: R1; fake: R2 (on generated images); both: "
                                                 "R1 + R2 with the same gamma (R3GAN)")
 
 
 class R1(Regularizer):
     name = "r1"
     description = ("R1/R2 zero-centred gradient penalties (Mescheder et al. 2018; R3GAN, Huang et al. 2024), "
-                   "gamma/2 E|grad D(x)|^2 on real, fake or both, lazily every k critic steps")
+                   "gamma/2 E|grad D(x)|^2 on real, fake or both (images), lazily every k critic steps")
     Params = R1Params
 
     @property
@@ -35,9 +35,9 @@ class R1(Regularizer):
         return 0.0002 * real.shape[-1] * real.shape[-2] / real.shape[0]
 
     def penalty(self, critic, real, fake):
-        batches = {"real": (real,), "fake": (fake,), "both": (real, fake)}[self.params.on]
+        batches = {"real": (real,), "fake": (fake,), "both": (real, fake)}[self.params.images]
         scale = self.params.every * 0.5 * self.gamma(real)
-        return sum(scale * _grad_norm2(critic, images) for images in batches)
+        return sum(scale * _grad_norm2(critic, batch) for batch in batches)
 
 
 def _grad_norm2(critic, images) -> torch.Tensor:

@@ -3,7 +3,7 @@
 Each real image is paired with one generated image and the critic judges which of the two is real:
 critic ``softplus(-(D(x_i) - D(G(z_i))))``, generator the same with the roles swapped. Unlike RaGAN's comparison
 with the mean of the other side, the pairing keeps the loss landscape free of the mode-dropping minima of the
-classic loss; R3GAN pairs it with zero-centred penalties on real and generated images (``r1`` with ``on: both``).
+classic loss; R3GAN pairs it with zero-centred penalties on real and generated images (``r1`` with ``images: both``).
 """
 
 import torch.nn.functional as F

@@ -44,7 +44,7 @@ def test_r1_r2_penalties_against_a_hand_computation(on, expected):
         return (w * x.pow(2)).flatten(1).sum(1)
 
     real, fake = torch.full((2, 1, 2, 2), 1.0), torch.full((2, 1, 2, 2), 0.5)
-    reg = make("regularizer", "r1", gamma=2.0, every=1, on=on)
+    reg = make("regularizer", "r1", gamma=2.0, every=1, images=on)
     # real: 4 * 0.25 * 4 pixels * 1 = 4 ; fake: 4 * 0.25 * 4 * 0.25 = 1; times gamma/2 = 1
     penalty = reg.penalty(critic, real, fake)
     assert penalty.item() == pytest.approx(expected)
@@ -85,7 +85,7 @@ def test_schedule_values_linear_cosine_and_the_ema_half_life():
 
 def _scheduled(tiny, steps):
     tiny["objective"] = {"name": "rpgan"}
-    tiny["regularizers"] = [{"name": "r1", "on": "both", "every": 2}, {"name": "diffaugment", "policy": ["translation"]}]
+    tiny["regularizers"] = [{"name": "r1", "images": "both", "every": 2}, {"name": "diffaugment", "policy": ["translation"]}]
     tiny["ema"] = {"half_life": 64}
     tiny["monitor"] = {"collapse": False}
     tiny["output"].update(samples=0, grid_size=4)
