@@ -5,8 +5,13 @@ conv; 1x1 conv shortcut) -> BN, ReLU, 3x3 conv, tanh. Critic: residual down-bloc
 conv, 2x2 average pool; 1x1 conv shortcut), ReLU, global sum pool -> features -> Linear score. The critic has no
 normalisation: use it with the spectral_norm regularizer (and hinge loss) as SNGAN did. Its features/score split
 supports projection and auxiliary-classifier conditioning.
+
+``attention: [32]`` adds a self-attention layer (SAGAN, Zhang et al. 2019, with BigGAN's 2x2-pooled keys and
+values) after the block whose output is 32x32, in the generator or the critic; its output gate starts at 0, so a
+new layer begins as the identity. Without it the nets are built exactly as before.
 """
 
+import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
@@ -18,15 +23,53 @@ from ganzoo import Critic, CriticBuilder, Generator, GeneratorBuilder, ImageShap
 class ResNetGeneratorParams(Params):
     base_channels: int = Field(64, ge=4, description="channels at full resolution; doubled per stage going down")
     max_channels: int = Field(512, ge=4, description="cap on any block's channels")
+    attention: list[int] = Field([], description="resolutions whose block is followed by self-attention, e.g. [32]")
 
 
 class ResNetCriticParams(Params):
     base_channels: int = Field(64, ge=4, description="channels of the first block; doubled per stage")
     max_channels: int = Field(512, ge=4, description="cap on any block's channels")
+    attention: list[int] = Field([], description="resolutions whose block is followed by self-attention, e.g. [32]")
 
 
 def _widths(base: int, cap: int, stages: int) -> list[int]:
     return [min(base * 2**i, cap) for i in reversed(range(stages + 1))]  # coarsest first, stages + 1 of them
+
+
+class SelfAttention(nn.Module):
+    """x + gamma * attention(x): queries and keys of C/8 channels, values of C/2, keys and values max-pooled 2x2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.query, self.key = nn.Conv2d(channels, channels // 8, 1), nn.Conv2d(channels, channels // 8, 1)
+        self.value, self.out = nn.Conv2d(channels, channels // 2, 1), nn.Conv2d(channels // 2, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2)  # (n, c/8, hw)
+        k = F.max_pool2d(self.key(x), 2).flatten(2)  # (n, c/8, hw/4)
+        v = F.max_pool2d(self.value(x), 2).flatten(2)  # (n, c/2, hw/4)
+        attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (n, hw, hw/4): each position's weights over the others
+        o = (v @ attn.transpose(1, 2)).view(n, c // 2, h, w)
+        return x + self.gamma * self.out(o)
+
+
+def _with_attention(blocks: list[nn.Module], sizes: list[int], widths: list[int], attention: list[int]) -> nn.Sequential:
+    """``blocks`` (block i outputs ``sizes[i]`` px, ``widths[i]`` channels), each followed by self-attention where
+    its size is in ``attention``."""
+    unknown = sorted(set(attention) - set(sizes))
+    if unknown:
+        raise ValueError(f"attention at {', '.join(map(str, unknown))} px: the blocks' resolutions are "
+                         f"{', '.join(map(str, sizes))}")
+    layers = []
+    for block, size, width in zip(blocks, sizes, widths):
+        layers.append(block)
+        if size in attention:
+            if width < 8:
+                raise ValueError(f"attention at {size} px needs at least 8 channels there (has {width})")
+            layers.append(SelfAttention(width))
+    return nn.Sequential(*layers)
 
 
 class UpBlock(nn.Module):
@@ -62,7 +105,8 @@ class ResNetGenerator(Generator):
         widths = _widths(p.base_channels, p.max_channels, stages)
         self.start, self.width = start, widths[0]
         self.stem = nn.Linear(shape.latent_dim, widths[0] * start * start)
-        self.blocks = nn.Sequential(*(UpBlock(a, b) for a, b in zip(widths, widths[1:])))
+        self.blocks = _with_attention([UpBlock(a, b) for a, b in zip(widths, widths[1:])],
+                                      [start * 2 ** (i + 1) for i in range(stages)], widths[1:], p.attention)
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], shape.channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z):
@@ -72,10 +116,11 @@ class ResNetGenerator(Generator):
 class ResNetCritic(Critic):
     def __init__(self, p: ResNetCriticParams, shape: ImageShape):
         super().__init__(shape)
-        _, stages = pyramid(shape.resolution)
+        start, stages = pyramid(shape.resolution)
         widths = _widths(p.base_channels, p.max_channels, stages)[::-1]  # finest first
         chans = [shape.channels, *widths[:-1]]
-        self.blocks = nn.Sequential(*(DownBlock(a, b, first=i == 0) for i, (a, b) in enumerate(zip(chans, chans[1:]))))
+        self.blocks = _with_attention([DownBlock(a, b, first=i == 0) for i, (a, b) in enumerate(zip(chans, chans[1:]))],
+                                      [shape.resolution // 2 ** (i + 1) for i in range(stages)], chans[1:], p.attention)
         self.feature_dim = chans[-1]
         self.head = nn.Linear(chans[-1], 1)
 

@@ -81,7 +81,7 @@ def test_unknown_component_suggests_and_lists(tiny):
     tiny["objective"]["name"] = "wgan-gp"
     msg = error(tiny)
     assert "objective.name: unknown objective 'wgan-gp' (did you mean 'wgan_gp'?)" in msg
-    assert "available: bce, bce_smooth, hinge, ragan, wgan_clip, wgan_gp" in msg
+    assert "available: bce, bce_smooth, hinge, ragan, rpgan, wgan_clip, wgan_gp" in msg
 
 
 def test_several_problems_are_listed_together(tiny):

@@ -141,3 +141,14 @@ def test_a_schedule_of_the_objectives_own_regularizer_and_ema_decay_or_half_life
     tiny["ema"] = {"decay": 0.9, "half_life": 10}
     with pytest.raises(GanzooError, match="ema.decay or ema.half_life, not both"):
         ganzoo.load_recipe(tiny)
+
+
+@pytest.mark.parametrize("name", ["r3gan_anime", "stylegan2_anime", "sagan_anime"])
+def test_the_modern_family_recipes_validate_and_pass_the_preflight_check(name):
+    from ganzoo.models import preflight
+    from ganzoo.shipped import recipes_dir
+
+    recipe = ganzoo.load_recipe(recipes_dir() / f"{name}.yaml", ["data={name: toyfaces, resolution: 64}"])
+    assert recipe.expected_time and recipe.description
+    counts = preflight(recipe)  # on the meta device: both networks at the recipe's full size, no memory, no data
+    assert 5e5 < counts["generator"] < 1e7 and 5e5 < counts["critic"] < 1e7

@@ -13,7 +13,7 @@ The contract, in order:
    ``on_eval(run, result)`` when the evaluation observer scores, and ``on_log(run, line)`` when the metrics
    observer writes a line (on logged steps, after every observer's ``on_step``: values given to ``run.log``
    during the step are in it). Last, the checkpoint observer saves (every ``train.checkpoint_every`` steps, and
-   on a stop requested anywhere in the step). The list: stop signals, the time limit, metrics, grids,
+   on a stop requested anywhere in the step). The list: stop signals, the recipe's schedules (which set the next step's values after the step's line), the time limit, metrics, grids,
    evaluation, the recipe's callbacks and ``train(callbacks=...)``, the progress bar, the collapse monitor,
    checkpoints, final samples, the run summary.
 3. ``on_end(run)`` to every observer in list order after the last step of a run that did not fail (checkpoint,
