@@ -19,7 +19,7 @@ class ImagesParams(Params):
     path: str = Field(..., pattern=r"\S", description="folder or .zip of images (never empty: an empty path is not the current folder)")
     labels_file: str | None = Field(None, pattern=r"\S", description="CSV inside the folder or zip (e.g. tags.csv): a file column "
                                     "and one or more categorical label columns; images in sub-folders also get the label "
-                                    "'folder' (the ImageFolder convention)")
+                                    "'folder' (the ImageFolder convention) when there are at least two")
     file_column: str = Field("file", pattern=r"\S", description="the labels file's column of image paths (relative to the folder or zip)")
 
 
@@ -28,8 +28,8 @@ class Images(Dataset):
     description = "Images from a folder (recursive) or a .zip; resized (Lanczos) and center-cropped; labels from sub-folders or a CSV"
     Params = ImagesParams
 
-    def fingerprint(self):
-        return imagefiles.fingerprint(_existing(self.params))
+    def fingerprint(self):  # labels 2: a lone top folder is no label (images cached before are decoded once more)
+        return {**imagefiles.fingerprint(_existing(self.params)), "labels": 2}
 
     def load(self, resolution, channels, report):
         path = _existing(self.params)
@@ -38,7 +38,7 @@ class Images(Dataset):
         images = imagefiles.read_images(path, resolution, channels, report, names)
         columns = {}
         folders = [n.split("/", 1)[0] if "/" in n else None for n in names]
-        if any(f is not None for f in folders):
+        if len({f for f in folders if f is not None}) > 1:  # one top folder (faces/...) is where the images are, not a label
             columns["folder"] = folders
         if table is not None:
             rows, header = table

@@ -149,7 +149,7 @@ def _xavier(module):
 
 class ResNetGeneratorBuilder(GeneratorBuilder):
     name = "resnet"
-    description = "Residual generator (BN, nearest x2; SNGAN/BigGAN blocks)"
+    description = "Residual generator (BN, nearest x2; SNGAN/BigGAN blocks, Miyato et al. 2018), optional SAGAN self-attention"
     Params = ResNetGeneratorParams
 
     def initialize(self, module):
@@ -162,7 +162,7 @@ class ResNetGeneratorBuilder(GeneratorBuilder):
 
 class ResNetCriticBuilder(CriticBuilder):
     name = "resnet"
-    description = "BN-free residual critic with sum pooling (SNGAN/BigGAN blocks)"
+    description = "BN-free residual critic with sum pooling (SNGAN/BigGAN blocks, Miyato et al. 2018), optional SAGAN self-attention"
     Params = ResNetCriticParams
 
     def initialize(self, module):

@@ -14,7 +14,8 @@ from ganzoo import Objective
 
 class RpGAN(Objective):
     name = "rpgan"
-    description = "Relativistic pairing GAN (RpGAN, R3GAN's loss): softplus(-(D(x_i) - D(G(z_i)))) on paired samples"
+    description = ("Relativistic pairing GAN (RpGAN; Jolicoeur-Martineau 2019, R3GAN's loss, Huang et al. 2024): "
+                   "softplus(-(D(x_i) - D(G(z_i)))) on paired samples")
     generator_uses_real = True
 
     def critic_loss(self, real_scores, fake_scores):

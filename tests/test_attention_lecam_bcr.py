@@ -2,6 +2,7 @@
 gradients, clear refusals, and a few training steps through ganzoo.train (with an exact resume for lecam's state)."""
 
 import json
+import re
 import math
 
 import pytest
@@ -155,3 +156,20 @@ def test_lecam_and_bcr_train_log_their_terms_and_lecam_resumes_exactly(tiny, tmp
     resumed = train(load_recipe(tiny), tmp_path / "split", resume=first.run_dir, progress=False)
     assert_same_checkpoint(full.checkpoint, resumed.checkpoint)
     assert ganzoo.load_checkpoint(resumed.checkpoint).meta["lecam"] == state
+
+
+@pytest.mark.parametrize("kind, name", [("generator", "r3gan"), ("critic", "r3gan"), ("generator", "stylegan2"),
+                                        ("generator", "resnet"), ("critic", "resnet"), ("objective", "rpgan"),
+                                        ("regularizer", "r1"), ("regularizer", "path_length"), ("regularizer", "lecam"),
+                                        ("regularizer", "bcr")])
+def test_the_modern_components_name_their_paper_and_document_every_parameter(kind, name):
+    from typer.testing import CliRunner
+
+    from ganzoo.cli import app
+
+    cls = ganzoo.get_registry().get(kind, name).cls
+    assert re.search(r"(19|20)\d\d", cls.description), cls.description  # authors and year, in the one line
+    assert all(info.description for info in cls.Params.model_fields.values())
+    shown = CliRunner().invoke(app, ["show", name], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and f"{kind} {name}" in shown.output
+    assert all(field in shown.output for field in cls.Params.model_fields)

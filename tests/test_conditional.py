@@ -218,7 +218,8 @@ def test_cli_sample_and_grid_by_label(cond_run, tmp_path):
     assert len(list((tmp_path / "blue").glob("0*.png"))) == 6
     res = runner.invoke(app, ["grid", str(cond_run), "--by", "folder", "--columns", "3", "-o", str(tmp_path / "g.png")])
     assert res.exit_code == 0, res.output
-    assert Image.open(tmp_path / "g.png").size[1] > Image.open(tmp_path / "g.png").size[0] * 0.9  # 3 rows of 3
+    width, height = Image.open(tmp_path / "g.png").size
+    assert height == 3 * (64 + 2) + 2 and width > height + 20  # 3 rows of 3 at 16 px enlarged 4x, a margin naming each row
     res = runner.invoke(app, ["sample", str(cond_run), "-n", "4", "-o", str(tmp_path / "x"), "--label", "folder=purple"])
     assert res.exit_code == 2 and "unknown value 'purple' for label 'folder'; valid values: blue, green, red" in res.output
     assert not (tmp_path / "x").exists()

@@ -232,6 +232,6 @@ def test_shipped_recipe_runs_on_real_data(name, tmp_path):
     needs = ANIME_ZIP.is_file() if "anime" in name else (MNIST_ROOT / "MNIST" / "raw").is_dir()
     if not needs:
         pytest.skip(f"real data for {name} not found under {ANIME_ZIP.parent}")
-    overrides = REAL[name] + ["train.epochs=null", "train.steps=2", "output.samples=4", f"output.dir={tmp_path}", "train.threads=1"]
+    overrides = REAL[name] + ["train.epochs=null", "train.steps=2", "train.batch_size=16", "output.samples=4", f"output.dir={tmp_path}", "train.threads=1"]
     result = train(load_recipe(ROOT / "recipes" / name, overrides), progress=False)
     assert len(list((result.run_dir / "samples").glob("[0-9]*.png"))) == 4

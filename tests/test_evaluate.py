@@ -2,6 +2,7 @@ import importlib.util
 import json
 import socket
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -67,11 +68,22 @@ def test_kid_matches_a_hand_computation():
     x, y = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64) + 0.5
     d = x.shape[1]
     k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731  polynomial kernel, degree 3, gamma 1/d, coef0 1
-    off = ~torch.eye(6, dtype=torch.bool)
-    mmd = k(x, x)[off].mean() + k(y, y)[off].mean() - 2 * k(x, y).mean()
-    # with subset size = N every subset is the whole set: the estimate is exact, its std 0
+    def mmd(a, b):  # the unbiased MMD^2 estimate of one subset
+        off = ~torch.eye(len(a), dtype=torch.bool)
+        return (k(a, a)[off].mean() + k(b, b)[off].mean() - 2 * k(a, b).mean()).item()
+
+    # 6 a side: subsets of half the smaller side (3), drawn as torch-fidelity draws them, so the spread is real
     result = scores(x, y, kid_subset_size=6, kid_subsets=5, prc=False)
-    assert result["kid_mean"] == pytest.approx(mmd.item(), rel=1e-6) and result["kid_std"] == pytest.approx(0, abs=1e-12)
+    rng = np.random.RandomState(0)
+    hand = []
+    for _ in range(5):
+        i, j = rng.choice(6, 3, replace=False), rng.choice(6, 3, replace=False)
+        hand.append(mmd(x[i], y[j]))
+    assert result["kid_mean"] == pytest.approx(np.mean(hand), rel=1e-6) and result["kid_std"] == pytest.approx(np.std(hand), rel=1e-6)
+    assert result["kid_std"] > 0 and result["protocol_extra"]["kid"]["subset_size"] == 3
+    # 3 a side: one subset of every image, the estimate exact and no spread claimed
+    few = scores(x[:3], y[:3], prc=False)
+    assert few["kid_mean"] == pytest.approx(mmd(x[:3], y[:3]), rel=1e-6) and few["kid_std"] is None
 
 
 def test_eval_cli_on_a_run_writes_metrics_with_protocol_and_caches_reference(tiny, tmp_path, no_network):
@@ -87,7 +99,7 @@ def test_eval_cli_on_a_run_writes_metrics_with_protocol_and_caches_reference(tin
     assert proto["library"].startswith("torch-fidelity ") and proto["n_generated"] == 8 and proto["n_real"] == 10
     assert proto["reference"]["size"] == 64 and proto["image_resolution"] == 16 and proto["seed"] == 0
     assert len(proto["feature_network"]["sha256"]) == 64 and "TF1-compatible" in proto["feature_network"]["resize"]
-    assert proto["kid"]["subset_size"] == 8 and proto["evaluated"]["step"] == 3
+    assert proto["kid"]["subset_size"] == 4 and proto["evaluated"]["step"] == 3  # half of the 8 generated: a real spread
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["eval"]["fid"] == metrics["fid"]
     res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10"])
@@ -142,8 +154,8 @@ def test_extraction_in_chunks_reports_progress_and_an_estimate_and_keeps_the_fea
         chunked = evaluation.extract(images, progress=lambda what, done, total: calls.append((what, done, total)),
                                      what="generated images")
     assert torch.equal(whole, chunked)
-    assert calls == [("generated images", d, 10) for d in (2, 4, 6, 8, 10)]
-    assert any(m.startswith("eval: 10 generated images at ~") and "more minutes" in m for m in messages)
+    assert calls == [("generated images", d, 10) for d in (0, 2, 4, 6, 8, 10)]  # the bar from the first image
+    assert any(m.startswith("eval: 10 generated images at ~") and " more" in m for m in messages)
 
 
 def test_eval_command_takes_threads(tmp_path, tiny, no_network, monkeypatch):

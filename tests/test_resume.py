@@ -71,7 +71,7 @@ def test_sigint_checkpoints_then_resume_matches_uninterrupted(tiny, tmp_path):
     if proc.returncode == 0:
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 130, stderr
-    assert "interrupted: checkpoint of step" in stderr and f"ganzoo resume {run}" in stderr and "Traceback" not in stderr
+    assert "stopped: interrupted at step" in stderr and "error:" not in stderr and f"ganzoo resume {run}" in stderr and "Traceback" not in stderr
     stopped_at = ganzoo.load_checkpoint(run).meta["step"]
     assert 0 < stopped_at < 300
     done = subprocess.run([sys.executable, "-m", "ganzoo", "resume", str(run), "-q"], capture_output=True, text=True, env=env)

@@ -148,7 +148,7 @@ def test_version_and_shell_completion():
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"ganzoo {ganzoo.__version__}"
     res = runner.invoke(app, ["--show-completion", "bash"])
-    assert res.exit_code == 0 and "complete" in res.output
+    assert res.exit_code == 0 and "complete" in res.output, (res.output, repr(res.exception))
 
 
 def test_list_is_compact_at_80_columns_and_show_prints_required_and_choices():

@@ -59,7 +59,9 @@ def friendly(fn):
                 import traceback
 
                 err.print("".join(traceback.format_exception(exc.__cause__)), highlight=False, markup=False, soft_wrap=True)
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            label = getattr(exc, "label", "error")  # "stopped" for a clean interruption (its checkpoint written)
+            style = "bold red" if label == "error" else "bold yellow"
+            err.print(f"[{style}]{label}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except OSError as exc:  # an unwritable output folder, a full disk: still one line
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
@@ -182,7 +184,7 @@ def check(
 
     r = load_recipe(resolve(recipe), set_ or [])
     counts = preflight(r)  # what run would refuse before training, check refuses too
-    out.print(r.to_yaml(), highlight=False, end="")
+    typer.echo(r.to_yaml(), nl=False)  # plain text, never wrapped: `ganzoo check R > resolved.yaml` is valid YAML
     err.print(f"ok: generator {counts['generator']:,} and critic {counts['critic']:,} parameters", highlight=False)
 
 
@@ -231,7 +233,8 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also the 
     reg = get_registry()
     table = Table(box=None, show_header=verbose, pad_edge=False, show_edge=False)
     width = max((len(c.name) + (0 if c.package == "ganzoo" or verbose else len(c.package) + 3) for c in reg.all()), default=8)
-    table.add_column("name", no_wrap=True, style="bold", min_width=max(width + 2, len("architectures")))
+    name_width = max(width + 2, len("architectures"))
+    table.add_column("name", no_wrap=True, style="bold", min_width=name_width)
     if verbose:
         table.add_column("plugin", no_wrap=True)
         table.add_column("version", no_wrap=True)
@@ -244,13 +247,22 @@ def list_(verbose: bool = typer.Option(False, "--verbose", "-v", help="also the 
         for c in components:
             shadowed = reg.components[kind].get(c.name) is not c  # a clash's other component: PACKAGE:NAME
             name = f"  {c.qualified_name}" if shadowed else f"  {c.name}" if c.package == "ganzoo" or verbose else f"  {c.name} ({c.package})"
-            table.add_row(Text(name), *((Text(c.package), Text(c.version)) if verbose else ()), Text(c.description))
+            table.add_row(Text(name), *((Text(c.package), Text(c.version)) if verbose else ()),
+                          Text(c.description if verbose else _clip(c.description, out.width - name_width - 1)))
     out.print(table)
     if reg.switched_off:
         out.print(f"turned off (GANZOO_DISABLE_PLUGINS): {', '.join(reg.switched_off)}", highlight=False, markup=False)
     if verbose:
         for c in reg.all():
             _print_params(c)
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut at the last whole word that fits in ``width`` characters, with an ellipsis."""
+    if len(text) <= width or width < 8:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return cut + "…"
 
 
 @app.command()
@@ -356,7 +368,7 @@ def grid(
         raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
     dev = pick_device(device, what="--device")
     images, classes = class_grid(load_generator(checkpoint, device=dev, ema=ema), by, columns, seed, label or None, dev, truncation)
-    write_grid(images, output, nrow=columns)
+    write_grid(images, output, nrow=columns, row_labels=classes)
     err.print(f"wrote {len(classes)} rows ({', '.join(classes)}) of {columns} images to {output}", highlight=False)
 
 
@@ -409,7 +421,8 @@ def eval_(
     target: Path = typer.Argument(..., help="run directory, checkpoint, or a folder/zip of generated images", parser=_path),
     ref: Optional[Path] = typer.Option(None, "--ref", help="real images (folder/zip); default: the run's recipe data", parser=_path),
     n: int = typer.Option(10000, "-n", min=2, help="generated images to score"),
-    n_real: Optional[int] = typer.Option(None, "--n-real", min=2, help="real images (seeded subset); default: all"),
+    n_real: int = typer.Option(5000, "--n-real", min=2, help="real images: a seeded subset (features cached after the first time)"),
+    all_real: bool = typer.Option(False, "--all-real", help="every real image instead of --n-real of them"),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of latents and subsets"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="another TorchScript feature network (299x299 in [-1,1] -> features)", parser=_path),
     prc: bool = typer.Option(True, "--prc/--no-prc", help="also precision/recall"),
@@ -424,8 +437,9 @@ def eval_(
 ):
     """FID, KID (mean ± std) and precision/recall with the standard Inception network, offline, protocol recorded.
 
-    On 2 CPU cores the Inception network scores about 22 images/s in ONNX Runtime (pip install "ganzoo[fast-eval]")
-    and 14 without it: N = 10,000 takes 8-12 minutes (plus the real images once, then cached), -n 1000 about 1.
+    On 2 CPU cores the Inception network scores about 22 images/s in ONNX Runtime (installed with ganzoo; 14 with
+    --backend torch): N = 10,000 takes about 8 minutes, -n 1000 about 1, plus the real images (--n-real) the first
+    time, then cached.
     """
     import json
 
@@ -448,13 +462,14 @@ def eval_(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done)
 
-        result = evaluate(target, ref=ref, n=n, n_real=n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
+        result = evaluate(target, ref=ref, n=n, n_real=None if all_real else n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
                           resolution=resolution, ema=ema, progress=progress, per_class=per_class, n_per_class=n_per_class,
                           backend=backend)
     fmt = lambda v, d: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     table = Table(title=f"evaluation of {target}", show_header=False)
     table.add_row("FID", fmt(result["fid"], 3))
-    table.add_row("KID", f"{fmt(result['kid_mean'], 5)} ± {fmt(result['kid_std'], 5)}")
+    spread = "(one subset: too few images for a spread)" if result["kid_std"] is None else f"± {fmt(result['kid_std'], 5)}"
+    table.add_row("KID", f"{fmt(result['kid_mean'], 5)} {spread}")
     if "precision" in result:
         table.add_row("precision / recall", f"{fmt(result['precision'], 4)} / {fmt(result['recall'], 4)}")
     proto = result["protocol"]

@@ -113,7 +113,7 @@ def cached_images(key: str | None, shape, decode, label: str):
     cached = _read_cache(stem, shape) if stem is not None else None
     if cached is not None:
         images, report, columns = cached
-        log.info(f"data: {len(images)} images from cache {stem}.npy ({time.perf_counter() - t0:.2f}s, no decoding)")
+        log.info(f"data: {len(images)} images from cache ({time.perf_counter() - t0:.2f} s, no decoding)")  # one short line
     else:
         report = DataReport()
         out = decode(report)

@@ -8,7 +8,7 @@ extraction and the FID, KID and precision/recall maths are torch-fidelity's;
 ganzoo only caches the reference features (safetensors, keyed by dataset,
 resolution, transform, extractor hash and N) and records the protocol.
 
-On a CPU the network runs in ONNX Runtime when it is installed (``pip install ganzoo[fast-eval]``; backend
+On a CPU the network runs in ONNX Runtime (a dependency of ganzoo; backend
 ``auto``): exported once from the TorchScript file, cached, and checked against it every time it is loaded
 (features within ``ORT_TOLERANCE``, else ganzoo falls back to the TorchScript network with a warning).
 The TorchScript file stays the reference; ``backend="torch"`` runs it directly.
@@ -144,7 +144,7 @@ def pick_backend(backend: str = "auto", device: str = "cpu") -> str:
     if backend not in BACKENDS:
         raise GanzooError(f"unknown evaluation backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "onnxruntime" and not have_ort:
-        raise GanzooError("the onnxruntime backend needs ONNX Runtime: pip install onnxruntime onnx (or ganzoo[fast-eval])")
+        raise GanzooError("the onnxruntime backend needs ONNX Runtime: pip install onnxruntime onnx")
     if backend == "onnxruntime" and device != "cpu":
         raise GanzooError(f"the onnxruntime backend runs on the CPU only (device {device}): use --backend torch")
     return backend
@@ -227,7 +227,7 @@ class _Images(torch.utils.data.Dataset):
         return self.images[i]
 
 
-CHUNK = 256  # images per extraction call: progress and the time estimate come between chunks
+CHUNK = 64  # images per extraction call: progress and the time estimate come between chunks (~3 s each on 2 cores)
 
 
 def extract(images: torch.Tensor, weights: str | None = None, batch_size: int | None = None, device: str = "cpu",
@@ -246,20 +246,26 @@ def extract(images: torch.Tensor, weights: str | None = None, batch_size: int | 
     fe, _ = feature_extractor(weights, device, backend)
     parts, t0 = [], time.perf_counter()
     last = t0
+    if progress is not None and len(images):
+        progress(what, 0, len(images))  # the bar from the first image on
     for start in range(0, len(images), CHUNK):
         chunk = _Images(images[start:start + CHUNK])
         parts.append(get_featuresdict_from_dataset(chunk, fe, batch_size, cuda=device != "cpu", save_cpu_ram=True, verbose=False)[FEATURE])
         done = min(start + CHUNK, len(images))
         if start == 0 and len(images) > 4 * CHUNK:
             rate = done / (time.perf_counter() - t0)
-            log.info(f"eval: {len(images)} {what} at ~{rate:.1f} img/s on this machine: about {(len(images) - done) / rate / 60:.0f} "
-                     "more minutes (a smaller -n is quicker, and noisier: docs/evaluation.md)")
+            log.info(f"eval: {len(images):,} {what} at ~{rate:.1f} img/s on this machine: about {_minutes((len(images) - done) / rate)} "
+                     f"more{' (once: cached afterwards)' if what == 'real images' else ''}")
         if progress is not None:
             progress(what, done, len(images))
         elif time.perf_counter() - last >= 30 or done == len(images) and len(images) > 4 * CHUNK:
             last = time.perf_counter()  # no bar (a notebook, a log file): a plain line now and then
             log.info(f"eval: {what} {done}/{len(images)} in {last - t0:.0f}s")
     return torch.cat(parts).double() if parts else torch.empty(0, 2048, dtype=torch.float64)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def network_info(weights: str | None = None, backend: str | None = None) -> dict:
@@ -315,7 +321,7 @@ def reference_features(ref, n_real: int | None = None, seed: int = 0, weights: s
         if path.is_file():
             try:
                 feats = load_file(str(path))["features"]
-                log.info(f"eval: reference features of {n} real images from cache {path}")
+                log.info(f"eval: reference features of {n} real images from cache")
                 return feats, dict(info, cache=str(path))
             except Exception as exc:
                 log.warning(f"unreadable feature cache {path} ({exc}); recomputing")
@@ -330,9 +336,25 @@ def reference_features(ref, n_real: int | None = None, seed: int = 0, weights: s
     return feats, dict(info, cache=str(path) if path else None)
 
 
+def kid_subset(n_gen: int, n_real: int, size: int = 1000) -> tuple[int, bool]:
+    """``(subset size, whether the subsets' spread means anything)`` for KID on ``n_gen`` and ``n_real`` images.
+
+    Subsets of ``size`` when both sides have more images than that (the standard protocol); else subsets of half the
+    smaller side, as torch-fidelity advises, since subsets holding every image of a side are all the same there and
+    the ``±`` would show 0 (or only the other side's sampling). Under 4 images a side: one subset, no spread.
+    """
+    smaller = min(n_gen, n_real)
+    if smaller > size:
+        return size, True
+    if smaller >= 4:
+        return smaller // 2, True
+    return smaller, False
+
+
 def scores(gen: torch.Tensor, real: torch.Tensor, *, kid_subset_size: int = 1000, kid_subsets: int = 100,
            prc: bool = True, seed: int = 0) -> dict:
-    """FID, KID (mean, std) and precision/recall between two feature sets, with torch-fidelity's functions."""
+    """FID, KID (mean, std over subsets: ``kid_std`` None where there is one subset) and precision/recall between
+    two feature sets, with torch-fidelity's functions."""
     import torch_fidelity as tf
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_kid import kid_features_to_metric
@@ -342,11 +364,16 @@ def scores(gen: torch.Tensor, real: torch.Tensor, *, kid_subset_size: int = 1000
         raise GanzooError(f"need at least 2 images on each side to score (generated {len(gen)}, real {len(real)})")
     fid = fid_statistics_to_metric(fid_features_to_statistics(gen), fid_features_to_statistics(real), verbose=False)
     out = {"fid": fid[tf.KEY_METRIC_FID]}
-    subset = min(kid_subset_size, len(gen), len(real))
-    kid = kid_features_to_metric(gen, real, kid_subsets=kid_subsets, kid_subset_size=subset, rng_seed=seed, verbose=False,
-                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1)
-    out.update(kid_mean=kid[tf.KEY_METRIC_KID_MEAN], kid_std=kid[tf.KEY_METRIC_KID_STD])
-    protocol = {"kid": {"subsets": kid_subsets, "subset_size": subset, "kernel": "poly degree 3, gamma 1/d, coef0 1"}}
+    subset, spread = kid_subset(len(gen), len(real), kid_subset_size)
+    kid = kid_features_to_metric(gen, real, kid_subsets=kid_subsets if spread else 1, kid_subset_size=subset, rng_seed=seed,
+                                 verbose=False, kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                                 kid_kernel_poly_coef0=1)
+    out.update(kid_mean=kid[tf.KEY_METRIC_KID_MEAN], kid_std=kid[tf.KEY_METRIC_KID_STD] if spread else None)
+    protocol = {"kid": {"subsets": kid_subsets if spread else 1, "subset_size": subset, "kernel": "poly degree 3, gamma 1/d, coef0 1"}}
+    if subset < kid_subset_size:
+        protocol["kid"]["note"] = (f"subsets of {subset}: half the smaller side, so that every subset draws other images on both "
+                                   f"sides (subsets of all {min(len(gen), len(real))} would all be alike and give a spread of 0)"
+                                   if spread else "one subset of every image: too few images for a spread")
     if prc and min(len(gen), len(real)) < 5:  # k = 3 nearest neighbours need at least k + 2 images a side
         protocol["precision_recall"] = {"skipped": f"needs at least 5 images on each side (got {len(gen)} and {len(real)})"}
         prc = False
@@ -414,13 +441,14 @@ def per_class_scores(G, section, attribute: str | None = None, n: int = 100, see
             "protocol": "each class: n generated images asked for as that class vs every real image of that class"}
 
 
-def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = None, seed: int = 0, weights: str | None = None,
+def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, seed: int = 0, weights: str | None = None,
              prc: bool = True, resolution: int | None = None, registry: Registry | None = None, ema: bool = True,
              progress=None, per_class: str | None = None, n_per_class: int = 100, backend: str = "auto") -> dict:
     """Score a run directory, a checkpoint, or a folder/zip of images.
 
     ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
-    data. For a run, the result is also written to ``metrics.json`` (the latest evaluation), kept as
+    data; ``n_real``: a seeded subset of that many real images (5000, as evaluation during training; their
+    features are cached), ``None`` for every one. For a run, the result is also written to ``metrics.json`` (the latest evaluation), kept as
     ``evals/stepS-nN-realM-seedK[-ema]-REF.json`` (no evaluation is ever overwritten by another) and appended to
     ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
     ``progress(what, done, total)`` is called as features are extracted. A conditional run also gets its label
@@ -511,7 +539,8 @@ class TrainingEval(Callback):
         score = result["kid_mean" if ev.metric == "kid" else "fid"]
         run.eval = {"step": run.step, "n": ev.n, **{k: v for k, v in result.items() if k != "protocol"}}
         event(run, eval={k: v for k, v in result.items() if k != "protocol"}, eval_n=ev.n, eval_n_real=self.reference[1]["n"])
-        log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)} ± {_fmt(result['kid_std'], 4)}")
+        log.info(f"eval (step {run.step}): FID@{ev.n} {_fmt(result['fid'])}, KID {_fmt(result['kid_mean'], 4)}"
+                 + (f" ± {_fmt(result['kid_std'], 4)}" if result["kid_std"] is not None else " (one subset)"))
         run.eval_seconds += time.perf_counter() - t0
         run.log({f"eval/{k}": v for k, v in run.eval.items() if k not in ("step", "n") and isinstance(v, (int, float))})
         run.emit("on_eval", run.eval)

@@ -3,7 +3,9 @@
 Writes go to a temporary file in the same folder, fsync, rename: a crash or
 ``kill -9`` at any moment leaves either the old file or the new one, never a
 half-written file; temporaries left by a killed writer are removed by the
-next write of the same file.
+next write of the same file. The file gets the mode ``open()`` would give it
+(0666 less the umask: 0644 under the usual 022), not the temporary's 0600, so
+a run folder can be shared.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def atomic_write(path, data: bytes, what: str = "file") -> Path:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -34,6 +37,20 @@ def atomic_write(path, data: bytes, what: str = "file") -> Path:
             raise GanzooError(f"could not write {what} {path}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the system says (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path) -> str:

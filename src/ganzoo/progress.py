@@ -1,12 +1,14 @@
 """Showing a run's progress: a rich bar in a terminal or a Jupyter cell, plain log lines anywhere else.
 
 With stderr redirected (nohup, a cluster job's log file), a bar would only be written once, at the end: the
-observer logs a plain line (step, losses, img/s, elapsed, ETA) every ``every_seconds`` instead. In a narrow
-terminal the bar keeps the step count, total and ETA and drops the loss columns first.
+observer logs a plain line (step, losses with the step they were logged at, img/s, elapsed, ETA) every
+``every_seconds`` instead; so does a notebook without ipywidgets (rich's bar there needs them), every 5 s. In a
+narrow terminal the bar keeps the step count, total and ETA and drops the loss columns first.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 
@@ -29,6 +31,9 @@ class ProgressBar(Callback):
 
         console = self.console or Console(stderr=True)
         self.t0, self.done0, self.last_line = time.perf_counter(), run.start, None
+        if console.is_jupyter and importlib.util.find_spec("ipywidgets") is None:
+            self.plain, self.every = True, min(self.every, 5.0)  # rich draws a notebook bar with ipywidgets only
+            return
         if not (console.is_terminal or console.is_jupyter):
             self.plain = True
             return
@@ -68,7 +73,10 @@ class ProgressBar(Callback):
         elapsed = now - self.t0
         rate = (run.step - self.done0) / elapsed if elapsed > 0 else 0.0
         eta = (run.total - run.step) / rate if rate > 0 else float("nan")
-        stats = f"  {stats_text(self.last_line, 200)}" if self.last_line else ""
+        stats = ""
+        if self.last_line:
+            at = self.last_line.get("step", run.step)
+            stats = f"  {stats_text(self.last_line, 200)}" + (f" (logged at step {at})" if at != run.step else "")
         log.info(f"{run.recipe.name} step {run.step}/{run.total} ({100 * run.step / run.total:.0f}%){stats}  "
                  f"elapsed {clock(elapsed)}  eta {clock(eta)}")
 

@@ -296,10 +296,15 @@ COMPONENT_SECTIONS = {
 def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, registry: Registry | None = None) -> Recipe:
     """Read, override and validate a recipe; raise ``GanzooError`` listing every problem.
 
-    ``source`` is a YAML path or an already-parsed dict; ``overrides`` are
-    ``"dotted.key=value"`` strings whose values are parsed as YAML scalars.
+    ``source`` is a YAML path, the name of a shipped recipe (``"quick_toyfaces"``, as ``ganzoo recipes`` lists
+    them) or an already-parsed dict; ``overrides`` are ``"dotted.key=value"`` strings whose values are parsed as
+    YAML scalars.
     """
+    from .shipped import resolve
+
     registry = registry or get_registry()
+    if not isinstance(source, dict) and str(source).strip():
+        source = resolve(source)  # a file as given, else the shipped recipe of that name
     where = str(source) if not isinstance(source, dict) else "recipe"
     raw = _read_yaml(source) if not isinstance(source, dict) else copy.deepcopy(source)
     for item in overrides or []:

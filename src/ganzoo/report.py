@@ -358,7 +358,9 @@ def over_time_section(rf: RunFolder) -> str:
         parts.append(_img(rf.path / "curves.png", "loss curves"))
     evals = [e for e in rf.evaluations() if isinstance(e.get("step"), int)
              and (e.get("fid") is not None or e.get("kid_mean") is not None)]
-    if evals:
+    if len(evals) == 1:  # one point makes no chart: say it in a line
+        parts.append(f"<p>One evaluation during training: {html.escape(evaluation_text(evals[0]))}</p>")
+    elif evals:
         parts.append(_img(eval_plot(evals), "evaluations during training"))
         parts.append(f"<p class=dim>{len(evals)} evaluations, steps {evals[0]['step']} to {evals[-1]['step']}</p>")
     return "<h2>Metrics over time</h2>" + "".join(parts) if parts else ""
@@ -370,7 +372,8 @@ def evaluation_section(ev: dict) -> str:
         return ""
     proto = ev.get("protocol", {})
     ref, net, what = proto.get("reference", {}), proto.get("feature_network", {}), proto.get("evaluated", {})
-    rows = {"FID": fid_text(ev.get("fid")), "KID": f"{kid_text(ev.get('kid_mean'))} ± {kid_text(ev.get('kid_std'))}"}
+    spread = f" ± {kid_text(ev['kid_std'])}" if ev.get("kid_std") is not None else " (one subset)"
+    rows = {"FID": fid_text(ev.get("fid")), "KID": kid_text(ev.get("kid_mean")) + spread}
     if "precision" in ev or "recall" in ev:
         rows["precision / recall"] = f"{sig(ev.get('precision'))} / {sig(ev.get('recall'))}"
     rows["N generated"] = str(proto.get("n_generated", "?"))
@@ -588,4 +591,4 @@ class RunSummary(Callback):
         write_report(run.run_dir)
         logging.getLogger("ganzoo").info(
             f"done: steps {run.start}->{run.step} in {run.seconds:.1f}s ({ips:.1f} img/s); checkpoint {run.checkpoint_path}; "
-            f"{samples} samples in {run.run_dir / 'samples'}")
+            f"{samples} samples in {run.run_dir / 'samples'}; report {run.run_dir / 'report.html'}")

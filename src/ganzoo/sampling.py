@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -36,13 +37,36 @@ def read_png(path) -> torch.Tensor:
     return torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
 
-def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
-    """uint8 images ``(N, C, H, W)`` as one uint8 grid ``(C, H', W')`` (``nrow`` defaults to a square)."""
+def grid_image(images: torch.Tensor, nrow: int | None = None, row_labels: list[str] | None = None) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` as one uint8 grid ``(C, H', W')`` (``nrow`` defaults to a square).
+
+    With ``row_labels`` (a per-class grid: one label per row of ``nrow`` images), each row is named in a margin on
+    the left and small images are enlarged (whole pixels) to at least 64 px, so the grid reads at a glance."""
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
     from torchvision.utils import make_grid  # here: torchvision takes ~1 s to import, most commands never need it
 
+    if row_labels:
+        scale = max(1, math.ceil(64 / images.shape[-1]))
+        images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
-    return grid[:1] if images.shape[1] == 1 else grid
+    grid = grid[:1] if images.shape[1] == 1 else grid
+    return _with_row_labels(grid, row_labels, images.shape[-2] + 2) if row_labels else grid
+
+
+def _with_row_labels(grid: torch.Tensor, labels: list[str], pitch: int) -> torch.Tensor:
+    """``grid`` with a white margin on the left naming each row (rows ``pitch`` pixels apart)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=max(11, min(18, pitch // 4)))
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = 10 + max(int(draw.textlength(label, font=font)) for label in labels)
+    canvas = Image.new("RGB" if grid.shape[0] == 3 else "L", (grid.shape[2] + margin, grid.shape[1]), "white")
+    canvas.paste(_pil(grid), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, label in enumerate(labels):
+        draw.text((margin - 6, 2 + i * pitch + (pitch - 2) // 2), label, fill="black", font=font, anchor="rm")
+    array = np.array(canvas)
+    return torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
@@ -253,11 +277,11 @@ def image_path(path) -> Path:
     return path
 
 
-def write_grid(images: torch.Tensor, path, nrow: int | None = None) -> Path:
-    """One PNG grid of uint8 images (``nrow`` defaults to a square)."""
+def write_grid(images: torch.Tensor, path, nrow: int | None = None, row_labels: list[str] | None = None) -> Path:
+    """One PNG grid of uint8 images (``nrow`` defaults to a square; ``row_labels`` name the rows: ``grid_image``)."""
     path = image_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(grid_image(images, nrow), path)
+    write_png(grid_image(images, nrow, row_labels), path)
     return path
 
 
@@ -374,12 +398,13 @@ class FinalSamples(Callback):
         out = run.recipe.output
         if not out.samples:
             return
+        logging.getLogger("ganzoo").info(f"writing {out.samples} samples to {run.run_dir / 'samples'} ...")
         images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed, batch_size=out.sample_batch_size,
                                              device=run.device, labels="random" if run.labels is not None else None)
         write_samples(images, run.run_dir / "samples", force=True)  # the run's own folder: a resume rewrites it
         (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
         if run.labels is not None:  # a conditional run: one grid per attribute, a row per class, the same noise per column
             for attr in run.labels.attributes:
-                images, _ = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)
-                write_grid(images, run.run_dir / "samples" / f"by_{attr}.png", nrow=8)
+                images, classes = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)
+                write_grid(images, run.run_dir / "samples" / f"by_{attr}.png", nrow=8, row_labels=classes)
         run.distinct = distinct

@@ -37,6 +37,7 @@ class Interrupted(GanzooError):
     """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
 
     exit_code = 130
+    label = "stopped"  # what the command line prints before the message: a clean stop, not an error
 
 
 @dataclass
@@ -249,7 +250,7 @@ def finish(run: Run, observers: Observers) -> None:
     """After the loop: raise for an interrupted or stopped run (its checkpoint is written), else the final outputs."""
     stop, where = run.stop, run.checkpoint_path or run.run_dir / "checkpoints"
     if stop is not None and stop.kind == "interrupt":
-        raise Interrupted(f"interrupted: checkpoint of step {run.step}/{run.total} saved to {where}; "
+        raise Interrupted(f"interrupted at step {run.step}/{run.total}: checkpoint saved to {where}; "
                           f"continue with: ganzoo resume {run.run_dir}")
     if stop is not None and stop.kind == "error":
         best = run.best

@@ -5,7 +5,7 @@
 * ``grids/step_NNNNNNN.png``: the same latent vectors (``fixed_z.safetensors``,
   saved once per run and reused on resume) at a configurable interval and
   always at 0/25/50/75/100 % of training,
-* ``curves.png``: G and critic losses and the critic gap, smoothed, redrawn
+* ``curves.png``: G and critic losses and the critic gap, smoothed (centred, over a tenth of the run), redrawn
   at each grid.
 """
 
@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import GanzooError
+from .fileio import atomic_write
 from .interfaces import Callback
 from .sampling import render, write_grid
 
@@ -44,7 +45,7 @@ def fixed_latents(run_dir: Path, n: int, latent_dim: int, seed: int) -> torch.Te
         if z.shape == (n, latent_dim):
             return z
     z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed + 7919))
-    save_file({"z": z}, str(path))
+    atomic_write(path, save({"z": z}), "fixed latents")
     return z
 
 
@@ -196,7 +197,8 @@ class Grids(Callback):
     def draw(self, run, step: int) -> torch.Tensor:
         # render runs on a fork of the RNG (fixed noise inputs): grids leave training's random stream as it was
         images = render(run.sampler(), self.z, y=self.y, seed=run.recipe.seed + 7919)
-        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png", nrow=self.nrow)
+        rows = list(run.labels.classes[0]) if self.y is not None else None  # a conditional run: rows named by class
+        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png", nrow=self.nrow, row_labels=rows)
         metrics = getattr(run, "metrics_log", None)
         if metrics is not None and metrics.tb is not None:
             from torchvision.utils import make_grid
@@ -291,11 +293,16 @@ def penalty_terms(history: list[dict]) -> list[str]:
     return own or ["penalty"]
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
-    out, avg = [], None
-    for v in values:
-        avg = v if avg is None else weight * avg + (1 - weight) * v
-        out.append(avg)
+def smooth(values: list[float], window: int | None = None) -> list[float]:
+    """A centred moving average (no lag, unlike an exponential one) over ``window`` logged points, about a tenth
+    of the run (odd, 1 to 51); shorter at the ends, NaNs (keys logged on some lines only) left out."""
+    n = len(values)
+    if window is None:
+        window = min(max(n // 10, 1), 51) | 1
+    half, out = window // 2, []
+    for i in range(n):
+        part = [v for v in values[max(0, i - half): i + half + 1] if not math.isnan(v)]
+        out.append(sum(part) / len(part) if part else float("nan"))
     return out
 
 
