@@ -75,15 +75,17 @@ class EqualLinear(nn.Module):
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True) -> torch.Tensor:
-    """StyleGAN2's modulated convolution as one grouped convolution over the batch: every image gets its own
-    weights ``weight * style`` (scaled per input channel), demodulated to unit norm per output channel."""
-    n, cin, h, w = x.shape
-    cout, _, k, _ = weight.shape
-    wt = weight.unsqueeze(0) * styles.view(n, 1, cin, 1, 1)  # (N, Cout, Cin, k, k)
+    """StyleGAN2's modulated convolution: every image gets its own weights ``weight * style`` (scaled per input
+    channel), demodulated to unit norm per output channel. Computed as StyleGAN2 does in training (its non-fused
+    form): the input scaled by the styles, one convolution with the shared weight, the output scaled by the
+    demodulation coefficients. The same numbers as a grouped convolution per image, with no batch size baked in
+    (an exported graph keeps a dynamic batch)."""
+    cout, cin, k, _ = weight.shape
+    out = F.conv2d(x * styles.reshape(-1, cin, 1, 1), weight, padding=k // 2)
     if demodulate:
-        wt = wt * torch.rsqrt(wt.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-    out = F.conv2d(x.reshape(1, n * cin, h, w), wt.reshape(n * cout, cin, k, k), padding=k // 2, groups=n)
-    return out.reshape(n, cout, h, w)
+        wt = weight.unsqueeze(0) * styles.reshape(-1, 1, cin, 1, 1)  # (N, Cout, Cin, k, k)
+        out = out * torch.rsqrt(wt.square().sum(dim=(2, 3, 4)) + 1e-8).reshape(-1, cout, 1, 1)
+    return out
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +204,7 @@ class StyleGAN2Generator(Generator):
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1) if w.dim() == 2 else w
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
             raise ValueError(f"synthesis takes w (N, {self.w_dim}) or ws (N, {self.num_ws}, {self.w_dim}), got {tuple(w.shape)}")
-        x = self.input(len(ws))
+        x = self.input(ws.shape[0])  # a size the tracer follows (an exported graph keeps a dynamic batch)
         x = self.convs[0](x, ws[:, 0])
         img = self.torgbs[0](x, ws[:, self.rgb_index[0]])
         for i, torgb in enumerate(self.torgbs[1:], 1):

@@ -140,13 +140,13 @@ def test_cache_hit_after_miss_and_rebuilt_when_source_changes_or_cache_is_corrup
         Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(src / f"{i}.png")
     (src / "bad.png").write_text("not a png")
     first, log = load(src, cache=True)
-    assert "cache miss" in log and "skipped 1 unreadable image(s)" in log
+    assert "cached for next time" in log and "skipped 1 unreadable image(s)" in log
     second, log = load(src, cache=True)
     assert "from cache" in log and torch.equal(first, second)
     assert "skipped 1 unreadable image(s)" in log and "bad.png" in log  # the report is cached too
     Image.new("RGB", (20, 20)).save(src / "3.png")
     third, log = load(src, cache=True)
-    assert "cache miss" in log and len(third) == 4
+    assert "cached for next time" in log and len(third) == 4
     for npy in (Path(os.environ["GANZOO_CACHE_DIR"]) / "datasets").glob("images-16px-3ch-*.npy"):
         npy.write_bytes(b"garbage")
     fourth, log = load(src, cache=True)
@@ -159,7 +159,7 @@ def test_cache_is_keyed_by_content_a_fresh_copy_hits_and_a_changed_byte_misses(t
     for i in range(3):
         Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(src / f"{i}.png")
     first, log = load(src, cache=True)
-    assert "cache miss" in log
+    assert "cached for next time" in log
     shutil.move(src, tmp_path / "away")  # the data copied in again, as on a fresh machine: new mtimes, same bytes
     shutil.copytree(tmp_path / "away", src, copy_function=shutil.copyfile)
     for f in src.iterdir():
@@ -168,7 +168,7 @@ def test_cache_is_keyed_by_content_a_fresh_copy_hits_and_a_changed_byte_misses(t
     assert "from cache" in log
     Image.new("RGB", (20, 20), (0, 0, 99)).save(src / "2.png")  # same size, other pixels
     changed, log = load(src, cache=True)
-    assert "cache miss" in log and not torch.equal(first, changed)
+    assert "cached for next time" in log and not torch.equal(first, changed)
 
 
 def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):

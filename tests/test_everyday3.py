@@ -120,7 +120,7 @@ def test_a_single_evaluation_is_a_line_in_the_report_not_two_empty_charts(tiny, 
     with (run / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 2, "eval": {"fid": 300.0, "kid_mean": 0.4, "kid_std": None}, "eval_n": 500}) + "\n")
     page = write_report(run).read_text()
-    assert "One evaluation during training: FID 300.00, KID 0.4000 at step 2 (N 500 generated)" in page
+    assert "One evaluation during training: FID 300.00, KID 0.4000 (one subset) at step 2 (N 500 generated)" in page
     assert "evaluations during training" not in page and "1 evaluations" not in page
 
 

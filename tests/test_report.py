@@ -135,13 +135,12 @@ def test_numbers_for_people():
     assert [duration(s, compact=True) for s in (42.4, 432, 7384)] == ["42s", "7m12s", "2h03m"]
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
-def test_report_renders_in_headless_chromium_without_console_errors(run_dir, tmp_path):
-    from PIL import Image
+def render_in_chromium(page, shot):
+    """Open ``page`` in headless Chromium: its title, its images (alt, complete, width, height) and its console
+    errors; a screenshot of the whole page goes to ``shot``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    write_report(add_evaluations(run_dir))
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
@@ -150,15 +149,28 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir, tmp
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     try:
-        driver.get((run_dir / "report.html").as_uri())
+        driver.get(page.as_uri())
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        text = driver.execute_script("return document.body.innerText")
         title = driver.title
         driver.set_window_size(1200, driver.execute_script("return document.documentElement.scrollHeight"))
-        driver.save_screenshot(str(tmp_path / "report.png"))  # the whole page, kept in pytest's tmp folder to look at
+        driver.save_screenshot(str(shot))  # the whole page, kept in pytest's tmp folder to look at
     finally:
         driver.quit()
+    return title, images, errors, text
+
+
+BROWSER = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+
+
+@BROWSER
+def test_report_renders_in_headless_chromium_without_console_errors(run_dir, tmp_path):
+    from PIL import Image
+
+    write_report(add_evaluations(run_dir))
+    title, images, errors, _ = render_in_chromium(run_dir / "report.html", tmp_path / "report.png")
     assert title == "ganzoo: tiny"
     assert len(images) == 5 + 3  # 5 timeline grids, loss curves, evaluations over time, final samples
     assert EVAL_ALT in [alt for alt, *_ in images]
@@ -167,6 +179,17 @@ def test_report_renders_in_headless_chromium_without_console_errors(run_dir, tmp
     assert not errors, errors
     shot = Image.open(tmp_path / "report.png").convert("L")
     assert shot.width >= 1000 and shot.height > 2000 and shot.getextrema()[0] < 100  # a long page with dark text on it
+
+
+@BROWSER
+def test_a_report_with_one_evaluation_shows_a_line_not_charts_in_chromium(run_dir, tmp_path):
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 6, "eval": {"fid": 300.0, "kid_mean": 0.4, "kid_std": None}, "eval_n": 500}) + "\n")
+    write_report(run_dir)
+    _, images, errors, text = render_in_chromium(run_dir / "report.html", tmp_path / "report.png")
+    assert not errors, errors
+    assert EVAL_ALT not in [alt for alt, *_ in images] and len(images) == 5 + 2
+    assert "One evaluation during training: FID 300.00, KID 0.4000 (one subset) at step 6" in text
 
 
 def test_compare_at_80_columns_short_table_with_n_and_side_by_side_grid(tiny, tmp_path):

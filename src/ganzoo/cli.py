@@ -393,8 +393,11 @@ def interpolate(
     force: bool = typer.Option(False, "--force", help="replace the output file if it exists"),
     label: list[str] = typer.Option([], "--label", "-l", help="conditional runs: the label kept along the walk, ATTRIBUTE=VALUE "
                                     "(those not given drawn from the training frequencies), or 'random'"),
+    between: list[Path] = typer.Option([], "--between", help="walk through projected images instead of random points: "
+                                       "the .latent.safetensors files of ganzoo project, in order (repeat, at least two)",
+                                       parser=_path),
 ):
-    """A latent walk (spherical interpolation) between random points, as a grid or a GIF."""
+    """A latent walk (spherical interpolation) between random points, or between projected images, as a grid or a GIF."""
     import torch
 
     if output.suffix.lower() not in (".png", ".gif"):
@@ -407,12 +410,91 @@ def interpolate(
     from .distributed import pick_device
 
     dev = pick_device(device, what="--device")
-    frames = walk(load_generator(checkpoint, device=dev, ema=ema), points, steps, seed, truncation, device=dev, labels=_labels(label))
+    G = load_generator(checkpoint, device=dev, ema=ema)
+    if between:
+        from .projection import walk_between
+
+        if label or truncation is not None:
+            raise GanzooError("--between walks between projected latents as they are: no --label or --truncation with it")
+        frames, points = walk_between(G, between, steps, seed), len(between)
+    else:
+        frames = walk(G, points, steps, seed, truncation, device=dev, labels=_labels(label))
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
         write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
     else:
         write_grid(frames.flatten(0, 1), output, nrow=steps)
     err.print(f"wrote a walk through {points} points ({steps} images each) to {output}")
+
+
+@app.command()
+@friendly
+def export(
+    checkpoint: Path = typer.Argument(..., help="run directory or checkpoint .safetensors file", parser=_path),
+    format: str = typer.Option(..., "--format", "-f", help="onnx (ONNX Runtime and others), torchscript (torch.jit.load), or "
+                               "folder (a model folder with a model card, for sharing or the Hugging Face Hub)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="file or folder to write (default: RUN/export/generator.onnx, "
+                                          "generator.pt or model/)", parser=_path),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="export the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace the output if it exists"),
+):
+    """Export the generator: ONNX or TorchScript (checked against the torch generator), or a model folder."""
+    from .export import TOLERANCE, export as export_generator
+
+    t0 = time.perf_counter()
+    done = export_generator(checkpoint, format, output, ema=ema, force=force)
+    if done.format == "folder":
+        err.print(f"wrote the model folder {done.path} (model.safetensors, config.json, recipe.yaml, README.md model card, "
+                  f"samples.png); sample from it with: ganzoo sample {done.path} -n 64 -o samples/", highlight=False, soft_wrap=True)
+        return
+    noise = "; noise inputs exported at zero (deterministic)" if done.noise_zeroed else ""
+    err.print(f"wrote {done.path} ({done.format}, dynamic batch) in {time.perf_counter() - t0:.1f}s; checked on {done.check_batch} "
+              f"fixed latents: max difference {done.max_difference:.2g} from the torch generator (limit {TOLERANCE:g}){noise}",
+              highlight=False, soft_wrap=True)
+
+
+@app.command()
+@friendly
+def project(
+    checkpoint: Path = typer.Argument(..., help="run directory, checkpoint file or model folder", parser=_path),
+    images: List[Path] = typer.Argument(..., help="image files to project (centre-cropped and resized to the generator's size)",
+                                        parser=_path),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="folder for the latents and images (default RUN/projections)",
+                                          parser=_path),
+    steps: int = typer.Option(300, min=0, max=100000, help="gradient steps per image"),
+    features: str = typer.Option("auto", help="distance beside pixels: critic (the run's critic features), inception (slower), "
+                                 "pixels (none), or auto (critic where the run has one)"),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the starting draws and of any noise inputs"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace projections of the same names"),
+    label: list[str] = typer.Option([], "--label", "-l", help="conditional runs: the labels to project with, ATTRIBUTE=VALUE "
+                                    "(default: the best of a few draws)"),
+):
+    """Find the latent whose image best reproduces each image: writes NAME.latent.safetensors, the reconstruction
+    NAME.png and NAME.side.png (image | reconstruction); walk between them with interpolate --between."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .distributed import pick_device
+    from .projection import FEATURES, project_files
+
+    if features not in FEATURES + ("auto",):
+        raise GanzooError(f"--features {features}: choose one of auto, {', '.join(FEATURES)}")
+    dev = pick_device(device, what="--device")
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TextColumn("RMS {task.fields[d]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks = {}
+
+        def progress(name, step, total, distance):
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total, d="-")
+            bar.update(tasks[name], completed=step, d=f"{distance:.4f}")
+
+        results = project_files(checkpoint, images, output, steps=steps, features=features, labels=_labels(label) or None,
+                                seed=seed, device=dev, ema=ema, force=force, progress=progress)
+    for side, p in results:
+        err.print(Text(f"{side.name.removesuffix('.side.png')}: RMS distance {p.start_distance:.4f} -> {p.distance:.4f} "
+                       f"(pixels on [0, 1]; {p.space} space, {p.features} features, {p.steps} steps); {side}"), highlight=False)
 
 
 @app.command("eval")
@@ -531,6 +613,61 @@ def compare(
     for row in rows:
         out.print(Text(compare_details(row)), highlight=False)
     out.print(Text(f"side-by-side grid: {write_comparison(run_dirs, output)}"), highlight=False)
+
+
+@app.command()
+@friendly
+def nearest(
+    run_dir: Path = typer.Argument(..., help="run directory", parser=_path),
+    n: int = typer.Option(256, "-n", min=1, help="generated images (and as many training images for the data's own distances)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the training images (folder/zip), where the recipe's data.path "
+                                        "no longer is", parser=_path),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="the grid image (default: RUN/nearest.png)", parser=_path),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the latents and of the training subset"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="use the generator's weight average when the checkpoint has one"),
+    force: bool = typer.Option(False, "--force", help="replace the -o grid image if it exists"),
+):
+    """Does the generator copy its training set? Generated images vs their nearest training images (RMS pixel distance)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .distributed import pick_device
+    from .nearest import nearest as copy_check
+    from .sampling import image_path
+
+    if output is not None and image_path(output).exists() and not force:
+        raise GanzooError(f"{output} exists: pick another name (-o) or pass --force to replace it")
+    t0 = time.perf_counter()
+    dev = pick_device(device, what="--device")
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict = {}
+
+        def progress(what, done, total):
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done)
+
+        result = copy_check(run_dir, n=n, data=data, seed=seed, device=dev, progress=progress, grid=output, ema=ema)
+    out.print(Text(result.verdict, style="bold yellow" if result.copies else "green"), soft_wrap=True)
+    err.print(Text(f"wrote {', '.join(result.paths.values())} in {time.perf_counter() - t0:.1f}s"), soft_wrap=True)
+
+
+@app.command()
+@friendly
+def explore(
+    run: Path = typer.Argument(..., help="run directory, checkpoint .safetensors file or exported model folder", parser=_path),
+    host: str = typer.Option("127.0.0.1", help="address to listen on: 127.0.0.1 is this machine only (see docs/explore.md "
+                             "for reaching it from another machine)"),
+    port: Optional[int] = typer.Option(None, min=1, max=65535, help="port (default: the first free one from 7860)"),
+    browser: bool = typer.Option(True, "--browser/--no-browser", help="open the page in the browser"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+):
+    """Explore a generator in the browser: seeds, truncation, labels, walks between seeds, projection of your image."""
+    from .distributed import pick_device
+    from .explore import explore as serve
+
+    serve(run, host=host, port=port, open_browser=browser, device=pick_device(device, what="--device"))
 
 
 data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)

@@ -120,8 +120,8 @@ def cached_images(key: str | None, shape, decode, label: str):
         images, columns = out if isinstance(out, tuple) else (out, {})
         took = time.perf_counter() - t0
         written = stem is not None and _write_cache(stem, images, report, columns)
-        log.info(f"data: {len(images)} images decoded from {report.source or label} in {took:.1f}s"
-                 + (" (cache miss; cached for next time)" if written else ""))
+        log.info(f"data: {len(images)} images decoded from {report.source or label} in {took:.1f} s"
+                 + (" (cached for next time)" if written else ""))
     _log_report(report)
     return images, report, columns
 

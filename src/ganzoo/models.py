@@ -253,5 +253,10 @@ def checkpoint_labels(ckpt: Checkpoint) -> LabelSpace | None:
 
 
 def load_generator(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True) -> Generator:
-    """The generator of a checkpoint (file or run directory), in eval mode; its EMA when it has one (and ``ema``)."""
+    """The generator of a checkpoint (file or run directory), in eval mode; its EMA when it has one (and ``ema``).
+    A model folder (``ganzoo export --format folder``) holds one generator, which ``ema`` does not change."""
+    from .export import is_model_folder, load_folder
+
+    if not isinstance(checkpoint, Checkpoint) and is_model_folder(checkpoint):
+        return load_folder(checkpoint, device, registry)
     return load_models(checkpoint, device, registry, ema)[0]

@@ -3,8 +3,8 @@
 Everything is inlined (images as data URIs, no scripts, no external resources). From the top: a summary
 (recipe, data, networks, objective, steps, time over every segment of a resumed run, training speed, the
 best and the last scores with their N, the last losses), metrics over time (loss curves and the evaluations
-made during training), the evaluation by ``ganzoo eval``, the fixed-z grid timeline, final samples, the
-hyper-parameters (the resolved recipe as a table) and the environment.
+made during training), the evaluation by ``ganzoo eval``, the copy check by ``ganzoo nearest``, the fixed-z
+grid timeline, final samples, the hyper-parameters (the resolved recipe as a table) and the environment.
 
 The page names no absolute local path: a path shows as its last part (``anime-faces-64.zip``), the run
 folder by its name. Numbers are rounded for reading: 4 significant digits, FID to 2 decimals, KID to 4.
@@ -290,7 +290,8 @@ def _score(metric: str, value) -> str:
 
 def evaluation_text(ev: dict) -> str:
     """One evaluation in a line: ``FID 312.40, KID 0.3100 ± 0.0100 at step 40 (N 1000 generated, 5000 real)``."""
-    kid = f"KID {kid_text(ev.get('kid_mean'))}" + (f" ± {kid_text(ev['kid_std'])}" if ev.get("kid_std") is not None else "")
+    kid = f"KID {kid_text(ev.get('kid_mean'))}" + (f" ± {kid_text(ev['kid_std'])}" if ev.get("kid_std") is not None
+                                                   else " (one subset)" if ev.get("kid_mean") is not None else "")
     n = f"N {ev.get('n')} generated" + (f", {ev['n_real']} real" if ev.get("n_real") else "")
     return f"FID {fid_text(ev.get('fid'))}, {kid} at step {ev.get('step')} ({n})"
 
@@ -389,6 +390,37 @@ def evaluation_section(ev: dict) -> str:
     return "<h2>Evaluation</h2>" + _table(rows)
 
 
+def copy_check_section(run: Path) -> str:
+    """``nearest.json`` (``ganzoo nearest``): the verdict, the distances with N on each side, and the grid."""
+    c = _read_json(run / "nearest.json")
+    if not c.get("verdict"):
+        return ""
+
+    def text(d) -> str:
+        return ", ".join(f"{k} {sig(d.get(k))}" for k in ("min", "p1", "p10", "median")) if isinstance(d, dict) else "n/a"
+
+    def count(v) -> str:
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+    n_gen, n_train = count(c.get("n_generated")), count(c.get("n_train"))
+    rows = {"generated to nearest training image": f"{text(c.get('generated_to_train'))} (N {n_gen} generated "
+                                                   f"vs all {n_train} training images)",
+            "training to nearest other training image": f"{text(c.get('train_to_train'))} (N {count(c.get('n_train_sampled'))} "
+                                                        f"of {n_train} training images, their own copy left out)",
+            "nearer than 99% of training pairs": f"{c.get('close')} of {n_gen} generated (RMS under {sig(c.get('threshold'))}, "
+                                                 f"the training images' 1st percentile; about {sig(c.get('expected_close'))} "
+                                                 "expected by chance)",
+            "near-identical": f"{c.get('near_identical')} generated (RMS < {c.get('near_identical_threshold')}); training among "
+                              f"themselves: {c.get('near_identical_train')} of {c.get('n_train_sampled')}",
+            "scored": f"step {c.get('step')}" + (", weight average" if c.get("ema") else "") + f", seed {c.get('seed')}",
+            "distance": c.get("distance", "?")}
+    grid = Path(str(c.get("grid") or "nearest.png"))
+    grid = grid if grid.is_absolute() else run / grid
+    image = (f"<figure>{_img(grid, 'generated images over their nearest training images')}"
+             f"<figcaption>{_text(c.get('grid_columns', ''))}</figcaption></figure>") if grid.is_file() else ""
+    return f"<h2>Copy check</h2><p>{_text(c['verdict'])}</p>{_table(rows)}{image}"
+
+
 def hyperparameters_section(rf: RunFolder) -> str:
     """The resolved recipe as tables of dotted keys, one per section, and the YAML itself folded away."""
     if not rf.recipe:
@@ -466,7 +498,7 @@ def _tolerant(fn):
 def write_report(run_dir) -> Path:
     """Write ``run_dir/report.html`` from what the run directory holds."""
     rf = RunFolder.read(run_dir)
-    sections = [summary_section(rf), over_time_section(rf), evaluation_section(rf.evaluation), warnings_section(rf),
+    sections = [summary_section(rf), over_time_section(rf), evaluation_section(rf.evaluation), copy_check_section(rf.path), warnings_section(rf),
                 timeline_section(rf.path), samples_section(rf.path), hyperparameters_section(rf), environment_section(rf)]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ganzoo: {_text(rf.name)}</title>

@@ -13,7 +13,7 @@ from .errors import GanzooError
 
 # what a run writes at the top of its folder: --force deletes a folder that holds nothing else
 RUN_FILES = {"recipe.yaml", "checkpoints", "grids", "samples", "metrics.jsonl", "metrics.json", "evals", "tb", "curves.png",
-             "report.html", "run.json", "fixed_z.safetensors", ".lock"}
+             "report.html", "run.json", "fixed_z.safetensors", ".lock", "nearest.json", "nearest.png", "export", "projections"}
 
 
 def new_run_dir(recipe) -> Path:

@@ -1,0 +1,346 @@
+"""A trained generator outside ganzoo: ONNX, TorchScript, or a model folder with a model card.
+
+- ``onnx`` / ``torchscript``: one file, inputs ``z`` ``(N, latent_dim)`` float32 (and ``labels`` ``(N, A)`` int64
+  class indices for a conditional generator), output ``images`` ``(N, C, H, W)`` float32 in [-1, 1]; the batch
+  size is dynamic. Each export is checked against the torch generator on fixed latents at another batch size
+  than the one traced (ONNX Runtime / torch.jit); a difference above 1e-4 is refused.
+  A generator with noise inputs (StyleGAN-style) is exported with its noise at zero (deterministic; what
+  StyleGAN calls noise mode "none"), and checked against itself run the same way.
+- ``folder``: the Hugging Face layout: ``model.safetensors`` (the generator), ``config.json`` (how to rebuild it:
+  component, parameters, image shape, latent size, label names, the resolved recipe), ``README.md`` (a model
+  card: YAML metadata for the Hub, scores with their N and protocol, a sample grid, the recipe, the training
+  budget and machine) and ``samples.png``. ``ganzoo.load_generator(folder)`` and every sampling command read it;
+  ``huggingface_hub.upload_folder(repo_id=..., folder_path=folder)`` publishes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import GanzooError
+from .fileio import atomic_write
+
+FORMATS = ("onnx", "torchscript", "folder")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
+TOLERANCE = 1e-4
+FOLDER_FORMAT = "ganzoo-generator"
+FOLDER_VERSION = 1
+
+
+@dataclass
+class Exported:
+    """What ``export`` wrote: the file or folder, its format, and the largest difference from the torch generator
+    on the check's latents (None for a folder: it loads back into the same torch generator)."""
+
+    path: Path
+    format: str
+    max_difference: float | None
+    noise_zeroed: bool
+    check_batch: int
+
+
+class _Images(torch.nn.Module):
+    """The generator as an exported graph sees it: ``(z[, labels]) -> images`` clamped to [-1, 1]."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z, labels=None):
+        x = self.generator(z) if labels is None else self.generator(z, labels)
+        return x.clamp(-1.0, 1.0)
+
+
+class _NoNoise(torch.overrides.TorchFunctionMode):
+    """Inside it, ``torch.randn``/``randn_like``/``normal`` give zeros: noise inputs switched off (and traced as zeros)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.randn:
+            kwargs.pop("generator", None)
+            return torch.zeros(*args, **kwargs)
+        if func in (torch.randn_like, torch.Tensor.normal_):
+            return torch.zeros_like(args[0]) if func is torch.randn_like else args[0].zero_()
+        return func(*args, **kwargs)
+
+
+def has_noise(generator, z, y) -> bool:
+    """Whether the generator's output depends on random draws besides its inputs (noise inputs)."""
+    from . import rng
+
+    with torch.no_grad():
+        with rng.isolated(0):
+            a = generator(z) if y is None else generator(z, y)
+        with rng.isolated(1):
+            b = generator(z) if y is None else generator(z, y)
+    return not torch.equal(a, b)
+
+
+def check_inputs(generator, n: int, seed: int = 0):
+    """Fixed latents (and label codes) for the export and its check."""
+    from .sampling import latents
+
+    z = latents(n, generator.latent_dim, seed, None, generator).float()
+    space = getattr(generator, "labels", None)
+    y = None if space is None else space.draw(n, seed, {}).long()
+    return z, y
+
+
+def export(source, format: str, output=None, ema: bool = True, force: bool = False) -> Exported:
+    """Export the generator of ``source`` (a run folder or checkpoint) as ``format`` (``onnx``, ``torchscript``,
+    ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt`` or ``RUN/export/model/``)."""
+    from .checkpoint import load_checkpoint
+    from .models import load_models
+
+    if format not in FORMATS:
+        raise GanzooError(f"--format {format}: choose one of {', '.join(FORMATS)}")
+    ckpt = load_checkpoint(source)
+    run_dir = ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else None
+    if output is None:
+        if run_dir is None:
+            raise GanzooError(f"{source}: not in a run folder; say where to write the export with -o")
+        output = run_dir / "export" / ("model" if format == "folder" else f"generator{SUFFIX[format]}")
+    output = Path(output)
+    if output.exists() and not (format == "folder" and output.is_dir() and not any(output.iterdir())):
+        if not force:
+            raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
+    generator, _, recipe, ckpt = load_models(ckpt, "cpu", ema=ema)
+    if format == "folder":
+        return write_folder(generator, recipe, ckpt, run_dir, output, ema)
+    return _export_graph(generator, format, output)
+
+
+def _export_graph(generator, format: str, output: Path) -> Exported:
+    from . import rng
+
+    generator = generator.float().eval()
+    wrapped = _Images(generator).eval()
+    z2, y2 = check_inputs(generator, 2, seed=1)
+    z, y = check_inputs(generator, 5, seed=0)  # another batch size than the traced one: the batch is dynamic
+    noise = has_noise(generator, z2, y2)
+    args2 = (z2,) if y2 is None else (z2, y2)
+    args = (z,) if y is None else (z, y)
+    quiet = _NoNoise() if noise else contextlib.nullcontext()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.export.tmp")
+    try:
+        with torch.no_grad(), rng.isolated(0), quiet:
+            expected = wrapped(*args).numpy()
+            if format == "onnx":
+                _onnx(wrapped, args2, y2 is not None, tmp)
+            else:
+                _torchscript(wrapped, args2, tmp)
+        got = _run_exported(format, tmp, args)
+        diff = float(abs(got - expected).max())
+        if not diff <= TOLERANCE:
+            raise GanzooError(f"the {format} export differs from the torch generator by {diff:.3g} (more than {TOLERANCE:g}) "
+                              "on the check's latents: not written")
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Exported(output, format, diff, noise, len(z))
+
+
+def _onnx(wrapped, args, conditional: bool, path: Path) -> None:
+    import warnings
+
+    names = ["z", "labels"] if conditional else ["z"]
+    axes = {name: {0: "batch"} for name in names + ["images"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes
+        try:
+            torch.onnx.export(wrapped, args, str(path), input_names=names, output_names=["images"], dynamic_axes=axes,
+                              opset_version=17, dynamo=False)
+        except Exception as exc:  # an operator ONNX lacks, a shape the tracer cannot follow: one line naming it
+            raise GanzooError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                              " (try --format torchscript)") from exc
+
+
+def _torchscript(wrapped, args, path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(wrapped, args, check_trace=False)
+        except Exception as exc:
+            raise GanzooError(f"TorchScript export failed: {type(exc).__name__}: {exc}") from exc
+    traced.save(str(path))
+
+
+def _run_exported(format: str, path: Path, args):
+    """The exported file's output on ``args``, run by ONNX Runtime or torch.jit (as a user elsewhere would)."""
+    if format == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feeds = {"z": args[0].numpy()}
+        if len(args) > 1:
+            feeds["labels"] = args[1].numpy()
+        return session.run(["images"], feeds)[0]
+    with torch.no_grad():
+        return torch.jit.load(str(path), map_location="cpu")(*args).numpy()
+
+
+# -- model folders --------------------------------------------------------------------------------------------------
+def write_folder(generator, recipe, ckpt, run_dir, output: Path, ema: bool) -> Exported:
+    from safetensors.torch import save
+
+    from . import __version__
+    from .models import has_ema
+    from .sampling import generate, grid_image, png_bytes
+
+    weights = "ema" if ema and has_ema(ckpt) else "raw"
+    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    labels = getattr(generator, "labels", None)
+    config = {
+        "library_name": "ganzoo", "format": FOLDER_FORMAT, "format_version": FOLDER_VERSION, "ganzoo_version": __version__,
+        "generator": {"name": recipe.generator.name, "params": recipe.generator.params.model_dump(mode="json")},
+        "condition": None if recipe.condition is None else recipe.condition.name,
+        "image": {"channels": recipe.data.channels, "resolution": recipe.data.resolution},
+        "latent_dim": generator.latent_dim, "output_range": [-1, 1],
+        "labels": None if labels is None else labels.to_dict(),
+        "weights": weights, "step": ckpt.meta.get("step"), "recipe": json.loads(json.dumps(ckpt.recipe)),
+    }
+    if output.exists():
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    output.mkdir(parents=True)
+    atomic_write(output / "model.safetensors", save(state, {"format": "pt", "ganzoo": json.dumps({"format": FOLDER_FORMAT})}))
+    atomic_write(output / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
+    atomic_write(output / "samples.png", png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))
+    atomic_write(output / "recipe.yaml", (_yaml(config["recipe"]) + "\n").encode())
+    atomic_write(output / "README.md", model_card(config, recipe, ckpt, run_dir, output.name).encode())
+    return Exported(output, "folder", None, False, 64)
+
+
+def is_model_folder(path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def load_folder(path, device="cpu", registry=None):
+    """The generator of a model folder ``export --format folder`` wrote, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .labels import LabelSpace
+    from .checkpoint import load_state
+    from .models import build_models
+    from .recipe import load_recipe
+
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        assert config.get("format") == FOLDER_FORMAT and isinstance(config.get("recipe"), dict)
+    except (OSError, ValueError, AssertionError):
+        raise GanzooError(f"{path}/config.json is not a ganzoo model folder's config") from None
+    if config.get("format_version", 0) > FOLDER_VERSION:
+        raise GanzooError(f"{path} was written by a newer ganzoo (model folder format {config['format_version']}); upgrade ganzoo")
+    try:
+        recipe = load_recipe(config["recipe"], registry=registry)
+    except GanzooError as exc:
+        raise GanzooError(f"{path}: its recipe does not validate here (a plugin missing?): {exc}") from None
+    labels = LabelSpace.from_dict(config["labels"]) if config.get("labels") else None
+    generator, _ = build_models(recipe, registry, labels=labels, check=False)
+    try:
+        state = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GanzooError(f"{path}/model.safetensors is not readable: {exc}") from None
+    load_state(generator, state, "generator", path / "model.safetensors")
+    return generator.to(device).eval()
+
+
+def _yaml(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip()
+
+
+def model_card(config: dict, recipe, ckpt, run_dir, name: str) -> str:
+    """README.md of a model folder: Hub metadata (YAML front matter), then what a user of the model needs."""
+    from .report import duration, fid_text, kid_text, strip_paths
+
+    metrics = _read_json(run_dir / "metrics.json") if run_dir else None
+    run = _read_json(run_dir / "run.json") if run_dir else {}
+    run = run or {}
+    conditional = config["labels"] is not None
+    data = recipe.data
+    data_name = data.name if data.name != "images" else Path(str(data.params.model_dump().get("path", "images"))).name
+    meta = {"library_name": "ganzoo", **({} if conditional else {"pipeline_tag": "unconditional-image-generation"}),
+            "tags": ["gan", "ganzoo", recipe.generator.name, recipe.objective.name,
+                     "conditional-image-generation" if conditional else "unconditional-image-generation"],
+            "license": "other"}
+    results = []
+    if metrics and metrics.get("fid") is not None:
+        p = metrics.get("protocol", {})
+        n = p.get("n_generated")
+        values = [("fid", f"FID@{n}", metrics.get("fid")), ("kid", f"KID@{n}", metrics.get("kid_mean")),
+                  ("precision", f"precision@{n}", metrics.get("precision")), ("recall", f"recall@{n}", metrics.get("recall"))]
+        results = [{"task": {"type": "unconditional-image-generation" if not conditional else "image-generation"}, "dataset": {"name": data_name, "type": data.name},
+                    "metrics": [{"type": t, "name": label, "value": round(float(v), 6)} for t, label, v in values if v is not None]}]
+        meta["model-index"] = [{"name": name, "results": results}]
+    lines = ["---", _yaml(meta), "---", "", f"# {recipe.name}: a {recipe.generator.name} generator trained with ganzoo", ""]
+    shape = config["image"]
+    lines += [f"A GAN generator: {config['latent_dim']}-d latent -> {shape['channels']}x{shape['resolution']}x{shape['resolution']} "
+              f"images in [-1, 1]; {'conditional on ' + _labels_text(config['labels']) if conditional else 'unconditional'}. "
+              f"Weights: {'the exponential moving average of the generator' if config['weights'] == 'ema' else 'the generator as trained'} "
+              f"at step {config['step']}.", "", "![64 samples (seed 0)](samples.png)", "", "## Use", "", "```bash",
+              "pip install ganzoo", f"ganzoo sample {name} -n 64 -o samples/      # this folder, downloaded"]
+    if conditional:
+        a, entry = next(iter(config["labels"].items()))
+        c = entry["classes"][0]
+        lines.append(f"ganzoo sample {name} --label {a}={c} -n 16 -o {c}/")
+    lines += ["```", "", "```python", "import ganzoo", f'G = ganzoo.load_generator("{name}")',
+              "images = ganzoo.generate(G, 16, seed=0" + (', labels="random")' if conditional else ")") + "   # uint8 (16, C, H, W)",
+              "```", "", "## Evaluation", ""]
+    if metrics and metrics.get("fid") is not None:
+        p = metrics.get("protocol", {})
+        kid = f"KID {kid_text(metrics.get('kid_mean'))}" + (f" ± {kid_text(metrics['kid_std'])}" if metrics.get("kid_std") is not None
+                                                             else " (one subset)")
+        lines += [f"FID {fid_text(metrics['fid'])}, {kid}"
+                  + (f", precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}" if metrics.get("precision") is not None else "")
+                  + f" on {p.get('n_generated')} generated images against {p.get('n_real')} real images"
+                  f" ({(p.get('reference') or {}).get('source', data_name)}), at {p.get('image_resolution')} px.", "",
+                  f"Protocol: {p.get('library')}; features: {(p.get('feature_network') or {}).get('name')} "
+                  f"(sha256 {str((p.get('feature_network') or {}).get('sha256'))[:16]}…), {(p.get('feature_network') or {}).get('resize')}; "
+                  f"evaluated at step {(p.get('evaluated') or {}).get('step')}"
+                  f"{' with the EMA weights' if (p.get('evaluated') or {}).get('ema') else ''}; seed {p.get('seed')}.", ""]
+    else:
+        lines += ["Not evaluated: run `ganzoo eval RUN` before exporting to have the scores here.", ""]
+    lines += ["## Training", ""]
+    if run:
+        seen = run["steps"] * recipe.train.batch_size * (run.get("world_size") or 1) if isinstance(run.get("steps"), int) else None
+        lines += [f"{run.get('steps')} steps at batch {recipe.train.batch_size}" + (f", {seen:,} images seen" if seen else "")
+                  + (f" ({run['n_images']:,} training images)" if isinstance(run.get("n_images"), int) else "")
+                  + (f", {duration(run['seconds_total'])}" if run.get("seconds_total") else "")
+                  + (f" at {run['images_per_second']:.1f} img/s" if run.get("images_per_second") else "")
+                  + f" on {run.get('device', 'cpu')}" + (f" x{run['world_size']}" if (run.get("world_size") or 1) > 1 else "") + ".", ""]
+    versions = ckpt.meta.get("versions") or {}
+    lines += [f"Data: {data_name} ({data.name}), {shape['resolution']} px. Objective: {recipe.objective.name}. "
+              f"Critic: {recipe.critic.name}. Written by ganzoo {config['ganzoo_version']}"
+              + (f" (torch {versions['torch']})" if versions.get("torch") else "") + f" on {platform.machine() or 'an unknown machine'}.",
+              "", "The recipe that trained it (also `recipe.yaml` here: `ganzoo run recipe.yaml` trains it again):", "", "```yaml",
+              _yaml(config["recipe"]), "```", "", "## Files", "",
+              "- `model.safetensors`: the generator's weights", "- `config.json`: how to rebuild it (component, parameters, "
+              "image shape, latent size, labels, recipe)", "- `recipe.yaml`: the recipe that trained it",
+              "- `samples.png`: 64 samples, seed 0", ""]
+    return strip_paths("\n".join(lines))  # a card is for publishing: no local folders in it
+
+
+def _labels_text(labels: dict) -> str:
+    return "; ".join(f"{a} ({', '.join(entry['classes'])})" for a, entry in labels.items())
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,189 @@
+"""A generator outside ganzoo: ONNX and TorchScript exports equal the torch generator (conditional and noise-input
+ones too), model folders load back and carry a model card the Hub can read, and projection finds a generator's
+own image again."""
+
+import importlib.util
+import json
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import ganzoo
+from ganzoo import GanzooError, load_recipe, train
+from ganzoo.cli import app
+from ganzoo.export import TOLERANCE, check_inputs, export, is_model_folder
+from ganzoo.projection import load_projection, project, walk_between
+from ganzoo.sampling import generate, write_png
+
+from test_conditional import folders, recipe as cond_recipe  # noqa: F401  (the fixture)
+from test_stylegan2 import TINY_SG2
+
+runner = CliRunner()
+
+
+def plain(images):
+    return images.as_subclass(torch.Tensor)
+
+
+@pytest.fixture
+def run(tiny, tmp_path):
+    tiny["train"].update(steps=40)
+    tiny["output"].update(samples=0)
+    return train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+
+
+@pytest.fixture
+def sg2_run(tiny, tmp_path):
+    tiny["generator"] = {"name": "stylegan2", "latent_dim": 8, **TINY_SG2}
+    tiny["train"].update(steps=20)
+    tiny["output"].update(samples=0)
+    return train(load_recipe(tiny), tmp_path / "sg2", progress=False).run_dir
+
+
+@pytest.fixture
+def cond_run(folders, tmp_path):  # noqa: F811
+    r = cond_recipe({"name": "images", "path": str(folders), "labels": ["folder"]}, "concat")
+    r["output"].update(dir=str(tmp_path / "runs"), samples=0)
+    return train(load_recipe(r), tmp_path / "cond", progress=False).run_dir
+
+
+def _torch_images(source, n=5, seed=0):
+    G = ganzoo.load_generator(source)
+    z, y = check_inputs(G, n, seed)
+    with torch.no_grad():
+        return (G(z) if y is None else G(z, y)).clamp(-1, 1), z, y
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_graph_exports_equal_the_torch_generator_at_a_new_batch_size(run, cond_run, fmt):
+    for source in (run, cond_run):
+        done = export(source, fmt)
+        assert done.path.is_file() and done.max_difference <= TOLERANCE and not done.noise_zeroed
+        expected, z, y = _torch_images(source, 7, seed=3)  # neither the traced batch (2) nor the check's (5)
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(str(done.path), providers=["CPUExecutionProvider"])
+            assert [i.name for i in session.get_inputs()] == (["z"] if y is None else ["z", "labels"])
+            feeds = {"z": z.numpy(), **({} if y is None else {"labels": y.numpy()})}
+            got = torch.from_numpy(session.run(["images"], feeds)[0])
+        else:
+            got = torch.jit.load(str(done.path))(*((z,) if y is None else (z, y)))
+        assert got.shape == expected.shape and (got - expected).abs().max() <= TOLERANCE
+
+
+def test_a_noise_input_generator_exports_with_its_noise_at_zero(sg2_run):
+    done = export(sg2_run, "onnx")
+    assert done.noise_zeroed and done.max_difference <= TOLERANCE
+    import onnxruntime as ort
+
+    z, _ = check_inputs(ganzoo.load_generator(sg2_run), 3, seed=9)
+    session = ort.InferenceSession(str(done.path), providers=["CPUExecutionProvider"])
+    a, b = session.run(["images"], {"z": z.numpy()})[0], session.run(["images"], {"z": z.numpy()})[0]
+    assert (a == b).all()  # deterministic
+
+
+def test_an_export_that_differs_is_refused_and_nothing_is_left(run, monkeypatch):
+    import ganzoo.export as ex
+
+    real = ex._run_exported
+    monkeypatch.setattr(ex, "_run_exported", lambda *a: real(*a) + 1e-3)
+    with pytest.raises(GanzooError, match="differs from the torch generator by 0.001"):
+        export(run, "torchscript")
+    assert not list((run / "export").iterdir())
+    with pytest.raises(GanzooError, match="choose one of onnx, torchscript, folder"):
+        export(run, "tflite")
+
+
+def test_a_model_folder_loads_back_samples_the_same_and_carries_a_card_the_hub_reads(cond_run, run):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    metrics = {"fid": 201.5, "kid_mean": 0.21, "kid_std": 0.01, "precision": 0.3, "recall": 0.05,
+               "protocol": {"library": "torch-fidelity 0.4.0", "n_generated": 1000, "n_real": 5000, "image_resolution": 16,
+                            "seed": 0, "feature_network": {"name": "Inception-v3 FID network", "sha256": "ab" * 32,
+                                                           "resize": "bilinear to 299x299"},
+                            "reference": {"source": "/somewhere/private/colours"}, "evaluated": {"step": 3, "ema": False}}}
+    (cond_run / "metrics.json").write_text(json.dumps(metrics))
+    folder = export(cond_run, "folder").path
+    assert is_model_folder(folder) and {p.name for p in folder.iterdir()} == {
+        "model.safetensors", "config.json", "recipe.yaml", "README.md", "samples.png"}
+    G, F = ganzoo.load_generator(cond_run), ganzoo.load_generator(folder)
+    assert torch.equal(plain(generate(G, 12, labels="random")), plain(generate(F, 12, labels="random")))
+    assert F.labels.attributes == G.labels.attributes and F.labels.classes == G.labels.classes
+    config = json.loads((folder / "config.json").read_text())
+    assert config["generator"]["name"] == "dcgan" and config["image"] == {"channels": 3, "resolution": 16}
+    assert config["latent_dim"] == 8 and list(config["labels"]) == ["folder"]
+    card = huggingface_hub.ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "ganzoo" and "gan" in card.data.tags
+    results = {r.metric_type: r for r in card.data.eval_results}
+    assert results["fid"].metric_value == 201.5 and results["fid"].metric_name == "FID@1000"
+    assert set(results) == {"fid", "kid", "precision", "recall"}
+    text = (folder / "README.md").read_text()
+    assert "on 1000 generated images against 5000 real images" in text and "torch-fidelity 0.4.0" in text
+    assert "/somewhere/private" not in text and "![64 samples (seed 0)](samples.png)" in text
+    assert "ganzoo sample" in text and "--label folder=" in text and "```yaml\nname: cond" in text
+    unevaluated = export(run, "folder").path
+    assert "Not evaluated" in (unevaluated / "README.md").read_text()
+    assert not huggingface_hub.ModelCard.load(unevaluated / "README.md").data.eval_results
+    res = runner.invoke(app, ["sample", str(folder), "-n", "4", "-o", str(folder.parent / "s"), "--label", "random"])
+    assert res.exit_code == 0 and len(list((folder.parent / "s").glob("0*.png"))) == 4
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(GanzooError, match="not a ganzoo model folder"):
+        ganzoo.load_generator(folder)
+
+
+def test_projection_finds_the_generators_own_image_again(run, sg2_run):
+    G, D, _, _ = ganzoo.load_models(run)
+    target = plain(generate(G, 1, seed=123))[0]
+    p = project(G, target, critic=D, steps=150)
+    assert p.space == "z" and p.start_distance > 0.015 and p.distance < 0.005  # RMS on [0, 1]
+    assert torch.equal(p.image, plain(ganzoo.sampling.render(G, p.latent))[0]) or p.distance < 0.005
+    pixels = project(G, target, features="pixels", steps=150)
+    assert pixels.distance < 0.005 and pixels.losses[-1] < pixels.losses[0]
+    G2, D2, _, _ = ganzoo.load_models(sg2_run)
+    target = plain(generate(G2, 1, seed=7))[0]
+    w = project(G2, target, critic=D2, steps=150, seed=7)
+    assert w.space == "w" and w.latent.shape == (1, TINY_SG2["w_dim"]) and w.distance < w.start_distance / 4
+    with pytest.raises(GanzooError, match="must be uint8 3x16x16"):
+        project(G, torch.zeros(3, 8, 8, dtype=torch.uint8), features="pixels")
+    with pytest.raises(GanzooError, match="needs the run's critic"):
+        project(G, target)
+
+
+def test_project_command_writes_latents_and_images_and_interpolate_walks_between_them(run, tmp_path):
+    G = ganzoo.load_generator(run)
+    for seed in (1, 2):
+        write_png(plain(generate(G, 1, seed=seed))[0], tmp_path / f"face{seed}.png")
+    res = runner.invoke(app, ["project", str(run), str(tmp_path / "face1.png"), str(tmp_path / "face2.png"), "--steps", "60"],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert re.search(r"face1: RMS distance 0\.\d+ -> 0\.00\d+ \(pixels on \[0, 1\]; z space, critic features, 60 steps\)", res.output)
+    out = run / "projections"
+    assert {p.name for p in out.iterdir()} == {f"face{i}{s}" for i in (1, 2) for s in (".latent.safetensors", ".png", ".side.png")}
+    latent, space, labels = load_projection(out / "face1.latent.safetensors")
+    assert space == "z" and latent.shape == (1, 8) and labels is None
+    walk = walk_between(G, [out / "face1.latent.safetensors", out / "face2.latent.safetensors"], steps=4)
+    assert walk.shape == (1, 4, 3, 16, 16)
+    ends = plain(ganzoo.sampling.render(G, torch.cat([latent, load_projection(out / "face2.latent.safetensors")[0]])))
+    assert torch.equal(walk[0, 0], ends[0]) and torch.equal(walk[0, -1], ends[1])
+    res = runner.invoke(app, ["interpolate", str(run), "--between", str(out / "face1.latent.safetensors"),
+                              "--between", str(out / "face2.latent.safetensors"), "-o", str(tmp_path / "walk.gif")])
+    assert res.exit_code == 0 and (tmp_path / "walk.gif").is_file(), res.output
+    again = runner.invoke(app, ["project", str(run), str(tmp_path / "face1.png"), "--steps", "1"])
+    assert again.exit_code == 2 and "exists" in again.output and "--force" in again.output
+    missing = runner.invoke(app, ["project", str(run), str(tmp_path / "nope.png")])
+    assert missing.exit_code == 2 and "image not found" in missing.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
+def test_export_command_prints_the_check_and_refuses_to_overwrite(run):
+    res = runner.invoke(app, ["export", str(run), "-f", "onnx"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "max difference" in res.output and "limit 0.0001" in res.output, res.output
+    again = runner.invoke(app, ["export", str(run), "-f", "onnx"])
+    assert again.exit_code == 2 and "exists" in again.output
+    folder = runner.invoke(app, ["export", str(run), "-f", "folder"], env={"COLUMNS": "200"})
+    assert folder.exit_code == 0 and "README.md model card" in folder.output
+    res = runner.invoke(app, ["project", str(run / "export" / "model"), str(run / "export" / "model" / "samples.png"),
+                              "--features", "critic", "-o", str(run / "p")])
+    assert res.exit_code == 2 and "model folder" in res.output and "--features pixels" in res.output
