@@ -67,7 +67,7 @@ class FastGANGenerator(Generator):
         self.out = nn.Sequential(nn.Conv2d(self.widths[-1], shape.channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z):
-        feats = [self.stem(z.view(len(z), -1, 1, 1))]
+        feats = [self.stem(z.view(z.shape[0], -1, 1, 1))]
         for i, block in enumerate(self.ups, start=1):
             x = block(feats[-1])
             if str(i) in self.sle:

@@ -13,6 +13,7 @@ from pydantic import Field
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
 from ganzoo import imagefiles
+from ganzoo.fileio import expand
 
 
 class ImagesParams(Params):
@@ -60,7 +61,7 @@ class Images(Dataset):
 
 
 def _existing(params) -> Path:
-    path = Path(params.path).expanduser()
+    path = expand(params.path)
     if not path.exists():
         raise GanzooError(f"data.path {path} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
     return path

@@ -10,7 +10,7 @@ from pydantic import Field
 
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
-from ganzoo.fileio import files_sha256
+from ganzoo.fileio import expand, files_sha256
 
 
 class MNISTParams(Params):
@@ -32,7 +32,7 @@ class MNIST(Dataset):
     class_names = [str(i) for i in range(10)]
 
     def _where(self) -> list[Path]:
-        root = Path(self.params.root).expanduser()
+        root = expand(self.params.root)
         return [root / self.torchvision_class / "raw", root]  # torchvision's layout, or the four files in one folder
 
     def _files(self, names=FILES) -> dict[bool, Path]:
@@ -56,7 +56,7 @@ class MNIST(Dataset):
 
     def fingerprint(self):
         files = sorted([*self._files().values(), *self._files(LABEL_FILES).values()])
-        return {"sha256": files_sha256(files, Path(self.params.root).expanduser())}
+        return {"sha256": files_sha256(files, expand(self.params.root))}
 
     def load(self, resolution, channels, report):
         params = self.params

@@ -88,6 +88,8 @@ def _up_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
     out = torch.stack([even, odd], dim + 1)  # (..., n, 2, ...) -> (..., 2n, ...)
     shape = list(x.shape)
     shape[dim] *= 2
+    if dim != 0:
+        shape[0] = -1  # no batch size baked in (an exported graph keeps a dynamic batch)
     return out.reshape(shape)
 
 

@@ -51,7 +51,7 @@ class SelfAttention(nn.Module):
         k = F.max_pool2d(self.key(x), 2).flatten(2)  # (n, c/8, hw/4)
         v = F.max_pool2d(self.value(x), 2).flatten(2)  # (n, c/2, hw/4)
         attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (n, hw, hw/4): each position's weights over the others
-        o = (v @ attn.transpose(1, 2)).view(n, c // 2, h, w)
+        o = (v @ attn.transpose(1, 2)).view(-1, c // 2, h, w)
         return x + self.gamma * self.out(o)
 
 
@@ -110,7 +110,7 @@ class ResNetGenerator(Generator):
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], shape.channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z):
-        return self.out(self.blocks(self.stem(z).view(len(z), self.width, self.start, self.start)))
+        return self.out(self.blocks(self.stem(z).view(-1, self.width, self.start, self.start)))
 
 
 class ResNetCritic(Critic):

@@ -187,3 +187,26 @@ def test_export_command_prints_the_check_and_refuses_to_overwrite(run):
     res = runner.invoke(app, ["project", str(run / "export" / "model"), str(run / "export" / "model" / "samples.png"),
                               "--features", "critic", "-o", str(run / "p")])
     assert res.exit_code == 2 and "model folder" in res.output and "--features pixels" in res.output
+
+
+ARCHITECTURES = {
+    "dcgan": {"base_channels": 8},
+    "mlp": {"hidden": [16]},
+    "upsample_conv": {"channels": 8},
+    "resnet": {"base_channels": 8, "attention": [8]},
+    "fastgan": {"base_channels": 8},
+    "r3gan": {"base_channels": 8, "max_channels": 16, "blocks_per_stage": 1, "group_size": 8},
+    "stylegan2": TINY_SG2,
+}
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_every_built_in_generator_exports_to_onnx_with_a_dynamic_batch(tiny, tmp_path, name):
+    from ganzoo.export import _export_graph
+
+    tiny["generator"] = {"name": name, "latent_dim": 8, **ARCHITECTURES[name]}
+    if name == "fastgan":  # 32 px and up
+        tiny["data"]["resolution"], tiny["critic"] = 32, {"name": "fastgan", "base_channels": 8}
+    G, _ = ganzoo.build_models(load_recipe(tiny))
+    done = _export_graph(G.eval(), "onnx", tmp_path / "g.onnx")
+    assert done.max_difference <= TOLERANCE and done.check_batch == 5

@@ -17,6 +17,7 @@ from rich.text import Text
 from rich.table import Table
 
 from .errors import GanzooError
+from .fileio import expand
 
 app = typer.Typer(help="ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=True)
@@ -78,7 +79,10 @@ def _path(value: str) -> Path:
     """A path option or argument: never empty (``Path("")`` would silently mean the current folder)."""
     if not str(value).strip():
         raise typer.BadParameter("an empty path; give a file or folder (use . for the current folder)")
-    return Path(value).expanduser()
+    try:
+        return expand(value)
+    except GanzooError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _version(value: bool):

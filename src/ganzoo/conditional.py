@@ -107,7 +107,7 @@ class ConditionalBatchNorm(nn.Module):
             raise RuntimeError("ConditionalBatchNorm called outside a ConditionalGenerator call (no labels)")
         gamma = sum(t(y[:, a]) for a, t in enumerate(self.gamma))
         beta = sum(t(y[:, a]) for a, t in enumerate(self.beta))
-        view = (len(x), -1) + (1,) * (x.dim() - 2)
+        view = (x.shape[0], -1) + (1,) * (x.dim() - 2)
         return out * (1 + gamma.view(view).to(out.dtype)) + beta.view(view).to(out.dtype)
 
 

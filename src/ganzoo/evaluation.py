@@ -35,7 +35,7 @@ from safetensors.torch import save as st_save
 from . import imagefiles, rng
 from .data import cache_dir, cached_images, dataset_key, load_dataset
 from .errors import GanzooError
-from .fileio import atomic_write, file_sha256
+from .fileio import atomic_write, expand, file_sha256
 from .interfaces import Callback, DataReport
 from .registry import Registry
 
@@ -289,7 +289,7 @@ def real_images(ref, registry: Registry | None = None, resolution: int | None = 
     """The real images to score against: a recipe ``data`` section (through its dataset plugin), or a folder or
     zip of images (the core's own reader, at ``resolution``/``channels``). Returns ``(images, info, cache key)``."""
     if isinstance(ref, (str, Path)):
-        path = Path(ref).expanduser()
+        path = expand(ref)
         if not str(ref).strip() or not path.exists():
             raise GanzooError(f"--ref {ref}: no such folder or zip of images")
         key = "folder-{}px-{}ch-{}".format(resolution, channels, hashlib.sha256(

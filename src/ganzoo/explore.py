@@ -132,7 +132,8 @@ class Explorer:
 
     def png(self, image: torch.Tensor, stem: str) -> str:
         """``image`` as a PNG at the generator's resolution, in this page's temporary folder: its path."""
-        path = Path(self._files.name) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}.png"
+        folder = tempfile.mkdtemp(dir=self._files.name)  # a folder per image: two sessions never share a file
+        path = Path(folder) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}.png"
         path.write_bytes(png_bytes(image))
         return str(path)
 
@@ -196,7 +197,7 @@ class Explorer:
                         with gr.Tab("Seed", id="seed"):
                             with gr.Row():
                                 seed = gr.Slider(0, SEED_MAX, value=0, step=1, label="seed", elem_id="seed", scale=4)
-                                dice = gr.Button("random seed", size="md", scale=1, min_width=120)
+                                dice = gr.Button("random seed", scale=1, min_width=120)
                             shown = image("generated", "sample-image")
                             caption = gr.Markdown(elem_id="sample-caption")
                             download = gr.DownloadButton(f"Download PNG ({s.resolution}×{s.resolution})", elem_id="sample-download")
@@ -207,20 +208,21 @@ class Explorer:
                             t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="mix-t")
                             with gr.Row():
                                 img_a, img_mid, img_b = image("seed A"), image("between", "mix-image"), image("seed B")
-                            mix_caption = gr.Markdown()
+                            mix_caption = gr.Markdown(elem_id="mix-caption")
                             mix_download = gr.DownloadButton(f"Download PNG ({s.resolution}×{s.resolution})")
                         with gr.Tab("Project", id="project"):
                             gr.Markdown("Upload an image: the latent whose image is closest to it. The image is "
                                         f"centre-cropped to a square and resized to {s.resolution}×{s.resolution}."
                                         + (" Labels: those chosen on the left, or the best of a few draws." if self.space else ""))
                             with gr.Row():
-                                upload = gr.Image(label="your image", type="pil", sources=["upload", "clipboard"], height=SHOWN + 40)
+                                upload = gr.Image(label="your image", type="pil", sources=["upload", "clipboard"], height=SHOWN + 40,
+                                                  elem_id="upload")
                                 target = image("as the generator sees it")
                                 recon = image("projection", "projection-image")
                             steps = gr.Slider(0, 1000, value=PROJECT_STEPS, step=10, label="steps",
                                               info="more: closer, slower")
-                            go = gr.Button("Project", variant="primary")
-                            proj_caption = gr.Markdown()
+                            go = gr.Button("Project", variant="primary", elem_id="project-button")
+                            proj_caption = gr.Markdown(elem_id="project-caption")
                             proj_download = gr.DownloadButton(f"Download PNG ({s.resolution}×{s.resolution})")
 
             sample_in, sample_out = [seed, trunc, *dropdowns], [shown, caption, download]
@@ -262,17 +264,15 @@ def _shown_errors(gr, fn):
 
 def _load(source, device):
     """``(generator, critic, name)`` of a run folder, checkpoint or exported model folder (no critic there)."""
+    from .export import is_model_folder
     from .models import load_generator, load_models
 
     path = Path(source)
     name = path.name if path.is_dir() else path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
-    try:
-        g, critic, _, _ = load_models(path, device=device, ema=True)
-        return g, critic, name
-    except GanzooError:
-        if not path.is_dir() or (path / "checkpoints").is_dir():
-            raise  # a checkpoint or a run folder that does not load: its own error
-    return load_generator(path, device=device, ema=True), None, name  # an exported model folder (no critic)
+    if is_model_folder(path):  # an exported model: the generator alone (the projection compares pixels)
+        return load_generator(path, device=device), None, name
+    g, critic, _, _ = load_models(path, device=device, ema=True)
+    return g, critic, name
 
 
 def build_app(source, device="cpu"):
@@ -296,8 +296,10 @@ def explore(run, host: str = "127.0.0.1", port: int | None = None, open_browser:
     try:
         app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, prevent_thread_lock=True,
                    quiet=True, ssr_mode=False, show_error=True, css=CSS, footer_links=["api", "settings"])
-    except OSError as exc:  # the port is taken, or the host is not this machine's
-        raise GanzooError(f"cannot serve the explorer on {host}:{port or '7860+'}: {exc}") from None
+    except OSError:  # the port is taken, or the host is not this machine's
+        where = f"{host}:{port}" if port else f"{host} (no free port from 7860 to 7959)"
+        raise GanzooError(f"cannot serve the explorer on {where}: the port is in use, or {host} is not an address of "
+                          "this machine; give another port or host") from None
     log.info(f"the explorer is at {app.local_url}" + ("" if not block else " (Ctrl-C stops it)"))
     if not block:
         return app

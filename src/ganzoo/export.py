@@ -137,7 +137,12 @@ def _export_graph(generator, format: str, output: Path) -> Exported:
                 _onnx(wrapped, args2, y2 is not None, tmp)
             else:
                 _torchscript(wrapped, args2, tmp)
-        got = _run_exported(format, tmp, args)
+        try:
+            got = _run_exported(format, tmp, args)
+        except Exception as exc:  # the graph runs at the traced batch only: a size baked in by the architecture
+            raise GanzooError(f"the {format} export does not run at a batch of {len(z)} (traced at 2): the generator's code fixes "
+                              f"a size from its input (len(z) or a Python int in a view/reshape; use -1 there). "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
         diff = float(abs(got - expected).max())
         if not diff <= TOLERANCE:
             raise GanzooError(f"the {format} export differs from the torch generator by {diff:.3g} (more than {TOLERANCE:g}) "

@@ -39,6 +39,15 @@ def atomic_write(path, data: bytes, what: str = "file") -> Path:
     return path
 
 
+def expand(path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; a home folder that cannot be found is one clear error."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # ~nosuchuser, or no HOME
+        raise GanzooError(f"{path}: cannot expand '{str(path).split('/')[0]}' (no such user, or no home folder): "
+                          "give the path in full") from None
+
+
 def umask() -> int:
     """The process's umask, read without changing it where the system says (Linux), else set and restored."""
     try:

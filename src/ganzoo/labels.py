@@ -18,7 +18,7 @@ from .errors import GanzooError
 
 
 def _natural(value: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", value)]
+    return [int(t) if t.isdecimal() else t for t in re.split(r"(\d+)", value)]  # isdecimal: "²" is a digit, not a number
 
 
 @dataclass(frozen=True)

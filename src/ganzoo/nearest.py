@@ -31,7 +31,7 @@ import torch
 
 from . import limits
 from .errors import GanzooError
-from .fileio import atomic_write
+from .fileio import atomic_write, expand
 
 log = logging.getLogger("ganzoo")
 
@@ -145,7 +145,7 @@ def training_images(run_dir: Path, recipe, data=None, registry=None) -> tuple[to
 
     section = recipe.data
     if data is not None:
-        path = Path(data).expanduser()
+        path = expand(data)
         if not str(data).strip() or not path.exists():
             raise GanzooError(f"--data {data}: no such folder or zip of images")
         raw = recipe.to_dict()["data"] if section.name == "images" else {
@@ -153,7 +153,7 @@ def training_images(run_dir: Path, recipe, data=None, registry=None) -> tuple[to
         section = load_data_section({**raw, "path": str(path)}, registry, where="--data")
     else:
         given = section.params.model_dump().get("path")
-        if isinstance(given, str) and not Path(given).expanduser().exists():
+        if isinstance(given, str) and not expand(given).exists():
             raise GanzooError(f"the training data of {run_dir} is not at {given} (its recipe's data.path): give where it is "
                               "now with --data PATH")
     images = load_data(section, registry).images

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .errors import GanzooError
+from .fileio import expand
 
 
 # what a run writes at the top of its folder: --force deletes a folder that holds nothing else
@@ -18,7 +19,7 @@ RUN_FILES = {"recipe.yaml", "checkpoints", "grids", "samples", "metrics.jsonl", 
 
 def new_run_dir(recipe) -> Path:
     """``output.dir/name``, or ``name-YYYYmmdd-HHMMSS`` if that exists: never reuse a run's folder."""
-    base = Path(recipe.output.dir).expanduser() / recipe.name
+    base = expand(recipe.output.dir) / recipe.name
     path = base if not base.exists() else base.with_name(f"{base.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     n = 1
     while path.exists():

@@ -9,6 +9,7 @@ a duplicate key is an error naming it and its line; aliases may expand to at mos
 from __future__ import annotations
 
 import codecs
+import re
 
 import yaml
 
@@ -40,6 +41,35 @@ class _Loader(yaml.SafeLoader):
 
 class DuplicateKey(Exception):
     pass
+
+
+# Numbers as YAML 1.2 reads them (its core schema), not YAML 1.1: `010` is ten (1.1: octal eight), `1:30` is text
+# (1.1: ninety), `1e-4` is a number (1.1: text, for want of a dot), `0o17` and `0x1f` are octal and hex.
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    _FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _int(loader, node) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+def _float(loader, node) -> float:
+    text = loader.construct_scalar(node).lower()
+    return float(text.replace(".inf", "inf").replace(".nan", "nan"))
+
+
+_Loader.add_constructor(_INT, _int)
+_Loader.add_constructor(_FLOAT, _float)
 
 
 def decode(data: bytes, where: str) -> str:
