@@ -85,6 +85,18 @@ def _path(value: str) -> Path:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _task_progress(bar):
+    """``progress(what, done, total)`` drawing one task of a rich ``Progress`` per ``what``."""
+    tasks: dict = {}
+
+    def progress(what, done, total):
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done)
+
+    return progress
+
+
 def _version(value: bool):
     if value:
         from . import __version__
@@ -541,12 +553,7 @@ def eval_(
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        tasks: dict = {}
-
-        def progress(what, done, total):
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
+        progress = _task_progress(bar)
 
         result = evaluate(target, ref=ref, n=n, n_real=None if all_real else n_real, seed=seed, weights=str(weights) if weights else None, prc=prc,
                           resolution=resolution, ema=ema, progress=progress, per_class=per_class, n_per_class=n_per_class,
@@ -645,12 +652,7 @@ def nearest(
     dev = pick_device(device, what="--device")
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        tasks: dict = {}
-
-        def progress(what, done, total):
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
+        progress = _task_progress(bar)
 
         result = copy_check(run_dir, n=n, data=data, seed=seed, device=dev, progress=progress, grid=output, ema=ema)
     out.print(Text(result.verdict, style="bold yellow" if result.copies else "green"), soft_wrap=True)
