@@ -13,7 +13,7 @@ from pydantic import Field
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
 from ganzoo import imagefiles
-from ganzoo.fileio import expand
+from ganzoo.fileio import expand, file_sha256
 
 
 class ImagesParams(Params):
@@ -30,7 +30,12 @@ class Images(Dataset):
     Params = ImagesParams
 
     def fingerprint(self):  # labels 2: a lone top folder is no label (images cached before are decoded once more)
-        return {**imagefiles.fingerprint(_existing(self.params)), "labels": 2}
+        path = _existing(self.params)
+        out = {**imagefiles.fingerprint(path), "labels": 2}
+        if self.params.labels_file and path.is_dir():  # a labels file may live outside the folder (../tags.csv): its own digest
+            file = _labels_path(path, self.params)
+            out["labels_file"] = file_sha256(file) if file.is_file() else None
+        return out
 
     def load(self, resolution, channels, report):
         path = _existing(self.params)
@@ -75,13 +80,17 @@ def _unreadable(report) -> list[str]:
     return [entry.split(" (", 1)[0] for entry in report.bad_files]
 
 
+def _labels_path(path: Path, params) -> Path:
+    return path / params.labels_file.replace("\\", "/").removeprefix("./")
+
+
 def read_labels_file(path: Path, params) -> tuple[dict[str, list[str | None]], list[str]]:
     """The labels file as ``({image path: [value per label column]}, label column names)``; every way it can be
     wrong is one error naming the file and the line."""
     where, name = _where(path, params), params.labels_file.replace("\\", "/").removeprefix("./")
     try:
         if path.is_dir():
-            file = path / name
+            file = _labels_path(path, params)
             if not file.is_file():
                 raise GanzooError(f"{where}: no such file")
             raw = file.read_bytes()
@@ -97,7 +106,7 @@ def read_labels_file(path: Path, params) -> tuple[dict[str, list[str | None]], l
     except (OSError, zipfile.BadZipFile) as exc:
         raise GanzooError(f"{where}: unreadable ({exc})") from None
     try:
-        lines = list(csv.reader(io.StringIO(text)))
+        lines = list(csv.reader(io.StringIO(text), delimiter=_delimiter(text)))
     except csv.Error as exc:
         raise GanzooError(f"{where}: not a readable CSV ({exc})") from None
     lines = [line for line in lines if any(cell.strip() for cell in line)]
@@ -129,6 +138,14 @@ def read_labels_file(path: Path, params) -> tuple[dict[str, list[str | None]], l
         if all(v[a] is None for v in rows.values()):
             raise GanzooError(f"{where}: column '{column}' is empty")
     return rows, label_columns
+
+
+def _delimiter(text: str) -> str:
+    """The labels file's separator, read from its header: a comma, or the semicolon, tab or bar that spreadsheets in
+    many locales write, whichever splits the header into the most columns (a comma on a tie)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in (",", ";", "\t", "|")}
+    return max(counts, key=lambda d: (counts[d], d == ","))
 
 
 @ganzoo.hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,8 @@ from pydantic import Field
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
 from ganzoo.fileio import expand, files_sha256
+
+log = logging.getLogger("ganzoo")
 
 
 class MNISTParams(Params):
@@ -77,7 +80,13 @@ class MNIST(Dataset):
             codes = torch.cat(labels).tolist()
             if len(codes) != len(images):
                 raise GanzooError(f"{self.torchvision_class}: {len(codes)} labels for {len(images)} images (label and image files differ)")
-            columns[self.label_name] = [self.class_names[c] for c in codes]
+            names = self.class_names
+            columns[self.label_name] = [names[c] if 0 <= c < len(names) else None for c in codes]
+            bad = [i for i, c in enumerate(codes) if not 0 <= c < len(names)]
+            if bad:  # no class: left out of a conditional run (with a count), harmless to an unconditional one
+                sources = ", ".join(str(label_files[t]) for t in sorted(label_files, reverse=True))
+                log.warning(f"{self.torchvision_class}: {len(bad)} label byte(s) in {sources} are not a class 0-{len(names) - 1} "
+                            f"(the first: {codes[bad[0]]} for image {bad[0]}): those images have no {self.label_name} label")
         if resolution != images.shape[-1]:
             from torchvision.transforms.v2 import functional as TF
 

@@ -167,8 +167,14 @@ def _write_cache(stem: Path, images: torch.Tensor, report: DataReport, columns: 
 def _log_report(report: DataReport) -> None:
     unreadable = report.skipped.get("unreadable or corrupt", 0)
     if unreadable:
-        shown = "; ".join(report.bad_files[:5]) + (" ..." if len(report.bad_files) > 5 else "")
+        corrupt = [b for b in report.bad_files if not b.endswith("(the name is not UTF-8: rename it)")]
+        shown = "; ".join(corrupt[:5]) + (" ..." if len(corrupt) > 5 else "")
         log.warning(f"skipped {unreadable} unreadable image(s) in {report.source}: {shown}")
+    not_utf8 = report.skipped.get("name not UTF-8", 0)
+    if not_utf8:
+        named = [b for b in report.bad_files if b.endswith("(the name is not UTF-8: rename it)")]
+        log.warning(f"skipped {not_utf8} file or folder name(s) that are not UTF-8 in {report.source}: "
+                    + "; ".join(n.split(" (the name")[0] for n in named[:5]) + (" ..." if len(named) > 5 else "") + " (rename them to use them)")
     other = report.skipped.get("not an image extension", 0)
     if other:
         log.info(f"note: ignored {other} non-image file(s) in {report.source}")

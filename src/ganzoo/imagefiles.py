@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -23,27 +24,50 @@ from .interfaces import DataReport
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def files(root: Path, skipped: Counter | None = None) -> list[Path]:
+NOT_UTF8 = "name not UTF-8"
+
+
+def files(root: Path, skipped: Counter | None = None, bad: list | None = None) -> list[Path]:
     """Every file under ``root``, sorted; symlinked folders are followed once (a second link to a folder already
-    read, or a link loop, is counted in ``skipped``, not read twice)."""
+    read, or a link loop, is counted in ``skipped``, not read twice). A file or folder whose name is not UTF-8
+    (bytes no path of the data can be written in, in a cache key or a report) is left out: counted in ``skipped``
+    and named in ``bad``, its undecodable bytes shown as ``\\xNN``."""
     seen, out = set(), []
+    skipped = Counter() if skipped is None else skipped
     for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
-            if skipped is not None:
-                skipped["symlinked folder already read (or a link loop)"] += 1
+            skipped["symlinked folder already read (or a link loop)"] += 1
             continue
         seen.add(real)
-        dirs.sort()
-        out += [Path(folder) / n for n in names if os.path.isfile(os.path.join(folder, n))]
+        for name in [n for n in dirs + names if not _utf8(n)]:
+            skipped[NOT_UTF8] += 1
+            if bad is not None:
+                bad.append(f"{shown(Path(folder, name).relative_to(root))} (the name is not UTF-8: rename it)")
+        dirs[:] = sorted(d for d in dirs if _utf8(d))
+        out += [Path(folder) / n for n in names if _utf8(n) and os.path.isfile(os.path.join(folder, n))]
     return sorted(out)
 
 
-def members(path: Path, skipped: Counter):
-    """(name, read()) for every image file; other files are counted in ``skipped``."""
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk gives undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def shown(path) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 as ``\\xNN``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def members(path: Path, skipped: Counter, bad: list | None = None):
+    """(name, read()) for every image file; other files are counted in ``skipped`` (and names that are not UTF-8
+    listed in ``bad``)."""
     if path.is_dir():
-        for p in files(path, skipped):
+        for p in files(path, skipped, bad):
             if p.suffix.lower() in EXTENSIONS:
                 yield str(p.relative_to(path)), p.read_bytes
             else:
@@ -76,7 +100,7 @@ def read_images(path: Path, resolution: int, channels: int, report: DataReport, 
     report.source = str(path)
     mode = "RGB" if channels == 3 else "L"
     arrays = []
-    for name, read in members(path, report.skipped):
+    for name, read in members(path, report.skipped, report.bad_files):
         name = name.replace(os.sep, "/")
         try:
             with Image.open(io.BytesIO(read())) as img:
@@ -88,7 +112,8 @@ def read_images(path: Path, resolution: int, channels: int, report: DataReport, 
                 arrays.append(np.asarray(img, dtype=np.uint8))
                 if names is not None:
                     names.append(name)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, NotImplementedError, zlib.error,
+                zipfile.BadZipFile, Image.DecompressionBombError) as exc:  # BadZipFile: a member whose CRC does not match
             report.skip("unreadable or corrupt", name, f"{type(exc).__name__}: {exc}")
     if not arrays:
         raise GanzooError(f"data.path {path}: no readable images ({', '.join(sorted(EXTENSIONS))})"

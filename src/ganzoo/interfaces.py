@@ -52,11 +52,42 @@ def _type_word(annotation) -> str:
     return "a " + (getattr(annotation, "__name__", None) or str(annotation).replace("typing.", ""))
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+INT64_MAX = 2**63 - 1
+
+
+def _out_of_range(value):
+    """Why ``value`` (or a number inside it) cannot reach a backend: not finite, beyond float32 or int64; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"{value} is not a finite number"
+        if abs(value) > FLOAT32_MAX:
+            return f"{value:g} is beyond what float32 holds (about 3.4e38): the optimizer and the networks would overflow"
+    if isinstance(value, int) and abs(value) > INT64_MAX:
+        return f"{value} is beyond what a 64-bit integer holds"
+    if isinstance(value, (tuple, list)):
+        return next((why for why in map(_out_of_range, value) if why), None)
+    return None
+
+
+@field_validator("*", mode="after")
+@classmethod
+def finite_numbers(cls, value):
+    """Every number is one the backends can hold: finite, within float32 (floats) and int64 (integers)."""
+    why = _out_of_range(value)
+    if why:
+        raise ValueError(why)
+    return value
+
+
 class Params(BaseModel):
-    """Base for component parameter models: unknown keys are errors, and booleans are not numbers."""
+    """Base for component parameter models: unknown keys are errors, booleans are not numbers, numbers are finite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     _no_bool_as_number = no_bool_as_number
+    _finite_numbers = finite_numbers
 
 
 class OptimizerSpec(Params):

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from . import yamlio
 from .errors import GanzooError
-from .interfaces import OptimizerSpec, Params, no_bool_as_number
+from .interfaces import OptimizerSpec, Params, finite_numbers, no_bool_as_number
 from .registry import Registry, did_you_mean, get_registry
 
 
@@ -27,6 +27,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     _no_bool_as_number = no_bool_as_number
+    _finite_numbers = finite_numbers
 
 
 class _ComponentSection(BaseModel):
@@ -34,6 +35,7 @@ class _ComponentSection(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     _no_bool_as_number = no_bool_as_number
+    _finite_numbers = finite_numbers
     name: str
     _params: Params | None = PrivateAttr(default=None)
 
