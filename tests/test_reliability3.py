@@ -174,3 +174,232 @@ def test_an_mnist_label_byte_out_of_range_names_the_file_and_leaves_the_image_un
     cond = load_data(load_data_section({"name": "mnist", "root": str(tmp_path), "resolution": 28, "channels": 1,
                                         "labels": ["digit"]}))
     assert len(cond.images) == 3  # the image without a class is left out of a conditional run
+
+
+# -- runs, checkpoints and evaluation ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny finished run (toyfaces 16 px), shared by the tests that only read it or copy it."""
+    r = copy.deepcopy(TINY)
+    base = tmp_path_factory.mktemp("trained")
+    r["output"].update(dir=str(base / "runs"), samples=4)
+    return ganzoo.train(load_recipe(r), base / "run", progress=False).run_dir
+
+
+def _copy_run(run, to):
+    import shutil
+
+    shutil.copytree(run, to)
+    return to
+
+
+def _tiny_weights(tmp_path):
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 9, stride=30)
+            self.fc = torch.nn.Linear(4, 2048)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    torch.jit.script(Net().eval()).save(str(tmp_path / "tiny.pt"))
+    return str(tmp_path / "tiny.pt")
+
+
+def test_non_finite_weights_are_refused_for_sampling_and_evaluation(trained, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ganzoo.checkpoint import load_checkpoint
+
+    run = _copy_run(trained, tmp_path / "run")
+    path = run / "checkpoints" / "last.safetensors"
+    ckpt = load_checkpoint(path)
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("generator.") and tensors[k].is_floating_point())
+    tensors[key][..., 0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    assert ckpt.meta["step"] == load_checkpoint(path).meta["step"]
+    for args in (["sample", str(run), "-n", "4", "-o", str(tmp_path / "s"), "--no-ema"],
+                 ["eval", str(run), "-n", "4", "--no-ema", "--no-prc", "--weights", _tiny_weights(tmp_path)]):
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "NaN or infinite" in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+    with pytest.raises(GanzooError, match="NaN or infinite"):
+        ganzoo.load_generator(path, ema=False)
+    torch.manual_seed(0)
+
+
+def test_per_class_scores_of_an_unconditional_run_are_an_error_before_any_work(trained):
+    res = runner.invoke(app, ["eval", str(trained), "-n", "4", "--per-class", "hair"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "not a conditional model" in res.output, res.output
+
+
+def test_an_evaluation_never_files_its_scores_under_a_run_that_replaced_the_one_it_scored(trained, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from ganzoo import evaluation
+
+    run = _copy_run(trained, tmp_path / "run")
+    other = ganzoo.train(load_recipe({**copy.deepcopy(TINY), "seed": 7, "output": {"dir": str(tmp_path), "samples": 0}}),
+                         tmp_path / "other", progress=False).run_dir
+    real = evaluation.evaluate_images
+
+    def replace_meanwhile(*args, **kwargs):  # `ganzoo run --force` replaces the folder while the scores are computed
+        out = real(*args, **kwargs)
+        shutil.copy(other / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")
+        return out
+
+    monkeypatch.setattr(evaluation, "evaluate_images", replace_meanwhile)
+    weights = _tiny_weights(tmp_path)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(GanzooError, match="changed while it was being scored.*not written"):
+        evaluation.evaluate(run, n=4, n_real=8, prc=False, weights=weights)
+    assert not (run / "evals").exists() and not (run / "metrics.json").exists()
+    assert (run / "metrics.jsonl").read_text() == before
+    monkeypatch.setattr(evaluation, "evaluate_images", real)
+    result = evaluation.evaluate(run, n=4, n_real=8, prc=False, weights=weights)
+    kept = json.loads((run / "metrics.json").read_text())
+    from ganzoo.fileio import file_sha256
+
+    assert kept["protocol"]["evaluated"]["checkpoint_sha256"] == file_sha256(run / "checkpoints" / "last.safetensors")
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["checkpoint_sha256"] == \
+        result["protocol"]["evaluated"]["checkpoint_sha256"]
+
+
+def test_an_evaluation_of_a_read_only_run_says_so_first_and_still_prints_its_scores(trained, tmp_path):
+    import os
+    import stat
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: the check is os.access, which root passes")
+    run = _copy_run(trained, tmp_path / "run")
+    os.chmod(run, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        res = runner.invoke(app, ["eval", str(run), "-n", "4", "--n-real", "8", "--no-prc", "--weights", _tiny_weights(tmp_path)],
+                            env={"COLUMNS": "200"})
+    finally:
+        os.chmod(run, stat.S_IRWXU)
+    assert res.exit_code == 0 and "read-only" in res.output and "FID" in res.output, res.output
+
+
+def test_the_read_only_check_is_made_before_any_work(trained, tmp_path, monkeypatch):
+    import os
+
+    from ganzoo import evaluation
+
+    run = _copy_run(trained, tmp_path / "run")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).startswith(str(run)) else real_access(p, mode, **kw))
+    calls = []
+    monkeypatch.setattr(evaluation, "evaluate_images", lambda *a, **k: calls.append(1) or {"fid": 1.0, "kid_mean": 0.1,
+                                                                                            "kid_std": None, "protocol": {}})
+    with captured_log() as messages:
+        evaluation.evaluate(run, n=4, n_real=8, prc=False)
+    assert any("read-only" in m for m in messages) and calls and not (run / "metrics.json").exists()
+
+
+def test_resume_takes_a_checkpoint_file_of_the_run(tmp_path, tiny):
+    tiny["train"].update(steps=4, keep_every=2)
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    res = runner.invoke(app, ["resume", str(run / "checkpoints" / "step_0000002.safetensors"), "--set", "train.steps=6", "-q"],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert ganzoo.load_checkpoint(run).meta["step"] == 6
+    res = runner.invoke(app, ["resume", str(tmp_path / "elsewhere.safetensors")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "not in a run folder" in res.output
+
+
+def test_a_checkpoint_copied_in_from_another_run_is_named_as_such(tmp_path, tiny):
+    import shutil
+
+    tiny["train"].update(steps=4, keep_every=2)
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    other = copy.deepcopy(tiny)
+    other["seed"], other["train"]["steps"] = 5, 2
+    other_run = ganzoo.train(load_recipe(other), tmp_path / "other", progress=False).run_dir
+    shutil.copy(other_run / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")
+    res = runner.invoke(app, ["resume", str(run), "--set", "train.steps=8"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "belongs to another run" in res.output and "undo" not in res.output, res.output
+
+
+def test_wgan_gp_with_a_listed_gradient_penalty_applies_one_penalty_with_the_recipes_weight(tiny):
+    from ganzoo.models import build_regularizers
+
+    tiny["objective"] = {"name": "wgan_gp"}
+    tiny["regularizers"] = [{"name": "gradient_penalty", "weight": 5}]
+    with captured_log() as messages:
+        regs = build_regularizers(load_recipe(tiny))
+    penalties = [r for r in regs if r.name == "gradient_penalty"]
+    assert len(penalties) == 1 and penalties[0].params.weight == 5
+    assert any("gradient_penalty" in m and "wgan_gp" in m for m in messages)
+
+
+# -- interruption ------------------------------------------------------------------------------------------------------
+def test_ctrl_c_while_sampling_leaves_only_whole_images_and_says_how_many(trained, tmp_path, monkeypatch):
+    from ganzoo import sampling
+
+    real, calls = sampling._pil, []
+
+    def interrupted_at_the_fifth(img):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(img)
+
+    monkeypatch.setattr(sampling, "_pil", interrupted_at_the_fifth)
+    res = runner.invoke(app, ["sample", str(trained), "-n", "12", "-o", str(tmp_path / "s")], env={"COLUMNS": "200"})
+    assert res.exit_code == 130 and "4 of 12 images were written" in res.output, res.output
+    files = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert files == [f"{i:05d}.png" for i in range(4)]  # no temporary, no torn file
+    from PIL import Image as I
+
+    for f in files:
+        I.open(tmp_path / "s" / f).load()
+
+
+def test_ctrl_c_while_a_run_writes_its_final_samples_stops_at_once_and_resume_finishes_them(tmp_path, tiny, monkeypatch):
+    import json
+    import os
+    import signal
+
+    from ganzoo import sampling
+
+    tiny["output"]["samples"] = 6
+    real = sampling.generate_distinct
+
+    def ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler raises at the next bytecode: well before 6 images are drawn
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "generate_distinct", ctrl_c)
+    res = runner.invoke(app, ["run", _write(tmp_path, tiny), "--run-dir", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 130 and "final outputs" in res.output and f"ganzoo resume {tmp_path / 'run'}" in res.output, res.output
+    assert not (tmp_path / "run" / "run.json").exists()
+    monkeypatch.setattr(sampling, "generate_distinct", real)
+    res = runner.invoke(app, ["resume", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "run" / "samples").glob("0*.png"))) == 6
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["steps"] == 3 and summary["images_per_second"] > 0
+    res = runner.invoke(app, ["resume", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "nothing to resume" in res.output  # finished now
+
+
+def _write(tmp_path, recipe) -> str:
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)

@@ -122,6 +122,16 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
+def checkpoint_identity(path) -> tuple[str | None, int | None]:
+    """``(run_id, step)`` from a checkpoint file's header alone (no tensors read); ``(None, None)`` when unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["ganzoo"])
+        return meta.get("run_id"), meta.get("step")
+    except Exception:
+        return None, None
+
+
 def _meta_problem(meta: dict) -> str | None:
     if not isinstance(meta.get("format_version", 0), int):
         return "format_version is not an integer"
@@ -203,7 +213,7 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
         return None
     rng_tensors, rng_meta = rng.get_state()
     meta = {"recipe": run.recipe.to_dict(), "step": run.step, "epoch": run.batches.epoch, "batch_index": run.batches.index,
-            "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), **run.states(), **extra_meta}
+            "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), "run_id": run.run_id, **run.states(), **extra_meta}
     if run.labels is not None:
         meta["labels"] = run.labels.to_dict()
     return save_checkpoint(run.run_dir / "checkpoints" / f"{name}.safetensors", generator=run.generator, critic=run.critic,

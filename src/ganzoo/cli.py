@@ -134,12 +134,11 @@ def run(
     if resume_dir is not None:
         if out_dir is not None or force:
             raise GanzooError("--resume continues RUN_DIR in place: --run-dir and --force do not apply")
-        from . import load_checkpoint
-        from .train import check_resume_changes
+        from .train import check_resume_changes, resume_source
 
-        saved = load_recipe(load_checkpoint(resume_dir).recipe)
-        check_resume_changes(saved, r, f"{recipe} against {resume_dir}", also=("optim.",))
-        train(r, resume_dir, resume=resume_dir, progress=_progress(quiet))
+        run_dir, ckpt = resume_source(resume_dir)
+        check_resume_changes(load_recipe(ckpt.recipe), r, f"{recipe} against {run_dir}", also=("optim.",), where=ckpt.path)
+        train(r, run_dir, resume=ckpt, progress=_progress(quiet))
         return
     made = out_dir is not None and not out_dir.exists()
     if out_dir is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder

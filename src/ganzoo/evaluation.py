@@ -23,6 +23,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 import warnings
@@ -462,12 +463,19 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
     is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
     if is_run:
         G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
-        log.info(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
+        digest = file_sha256(ckpt.path)  # recorded with the scores; checked again before they are written
         conditional = getattr(G, "labels", None) is not None
+        if per_class and not conditional:
+            raise GanzooError(f"--per-class {per_class}: {ckpt.path} is not a conditional model (it was trained without "
+                              "data.labels), so it has no classes to score one by one")
+        run_dir = _writable_run_dir(ckpt)
+        log.info(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
         images = generate(G, n, seed=seed, labels="random" if conditional else None)  # classes as often as in the data
         ref = recipe.data if ref is None else ref
-        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt)}
+        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt), "checkpoint_sha256": digest}
     else:
+        if per_class:
+            raise GanzooError(f"--per-class {per_class}: {target} is a folder of images, not a conditional model")
         if not str(target).strip() or not target.exists():
             raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
         if ref is None:
@@ -485,8 +493,8 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
         result["protocol"]["labels"] = "FID/KID over all classes: labels drawn from the training data's frequencies"
         if per_class:
             result["per_class"] = per_class_scores(G, recipe.data, per_class, n_per_class, seed, weights, registry, progress, backend)
-    run_dir = ckpt.path.parent.parent if is_run else None
-    if run_dir is not None and ckpt.path.parent.name == "checkpoints" and (run_dir / "recipe.yaml").is_file():
+    if is_run and run_dir is not None:
+        _same_checkpoint(ckpt.path, digest, ckpt.meta.get("run_id"), ckpt.meta["step"], result)  # a run replaced while scoring: never file old scores under the new run
         proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
         keep = run_dir / "evals" / (f"step{ckpt.meta['step']:07d}-n{proto['n_generated']}-real{proto['n_real']}-seed{seed}"
                                     f"{'-ema' if what['ema'] else ''}-{hashlib.sha256(json.dumps(proto['reference'], sort_keys=True, default=str).encode()).hexdigest()[:8]}.json")
@@ -495,8 +503,37 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
         atomic_write(run_dir / "metrics.json", text, "evaluation")
         with (run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"step": ckpt.meta["step"], "eval": flat_scores(result),
-                                "eval_n": len(images)}) + "\n")
+                                "eval_n": len(images), "checkpoint_sha256": digest}) + "\n")
     return result
+
+
+def _writable_run_dir(ckpt):
+    """The run folder an evaluation of ``ckpt`` is kept in (None for a checkpoint outside a run folder); one that
+    cannot be written is said before any work, and the scores are then only printed."""
+    run_dir = ckpt.path.parent.parent
+    if ckpt.path.parent.name != "checkpoints" or not (run_dir / "recipe.yaml").is_file():
+        return None
+    evals = run_dir / "evals"
+    if not os.access(run_dir, os.W_OK | os.X_OK) or (evals.exists() and not os.access(evals, os.W_OK | os.X_OK)) \
+            or ((run_dir / "metrics.json").exists() and not os.access(run_dir / "metrics.json", os.W_OK)):
+        log.warning(f"eval: {run_dir} is read-only: the scores will be printed, not kept in its metrics.json and evals/ "
+                    "(copy the run folder somewhere writable to keep them)")
+        return None
+    return run_dir
+
+
+def _same_checkpoint(path: Path, digest: str, run_id: str | None, step: int, result: dict) -> None:
+    """Scores may be filed in the run folder only while its checkpoint is the one scored, or a later one of the
+    same run (a run still training there: the scores are labelled with their step and checkpoint digest)."""
+    from .checkpoint import checkpoint_identity
+
+    now = file_sha256(path) if path.is_file() else None
+    later_same_run = now is not None and run_id is not None and (lambda i: i[0] == run_id and (i[1] or 0) >= step)(checkpoint_identity(path))
+    if now != digest and not later_same_run:
+        raise GanzooError(f"{path} changed while it was being scored (replaced by another run, or rewritten by a run "
+                          f"still training): these scores belong to the checkpoint as it was (sha256 {digest[:12]}...), "
+                          f"so they are not written into {path.parent.parent}: FID {_fmt(result.get('fid'), 3)}, "
+                          f"KID {_fmt(result.get('kid_mean'), 5)}")
 
 
 def flat_scores(result: dict) -> dict:

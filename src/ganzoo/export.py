@@ -238,7 +238,7 @@ def load_folder(path, device="cpu", registry=None):
 
     from .labels import LabelSpace
     from .checkpoint import load_state
-    from .models import build_models
+    from .models import build_models, require_finite
     from .recipe import load_recipe
 
     path = Path(path)
@@ -260,6 +260,7 @@ def load_folder(path, device="cpu", registry=None):
     except (SafetensorError, OSError, ValueError) as exc:
         raise GanzooError(f"{path}/model.safetensors is not readable: {exc}") from None
     load_state(generator, state, "generator", path / "model.safetensors")
+    require_finite(generator, "generator", path / "model.safetensors")
     return generator.to(device).eval()
 
 

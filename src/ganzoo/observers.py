@@ -111,6 +111,7 @@ class Run:
     ranks: list | None = None  # per-process step counts of a DDP run (set by distributed.StopAgreement)
     checkpoint_path: Path | None = None
     labels: Any = None  # the LabelSpace of a conditional run (data.labels), else None
+    run_id: str = ""  # drawn when a run begins, kept by its checkpoints and resumes: tells a run from another in the same folder
     observers: list = field(default_factory=list)
     pending: dict = field(default_factory=dict)  # values given to run.log since the last metrics line
     metrics_log: Any = None  # the metrics observer (watch.Metrics), for events and TensorBoard

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import Image
 
 from .data import to_uint8
 from . import limits, rng
-from .errors import GanzooError
+from .errors import GanzooError, Interrupted
 from .interfaces import Callback
 
 
@@ -319,9 +320,24 @@ def _sample_folder(out_dir, force: bool) -> Path:
 
 
 def _write_numbered(images: torch.Tensor, out_dir: Path, start: int, total: int) -> None:
+    """Numbered PNGs, each written whole or not at all (a temporary file renamed): an interrupted writer leaves only
+    complete images."""
     width = max(5, len(str(total - 1)))
     for i, img in enumerate(images, start):
-        write_png(img, out_dir / f"{i:0{width}d}.png")
+        path = out_dir / f"{i:0{width}d}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            _pil(img).save(tmp, format="PNG", compress_level=1)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def written_samples(out_dir) -> int:
+    """How many numbered sample PNGs ``out_dir`` holds."""
+    out_dir = Path(out_dir)
+    return sum(1 for p in out_dir.iterdir() if re.fullmatch(r"\d{5,}\.png", p.name)) if out_dir.is_dir() else 0
 
 
 CHUNK = 20_000  # images checked for distinctness together, and held in memory at once, by sample_to_folder
@@ -338,16 +354,21 @@ def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: fl
                         f"{n:,} PNGs of {shape.channels}x{shape.resolution}x{shape.resolution}", "ask for fewer (-n)")
     out_dir = _sample_folder(out_dir, force)
     parts, first = [], None
-    for k, start in enumerate(range(0, n, CHUNK)):
-        m = min(CHUNK, n - start)
-        images, rep = generate_distinct(generator, m, seed=seed if k == 0 else seed + 7919 * k, threshold=threshold,
-                                        truncation=truncation, batch_size=batch_size, device=device, labels=labels)
-        _write_numbered(images, out_dir, start, n)
-        first = images[:64] if first is None else first
-        parts.append((start, rep))
-        del images
-    if grid and first is not None:
-        write_grid(first, out_dir / "grid.png")
+    try:
+        for k, start in enumerate(range(0, n, CHUNK)):
+            m = min(CHUNK, n - start)
+            images, rep = generate_distinct(generator, m, seed=seed if k == 0 else seed + 7919 * k, threshold=threshold,
+                                            truncation=truncation, batch_size=batch_size, device=device, labels=labels)
+            _write_numbered(images, out_dir, start, n)
+            first = images[:64] if first is None else first
+            parts.append((start, rep))
+            del images
+        if grid and first is not None:
+            write_grid(first, out_dir / "grid.png")
+    except KeyboardInterrupt:
+        done = written_samples(out_dir)
+        raise Interrupted(f"interrupted: {done:,} of {n:,} images were written to {out_dir}, each one complete"
+                          + (" (no grid.png)" if grid else "") + "; run the command again with --force to write all of them") from None
     best_start, best = min(parts, key=lambda p: p[1].min_distance)
     a, b = best.closest_pair
     return Distinctness(n, best.min_distance, (a + best_start, b + best_start), threshold,

@@ -14,12 +14,13 @@ log = logging.getLogger("ganzoo")
 
 class StopSignals(Callback):
     """Ctrl-C / SIGTERM ask the run to stop after the current step (checkpoint, then ``Interrupted``);
-    a second Ctrl-C aborts at once."""
+    a second Ctrl-C aborts at once, and so does the first once the final outputs are being written."""
 
     name = "stop_signals"
 
     def __init__(self):
         self.requested = threading.Event()
+        self.ending = False
         self.previous: dict = {}
 
     def on_start(self, run) -> None:
@@ -27,8 +28,8 @@ class StopSignals(Callback):
             return
 
         def handler(signum, frame):
-            if self.requested.is_set() and signum == signal.SIGINT:
-                raise KeyboardInterrupt
+            if self.ending or (self.requested.is_set() and signum == signal.SIGINT):
+                raise KeyboardInterrupt  # the final outputs (or a second Ctrl-C): stop now; checkpoints are written atomically
             self.requested.set()
 
         self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -36,6 +37,12 @@ class StopSignals(Callback):
     def on_step(self, run, record) -> None:
         if self.requested.is_set() and run.step < run.total:
             run.request_stop("interrupt", "interrupted")
+
+    def on_end(self, run) -> None:
+        """From here on (final checkpoint, samples, report) a Ctrl-C stops at once: ``ganzoo resume`` finishes them."""
+        if self.requested.is_set():
+            raise KeyboardInterrupt  # asked during the last step: the run ends here, as it would have at any other step
+        self.ending = True
 
     def close(self) -> None:
         for s, h in self.previous.items():

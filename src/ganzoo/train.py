@@ -11,8 +11,10 @@ position, every RNG, observers' state), so a resumed run is bit-identical to an 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ import torch
 from . import conditional, distributed, rng, watch
 from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_data
-from .errors import GanzooError
+from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
 from .models import build_models, build_objective, build_regularizers, checkpoint_labels, make_ema, preflight
 from .observers import Observers, Run, StepRecord
@@ -31,13 +33,6 @@ from .registry import Registry, get_registry
 from .rundir import RunLock, new_run_dir
 
 log = logging.getLogger("ganzoo")
-
-
-class Interrupted(GanzooError):
-    """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
-
-    exit_code = 130
-    label = "stopped"  # what the command line prints before the message: a clean stop, not an error
 
 
 @dataclass
@@ -260,7 +255,14 @@ def finish(run: Run, observers: Observers) -> None:
     if stop is not None:  # an early end asked for by an observer (train.time_limit, a callback): say why
         log.info(f"stopped at step {run.step}/{run.total}: {stop.reason}")
         watch.event(run, stop=stop.reason)
-    observers.on_end(run)
+    try:
+        observers.on_end(run)  # final checkpoint, samples, report: a Ctrl-C here stops at once (StopSignals)
+    except KeyboardInterrupt:
+        saved = run.checkpoint_path is not None
+        raise Interrupted(f"interrupted while writing the run's final outputs at step {run.step}/{run.total}: "
+                          + ("its checkpoint is saved, the samples and report are not complete" if saved else
+                             "the final checkpoint was not written (the one before it is intact)")
+                          + f"; finish with: ganzoo resume {run.run_dir}") from None
 
 
 def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) -> tuple[Run, RunLock | None]:
@@ -298,7 +300,8 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     total = recipe.total_steps(len(images) // world.size, n_critic)
     start, epoch, index = 0, 0, 0
     if resume is not None:
-        start, epoch, index = _resume_position(resume, recipe, G, D, opt_g, opt_d, ema, world, total, len(images))
+        start, epoch, index = _resume_position(resume, recipe, G, D, opt_g, opt_d, ema, world, total, len(images),
+                                               _end_unfinished(run_dir, resume))
         for reg in regularizers:  # state a regularizer keeps (ADA's augmentation probability)
             key = getattr(reg, "state_key", None)
             if key and key in resume.meta:
@@ -316,9 +319,20 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
              f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device}"
              + (f" x {world.size} processes (global batch {cfg.batch_size * world.size})" if world.distributed else "")
              + f" -> {run_dir}")
+    run_id = (resume.meta.get("run_id") if resume is not None else None) or uuid.uuid4().hex[:16]
     run = Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
-              len(images), start, total, resumed_from=resume, step=start, labels=labels)
+              len(images), start, total, resumed_from=resume, step=start, labels=labels, run_id=run_id)
     return run, lock
+
+
+def _end_unfinished(run_dir: Path, ckpt: Checkpoint) -> bool:
+    """Whether the run was cut after its last checkpoint but before its final outputs: run.json (written last) is
+    missing, or is of another run or an earlier step."""
+    try:
+        summary = json.loads((Path(run_dir) / "run.json").read_text())
+        return summary.get("steps") != ckpt.meta.get("step") or summary.get("run_id", ckpt.meta.get("run_id")) != ckpt.meta.get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def _claim(run_dir: Path, recipe, named: bool):
@@ -334,11 +348,15 @@ def _claim(run_dir: Path, recipe, named: bool):
     return run_dir, RunLock(run_dir).acquire()
 
 
-def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, total: int, n_images: int):
+def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, total: int, n_images: int,
+                     end_unfinished: bool = False):
     start, epoch, index = restore_training(ckpt, G, D, opt_g, opt_d, ema)
     if world.distributed:  # the checkpoint holds rank 0's RNG state: give every rank its own stream again
         rng.seed_everything(recipe.seed + 1_000_003 * world.rank + start)
-    if start >= total:
+    if start == total and end_unfinished:
+        log.info(f"resume: {ckpt.path} is at the run's last step ({total}) but its final outputs were not all written "
+                 "(interrupted?): writing the samples and report")
+    elif start >= total:
         raise GanzooError(f"{ckpt.path} is at step {start}, the recipe's length is {total}: nothing to resume "
                           f"(lengthen it: ganzoo resume {ckpt.path.parent.parent} --set train.steps={2 * total})")
     saved_world = ckpt.meta.get("world_size", 1)
@@ -403,7 +421,7 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
     outputs (e.g. to lengthen a finished run), and are logged as a diff; any other change would make it another
     run, and is refused with the diff.
     """
-    ckpt = load_checkpoint(run_dir)
+    run_dir, ckpt = resume_source(Path(run_dir))
     for item in overrides:
         key = item.partition("=")[0].strip()
         if not _resumable(key):
@@ -414,24 +432,67 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
     source = ckpt.recipe
     if edited_path.is_file():
         edited = load_recipe(edited_path, registry=registry)
-        if check_resume_changes(saved, edited, f"{edited_path} was edited"):
+        if recipe_diff(saved, edited):
+            _same_run(run_dir, ckpt)
+        if check_resume_changes(saved, edited, f"{edited_path} was edited", where=ckpt.path):
             source = edited.to_dict()
     recipe = load_recipe(source, list(overrides), registry=registry)
     return train(recipe, Path(run_dir), resume=ckpt, registry=registry, progress=progress, callbacks=callbacks)
+
+
+def resume_source(path: Path) -> tuple[Path, Checkpoint]:
+    """``(run folder, checkpoint)`` for ``ganzoo resume PATH``: a run folder continues from its last checkpoint, a
+    checkpoint file inside a run folder's checkpoints/ (step_NNNNNNN, best) from that one, in its run folder."""
+    if path.is_file() or path.suffix == ".safetensors":
+        run_dir = path.parent.parent
+        if path.parent.name != "checkpoints" or not (run_dir / "recipe.yaml").is_file():
+            raise GanzooError(f"{path} is not in a run folder's checkpoints/: resume continues a run in its own folder "
+                              "(ganzoo resume RUN); to start a new run from its weights' recipe use ganzoo run")
+        ckpt = load_checkpoint(path)
+        if path.name != "last.safetensors":
+            log.info(f"resume: from {path.name} (step {ckpt.meta.get('step')}), not from the last checkpoint")
+        return run_dir, ckpt
+    return path, load_checkpoint(path)
+
+
+def _same_run(run_dir: Path, ckpt: Checkpoint) -> None:
+    """A checkpoint whose run id differs from the run folder's (its run.json, or its other checkpoints) was copied in
+    from another run: say so, instead of calling the difference an edit of recipe.yaml."""
+    from .checkpoint import checkpoint_identity
+
+    mine = ckpt.meta.get("run_id")
+    if not mine:
+        return
+    others = set()
+    try:
+        others.add(json.loads((run_dir / "run.json").read_text()).get("run_id"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    for other in (run_dir / "checkpoints").glob("*.safetensors"):
+        if other.resolve() != ckpt.path.resolve():
+            others.add(checkpoint_identity(other)[0])
+    others.discard(None)
+    if others and mine not in others:
+        raise GanzooError(f"{ckpt.path} belongs to another run than {run_dir} (run id {mine}; this folder's is "
+                          f"{', '.join(sorted(others))}): it was copied in from elsewhere. Resume that run in its own folder, "
+                          f"or start a new one from {run_dir}/recipe.yaml; nothing was changed")
 
 
 def _resumable(key: str, also=()) -> bool:
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in (*RESUMABLE_KEYS, *also))
 
 
-def check_resume_changes(saved: Recipe, new: Recipe, what: str, also=()) -> list:
+def check_resume_changes(saved: Recipe, new: Recipe, what: str, also=(), where=None) -> list:
     """The differences between the recipe a run was trained with and the one it resumes with: those a resume can
-    honour (length, logging, outputs, and ``also``) are logged as a diff; any other is an error showing the diff."""
+    honour (length, logging, outputs, and ``also``) are logged as a diff; any other is an error showing the diff.
+    ``where``: the checkpoint whose recipe is ``saved`` (named in the error, which may also come from a copied one)."""
     changes = recipe_diff(saved, new)
     refused = [c for c in changes if not _resumable(c[0], also)]
     if refused:
+        origin = (f"; if recipe.yaml was not edited, {where} was trained with another recipe (copied in from another "
+                  "run?): resume that run in its own folder") if where is not None else ""
         raise GanzooError(f"{what}: changes a resume cannot honour ({_diff_text(refused)}); undo them, or start a new "
-                          "run with them")
+                          f"run with them{origin}")
     if changes:
         log.info(f"resume ({what}): honouring {_diff_text(changes)}")
     return changes
