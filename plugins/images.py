@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 from pydantic import Field
@@ -48,11 +49,7 @@ class Images(Dataset):
             columns["folder"] = folders
         if table is not None:
             rows, header = table
-            missing = sorted(set(rows) - set(names) - set(_unreadable(report)))
-            if missing:
-                raise GanzooError(f"{_where(path, self.params)}: {len(missing)} row(s) name files that are not images in {path} "
-                                  f"(e.g. {', '.join(missing[:3])}); paths are relative to the folder or zip, as in "
-                                  f"{names[0] if names else 'faces/1.jpg'}")
+            _rows_name_images(path, self.params, rows, names, _unreadable(report))
             for a, column in enumerate(header):
                 columns[column] = [rows[n][a] if n in rows else None for n in names]
         return images, columns
@@ -62,7 +59,9 @@ class Images(Dataset):
         if path.is_file() and not zipfile.is_zipfile(path):
             raise GanzooError(f"data.path {path} is neither a folder nor a readable zip")
         if self.params.labels_file:
-            read_labels_file(path, self.params)
+            rows, _ = read_labels_file(path, self.params)
+            names = [n.replace("\\", "/") for n, _ in imagefiles.members(path, Counter())]  # listed, not decoded
+            _rows_name_images(path, self.params, rows, names, [])
 
 
 def _existing(params) -> Path:
@@ -70,6 +69,14 @@ def _existing(params) -> Path:
     if not path.exists():
         raise GanzooError(f"data.path {path} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
     return path
+
+
+def _rows_name_images(path: Path, params, rows: dict, names: list, unreadable: list) -> None:
+    missing = sorted(set(rows) - set(names) - set(unreadable))
+    if missing:
+        raise GanzooError(f"{_where(path, params)}: {len(missing)} row(s) name files that are not images in {path} "
+                          f"(e.g. {', '.join(missing[:3])}); paths are relative to the folder or zip, as in "
+                          f"{names[0] if names else 'faces/1.jpg'}")
 
 
 def _where(path: Path, params) -> str:

@@ -19,6 +19,9 @@ from ganzoo import Callback, GanzooError, Params
 from ganzoo.recipe import flat_keys
 
 
+MISSING = "callbacks: mlflow needs MLflow: pip install 'ganzoo[mlflow]' (or pip install mlflow)"
+
+
 class MLflowParams(Params):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite:///OUTPUT_DIR/mlflow.db")
     experiment: str = Field("ganzoo", description="experiment name (created if missing)")
@@ -43,11 +46,17 @@ class MLflowLogger(Callback):
     def load_state(self, state: dict) -> None:
         self.run_id = state.get("run_id")
 
+    def check(self) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise GanzooError(MISSING)
+
     def on_start(self, run) -> None:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
-            raise GanzooError("callback mlflow needs MLflow: pip install 'ganzoo[mlflow]' (or pip install mlflow)") from None
+            raise GanzooError(MISSING) from None
         self.run = run
         out = Path(run.recipe.output.dir).resolve()
         uri = self.params.tracking_uri or f"sqlite:///{out / 'mlflow.db'}"

@@ -403,3 +403,71 @@ def _write(tmp_path, recipe) -> str:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return str(path)
+
+
+# -- the command line and its environment --------------------------------------------------------------------------------
+def _cli(args, cwd=None, **env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **env}, timeout=120)
+
+
+@pytest.mark.parametrize("columns", ["0", "5", "abc"])
+def test_a_width_no_output_fits_still_prints_everything(columns, tmp_path):
+    listed = _cli(["list"], COLUMNS=columns)
+    assert listed.returncode == 0 and "generators" in listed.stdout and "wgan_gp" in listed.stdout, listed
+    recipes = _cli(["recipes"], COLUMNS=columns)
+    assert recipes.returncode == 0 and "anime_fast" in recipes.stdout, recipes
+    error = _cli(["check", str(tmp_path / "nosuch.yaml")], COLUMNS=columns)
+    assert error.returncode == 2 and "error:" in error.stderr and "nosuch.yaml" in error.stderr, error
+
+
+def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); sys.argv = ['ganzoo', 'list']; "
+              "runpy.run_module('ganzoo', run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 2 and "current folder no longer exists" in res.stderr and "MKL" not in res.stderr, res
+    assert res.stderr.count("\n") == 1
+
+
+def test_check_refuses_what_run_would_refuse_after_decoding(tmp_path, tiny, monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    _faces(tmp_path / "faces", 3)
+    (tmp_path / "faces" / "tags.csv").write_text("file,hair\n0.png,red\n1.png,blue\n7.png,red\n")
+    tiny["data"] = {"name": "images", "path": str(tmp_path / "faces"), "labels_file": "tags.csv", "resolution": 16}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    for command in ("check", "run"):
+        res = runner.invoke(app, [command, str(tmp_path / "r.yaml")], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "7.png" in res.output and "not images" in res.output, res.output
+    tiny["data"] = copy.deepcopy(TINY["data"])
+    tiny["callbacks"] = [{"name": "mlflow"}]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    res = runner.invoke(app, ["check", str(tmp_path / "r.yaml")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "pip install" in res.output and "mlflow" in res.output, res.output
+
+
+def test_a_component_named_in_the_wrong_section_is_told_where_it_goes(tmp_path, tiny):
+    import yaml
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    with pytest.raises(GanzooError, match=r"'diffaugment' is a regularizer \(listed under regularizers:\), not a callback"):
+        load_recipe(tmp_path / "r.yaml", ["callbacks=[{name: diffaugment}]"])
+    with pytest.raises(GanzooError, match=r"'r1' is a regularizer .*not an objective"):
+        load_recipe(tmp_path / "r.yaml", ["objective.name=r1"])
+    with pytest.raises(GanzooError, match=r"regularizers.0: give a mapping such as \{name: r1\}"):
+        load_recipe(tmp_path / "r.yaml", ["regularizers=[r1]"])

@@ -12,8 +12,11 @@ Everything the CLI does is a plain call here::
 
 __version__ = "0.1.0"
 
-from . import log as _log  # noqa: F401  (the plain stderr channel for the ganzoo logger)
 from .errors import GanzooError
+from .errors import require_current_folder as _require_current_folder
+
+_require_current_folder()  # before torch loads: without a current folder it dies in its native libraries, unexplained
+from . import log as _log  # noqa: F401  (the plain stderr channel for the ganzoo logger)
 from .hookspecs import hookimpl
 from .interfaces import (Architecture, Callback, Conditioning, Critic, CriticBuilder, DataReport, Dataset, Generator,
                          GeneratorBuilder, ImageShape, Objective, OptimizerSpec, Params, Regularizer)

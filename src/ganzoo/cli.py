@@ -19,6 +19,21 @@ from rich.table import Table
 from .errors import GanzooError
 from .fileio import expand
 
+MIN_COLUMNS = 40
+
+
+def _sane_columns() -> None:
+    """A COLUMNS that no output fits (0, 5, text) would make rich print nothing or a column of ellipses: read it as
+    80 when it is not a width at all, as 40 when it is narrower than that (lines wrap, nothing is lost)."""
+    raw = os.environ.get("COLUMNS")
+    if raw is None:
+        return
+    width = int(raw) if raw.strip().isdecimal() else 0
+    if width < MIN_COLUMNS:
+        os.environ["COLUMNS"] = str(MIN_COLUMNS if width > 0 else 80)
+
+
+_sane_columns()  # before the consoles below read it
 app = typer.Typer(help="ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=True)
 out = Console()
@@ -52,6 +67,7 @@ def friendly(fn):
     """Print a GanzooError as one red line and exit 2: no traceback for problems the user can fix."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _sane_columns()
         _use_rich_logging()
         try:
             return fn(*args, **kwargs)
@@ -728,4 +744,5 @@ def data_inspect(
 
 
 def main():
+    _sane_columns()
     app()

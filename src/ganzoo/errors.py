@@ -5,6 +5,9 @@ with status 2; in a notebook it is an ordinary exception with a readable
 message.
 """
 
+import os
+import sys
+
 
 class GanzooError(Exception):
     """A problem with the user's input: recipe, data, checkpoint or plugin."""
@@ -15,3 +18,18 @@ class Interrupted(GanzooError):
 
     exit_code = 130
     label = "stopped"  # what the command line prints before the message: a clean stop, not an error
+
+
+def require_current_folder() -> None:
+    """A shell whose current folder was deleted (or moved) gives every program a current folder that does not exist;
+    torch then dies loading its libraries with a message about MKL. Say what is wrong first: one line and exit 2 on
+    the command line, a ``GanzooError`` in Python."""
+    try:
+        os.getcwd()
+    except (FileNotFoundError, PermissionError) as exc:
+        message = (f"the current folder no longer exists or cannot be read ({exc.strerror}; deleted or moved while this "
+                   "shell was in it): cd into an existing folder and run it again")
+        if os.path.basename(sys.argv[0] if sys.argv else "") in ("ganzoo", "ganzoo.exe", "__main__.py"):
+            sys.stderr.write(f"error: {message}\n")
+            raise SystemExit(2) from None
+        raise GanzooError(message) from None

@@ -433,10 +433,14 @@ class Callback(Configurable):
     * ``close()``: always, however the run ended (an error, Ctrl-C): release files and connections here.
 
     A callback that keeps state across a resume gives ``state_key`` and ``state()`` / ``load_state(dict)``
-    (JSON), saved in every checkpoint.
+    (JSON), saved in every checkpoint. ``check()`` raises ``GanzooError`` for what would stop it later (a missing
+    package): ``ganzoo check`` and ``run`` call it before any data is decoded.
     """
 
     state_key: ClassVar[str | None] = None
+
+    def check(self) -> None:
+        pass
 
     def on_start(self, run) -> None:
         pass

@@ -153,8 +153,15 @@ def preflight(recipe, registry: Registry | None = None) -> dict:
     there (one that draws noise from its own ``torch.Generator``) is checked by its parameter count alone, and
     its forward once it is built for real. Returns the parameter counts."""
     registry = registry or get_registry()
-    data = registry.get("dataset", recipe.data.name).create(recipe.data.params)
-    data.check()
+    component = registry.get("dataset", recipe.data.name)
+    with contracts.calling(component, "check"):
+        component.create(recipe.data.params).check()
+    for section in recipe.callbacks:  # a callback's missing package stops here, not after the data is decoded
+        component = registry.get("callback", section.name)
+        with contracts.calling(component, "check"):
+            check = getattr(component.create(section.params), "check", None)
+            if check is not None:
+                check()
     labels = _stand_in_labels(recipe)
     with torch.device("meta"):
         g, d = build_models(recipe, registry, labels=labels, check=False)

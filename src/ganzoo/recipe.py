@@ -490,6 +490,9 @@ def _describe(err: dict, root: type[BaseModel], known_override: list[str] | None
     if err["type"] == "missing":
         return f"{loc}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("model_type", "dict_type") and isinstance(err.get("input"), str) and err["input"].strip() \
+            and err["loc"] and err["loc"][0] in (*SINGLE_SECTIONS, *LIST_SECTIONS):
+        return f"{loc}: give a mapping such as {{name: {err['input']}}} (with the component's parameters beside name), not the bare name"
     if "input" in err and err["type"] not in ("model_type", "dict_type") and not isinstance(err["input"], dict):
         msg += f" (got {err['input']!r})"
     return f"{loc}: {msg}"

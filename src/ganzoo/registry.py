@@ -44,6 +44,9 @@ KINDS: dict[str, tuple[str, type]] = {
     "callback": ("register_callbacks", Callback),
     "conditioning": ("register_conditionings", Conditioning),
 }
+# where a recipe names a component of each kind
+WHERE = {"generator": "generator:", "critic": "critic:", "objective": "objective:", "regularizer": "listed under regularizers:",
+         "dataset": "data:", "callback": "listed under callbacks:", "conditioning": "condition:"}
 # the earlier contract: a generator/critic family as one class, registered as a generator and a critic
 LEGACY_HOOK = "register_architectures"
 
@@ -265,6 +268,10 @@ class Registry:
             if (kind, name) in self.disabled:
                 raise GanzooError(f"{kind} '{name}' is unavailable: {self.disabled[(kind, name)]}") from None
             names = sorted(self.components[kind])
+            elsewhere = [k for k, found in self.components.items() if k != kind and name in found]
+            if elsewhere:  # the right name in the wrong place: say where it goes, not which name of this kind is near
+                where = " or ".join(f"{k} ({WHERE.get(k, k)})" for k in elsewhere)
+                raise GanzooError(f"'{name}' is a {where}, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}; the {kind}s are: {', '.join(names) or 'none installed'}") from None
             raise GanzooError(f"unknown {kind} '{name}'{did_you_mean(name, names)}; available: {', '.join(names)}") from None
 
     def create(self, kind: str, name: str, params: dict | None = None):
