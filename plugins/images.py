@@ -14,7 +14,7 @@ from pydantic import Field
 import ganzoo
 from ganzoo import Dataset, GanzooError, Params
 from ganzoo import imagefiles
-from ganzoo.fileio import expand, file_sha256
+from ganzoo.fileio import expand, file_sha256, shown
 
 
 class ImagesParams(Params):
@@ -67,7 +67,7 @@ class Images(Dataset):
 def _existing(params) -> Path:
     path = expand(params.path)
     if not path.exists():
-        raise GanzooError(f"data.path {path} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
+        raise GanzooError(f"data.path {shown(path)} does not exist (give a folder or .zip of images, e.g. --set data.path=...)")
     return path
 
 

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from .errors import GanzooError
-from .fileio import atomic_write
+from .fileio import atomic_write, shown
 from .interfaces import Callback
 
 FORMAT = "ganzoo-checkpoint"
@@ -102,7 +102,7 @@ def load_checkpoint(path) -> Checkpoint:
             raise GanzooError(f"{path} is a folder with no checkpoints/last.safetensors")
         path = candidate
     if not path.is_file():
-        raise GanzooError(f"checkpoint not found: {path}")
+        raise GanzooError(f"checkpoint not found: {shown(path)}")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}

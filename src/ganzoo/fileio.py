@@ -48,6 +48,13 @@ def expand(path) -> Path:
                           "give the path in full") from None
 
 
+def shown(path) -> str:
+    """A path as one printable line: as it is when plain, quoted with escapes when it holds a newline, a tab or other
+    control character, and bytes that are not UTF-8 as ``\\xNN``."""
+    text = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return repr(text) if any(not c.isprintable() for c in text) else text
+
+
 def umask() -> int:
     """The process's umask, read without changing it where the system says (Linux), else set and restored."""
     try:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import GanzooError
-from .fileio import files_sha256
+from .fileio import files_sha256, shown
 from .interfaces import DataReport
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -58,11 +58,6 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def shown(path) -> str:
-    """A path as text that can always be printed: bytes that are not UTF-8 as ``\\xNN``."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
-
-
 def members(path: Path, skipped: Counter, bad: list | None = None):
     """(name, read()) for every image file; other files are counted in ``skipped`` (and names that are not UTF-8
     listed in ``bad``)."""
@@ -76,7 +71,7 @@ def members(path: Path, skipped: Counter, bad: list | None = None):
         try:
             zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise GanzooError(f"data.path {path} is neither a folder nor a readable zip: {exc}") from None
+            raise GanzooError(f"data.path {shown(path)} is neither a folder nor a readable zip: {exc}") from None
         with zf:
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
                 if info.is_dir():
