@@ -28,8 +28,19 @@ def _pil(image: torch.Tensor) -> Image.Image:
 
 
 def write_png(image: torch.Tensor, path) -> None:
-    """One uint8 ``(C, H, W)`` image as a PNG (gray for C == 1)."""
-    _pil(image).save(path, compress_level=1)
+    """One uint8 ``(C, H, W)`` image as a PNG (gray for C == 1), written whole or not at all: a temporary file beside
+    it, renamed (a Ctrl-C or a full disk leaves no torn image)."""
+    _save_whole(_pil(image), Path(path), format="PNG", compress_level=1)
+
+
+def _save_whole(picture: Image.Image, path: Path, **options) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        picture.save(tmp, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_png(path) -> torch.Tensor:
@@ -324,14 +335,7 @@ def _write_numbered(images: torch.Tensor, out_dir: Path, start: int, total: int)
     complete images."""
     width = max(5, len(str(total - 1)))
     for i, img in enumerate(images, start):
-        path = out_dir / f"{i:0{width}d}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            _pil(img).save(tmp, format="PNG", compress_level=1)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_png(img, out_dir / f"{i:0{width}d}.png")
 
 
 def written_samples(out_dir) -> int:
@@ -406,7 +410,7 @@ def write_gif(frames: torch.Tensor, path, ms_per_frame: int = 80) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pics = [Image.fromarray(f.permute(1, 2, 0).squeeze(-1).numpy()) for f in frames]
-    pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
+    _save_whole(pics[0], path, format="GIF", save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
     return path
 
 
