@@ -89,7 +89,8 @@ def table(rows: list[dict], machines: list[str]) -> list[str]:
     for r in rows:
         s = r["scores"].get(top, {})
         n_real = sorted({v["n_real"] for v in r["scores"].values()})
-        cells = ([r["row"], f"`{r['recipe']}`" + (" + overrides" if r.get("overrides") else ""), f"{r['minutes']:g} min",
+        changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in (r.get("overrides") or {}).items())
+        cells = ([r["row"], f"`{r['recipe']}`" + (f" with {changed}" if changed else ""), f"{r['minutes']:g} min",
                   _n(r["steps"]), _n(r["images_seen"]), f"{r['img_per_s']:.1f}"]
                  + [_num(r["scores"].get(str(n), {}).get("fid"), 2) for n in ns]
                  + [_kid(s), _num(s.get("precision"), 4), _num(s.get("recall"), 4), " / ".join(_n(n) for n in n_real),
