@@ -88,3 +88,26 @@ def test_the_committed_page_and_scores_are_generated_from_the_committed_json():
         "recipes/scores.json is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
     for ds, link in links.items():
         assert (zoo_page.PAGE.parent / link).is_file(), f"docs/{link} is missing"
+
+
+def test_ganzoo_recipes_shows_the_measured_scores_the_page_generator_writes(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import ganzoo.shipped
+    from ganzoo.cli import app
+
+    results = _fixture(tmp_path)
+    scores = tmp_path / "scores.json"
+    zoo_page.build(results, tmp_path / "docs" / "zoo.md", tmp_path / "docs" / "zoo", scores, draw=False)
+    monkeypatch.setattr(ganzoo.shipped, "scores_path", lambda: scores)
+    res = CliRunner().invoke(app, ["recipes", "--all"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}
+    assert rows["anime_fast"].rstrip().endswith("118.9 @5k, 20 min, anime64")
+    assert rows["e2_dcgan"].rstrip().endswith("80.0 @64, 5 min, mnist32")
+    assert rows["sagan_anime"].rstrip().endswith(" -") and rows["dcgan_mnist"].rstrip().endswith(" -")  # not measured
+    assert "FID@N, budget, data" in res.output
+    scores.write_text("{not json")
+    res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "recipes are listed without their scores" in res.output
+    assert {line.split()[0]: line for line in res.output.splitlines() if line.strip()}["anime_fast"].rstrip().endswith(" -")
