@@ -97,3 +97,16 @@ def test_loss_scaling_is_added_only_for_fp16_on_cuda(tiny, tmp_path):
     with contextlib.suppress(GanzooError):
         train(load_recipe(tiny, ["train.precision=fp16", "train.steps=1"]), tmp_path / "r", progress=False, callbacks=[Look()])
     assert seen and ("LossScaling" in seen[0]) == torch.cuda.is_available()
+
+
+@no_cuda
+def test_the_gpu_check_says_in_one_line_that_there_is_no_gpu_and_fails():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: no CUDA device here") and "nothing checked" in lines[0]
