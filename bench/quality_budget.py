@@ -62,9 +62,10 @@ def train_budget(raw: dict, minutes: float, runs: Path, again: bool, run_name: s
 SCORE_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall")
 
 
-def score_generator(G, ref, ns: list[int], n_real: int | None, seed: int = 0) -> tuple[dict, dict]:
+def score_generator(G, ref, ns: list[int], n_real: int | None, seed: int = 0, radii: bool = False) -> tuple[dict, dict]:
     """Score ``G`` (max(ns) images from ``seed``; each N on the first N of them) against ``ref`` (a data section):
-    ``({str(N): scores and their protocol}, the reference's info)``."""
+    ``({str(N): scores and their protocol}, the reference's info)``. With ``radii``, the largest N also gets
+    ``knn`` (``knn_stats``): what precision and recall are made of."""
     real, ref_info = reference_features(ref, n_real, seed)
     gen = extract(generate(G, max(ns), seed=seed))
     out = {}
@@ -74,26 +75,37 @@ def score_generator(G, ref, ns: list[int], n_real: int | None, seed: int = 0) ->
         out[str(n)] = {**{k: s[k] for k in SCORE_KEYS}, "n_generated": n, "n_real": len(real),
                        "kid_subsets": extra["kid"]["subsets"], "kid_subset_size": extra["kid"]["subset_size"],
                        "pr_k": extra.get("precision_recall", {}).get("k"), "pr_n_each": extra.get("precision_recall", {}).get("n_each")}
+    if radii and min(max(ns), len(real)) >= 5:
+        n = min(max(ns), len(real))
+        pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]  # scores()'s real subset
+        out[str(max(ns))]["knn"] = knn_stats(gen[:n], real[pick])
     return out, ref_info
 
 
-def strip(row: dict, out: Path) -> torch.Tensor | None:
-    """The row's 8 grid images (seed 0), kept as one PNG strip next to ``out`` so that the grid can be redrawn
-    in a later session, after the run directories are gone; None when neither the strip nor the run exists."""
-    return strip_at(out.with_suffix("") / f"{row['recipe']}-{row['minutes']:g}min.png", row["run_dir"])
+def knn_radii(x: torch.Tensor, k: int = 3, chunk: int = 1024) -> torch.Tensor:
+    """Each feature vector's distance to its k-th nearest other vector of ``x`` (the radius of its k-NN ball)."""
+    x = x.float()
+    return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])  # +1: itself, at 0
 
 
-def strip_at(path: Path, run_dir) -> torch.Tensor | None:
-    """8 images (seed 0) of the run in ``run_dir`` as one PNG strip at ``path`` (read back when it exists already)."""
-    if path.is_file():
-        return torch.stack(read_png(path).chunk(8, dim=2))
-    if not Path(run_dir).is_dir():
-        return None
-    images = generate(ganzoo.load_generator(run_dir), 8, seed=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(torch.cat(list(images), dim=2), path)
-    return images
+def coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """For each point: min over the centres of distance / radius (the point lies in some centre's k-NN ball when
+    this is at most 1: the fraction of such points is precision or recall)."""
+    points, centres, radii = points.float(), centres.float(), radii.float()
+    return torch.cat([(torch.cdist(c, centres) / radii[None, :]).min(dim=1).values for c in points.split(chunk)])
 
+
+def knn_stats(gen: torch.Tensor, real: torch.Tensor, k: int = 3) -> dict:
+    """What precision and recall are made of, in the same feature space and with the same k-NN balls as their
+    definition: the median k-NN radius of the generated and of the real set, and for each side the median of
+    min(distance / ball radius) to the other side's balls (precision is the share of generated vectors with this at
+    most 1 against the real balls, recall the share of real vectors at most 1 against the generated balls: a median
+    of 2 means a typical real image would need generated balls twice as large to count)."""
+    r_gen, r_real = knn_radii(gen, k), knn_radii(real, k)
+    real_cov, gen_cov = coverage(real, gen, r_gen), coverage(gen, real, r_real)
+    return {"k": k, "n_each": len(gen), "radius_generated_median": float(r_gen.median()), "radius_real_median": float(r_real.median()),
+            "real_over_generated_balls_median": float(real_cov.median()), "generated_over_real_balls_median": float(gen_cov.median()),
+            "recall_from_balls": float((real_cov <= 1).float().mean()), "precision_from_balls": float((gen_cov <= 1).float().mean())}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

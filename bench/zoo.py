@@ -182,7 +182,7 @@ def measure(row: str, ds: str, args) -> dict:
     G = ganzoo.load_generator(run.checkpoint)
     ref = load_data_section(DATA_SETS[ds]["section"])  # the data without augmentation
     n_real = args.n_real if args.n_real is not None else DATA_SETS[ds]["n_real"]
-    measured, ref_info = score_generator(G, ref, args.n, n_real)
+    measured, ref_info = score_generator(G, ref, args.n, n_real, radii=True)
     strip = Path(args.out.stem) / ds / f"{row}-{args.minutes:g}min.png"
     if (args.out.parent / strip).is_file():
         (args.out.parent / strip).unlink()  # a re-measured row gets its own images

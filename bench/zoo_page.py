@@ -74,6 +74,12 @@ def _kid(s: dict) -> str:
     return f"{1e3 * s['kid_mean']:.2f}{spread}"
 
 
+def _knn(k: dict | None) -> list[str]:
+    if not k:
+        return ["-", "-"]
+    return [f"{k['radius_generated_median']:.1f} / {k['radius_real_median']:.1f}", f"{k['real_over_generated_balls_median']:.2f}"]
+
+
 def machine_text(m: dict) -> str:
     return (f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {m['device']}, {m['platform']}; "
             f"torch {m['torch']}, ganzoo {m['ganzoo']}, torch-fidelity {m['torch_fidelity']}")
@@ -83,8 +89,10 @@ def table(rows: list[dict], machines: list[str]) -> list[str]:
     """The markdown table of one data set's rows: FID at every N measured, KID, precision and recall at the largest."""
     ns = sorted({int(n) for r in rows for n in r["scores"]})
     top = str(ns[-1])
+    knn = any("knn" in r["scores"].get(top, {}) for r in rows)
     head = (["family", "recipe", "budget", "steps", "images seen", "img/s"] + [f"FID@{_n(n)}" for n in ns]
-            + [f"KID@{_n(top)} (x1e3)", f"precision@{_n(top)}", f"recall@{_n(top)}", "N real", "machine"])
+            + [f"KID@{_n(top)} (x1e3)", f"precision@{_n(top)}", f"recall@{_n(top)}"]
+            + ([f"3-NN radius G / real@{_n(top)}", f"real in G balls@{_n(top)}"] if knn else []) + ["N real", "machine"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["scores"].get(top, {})
@@ -93,7 +101,8 @@ def table(rows: list[dict], machines: list[str]) -> list[str]:
         cells = ([r["row"], f"`{r['recipe']}`" + (f" with {changed}" if changed else ""), f"{r['minutes']:g} min",
                   _n(r["steps"]), _n(r["images_seen"]), f"{r['img_per_s']:.1f}"]
                  + [_num(r["scores"].get(str(n), {}).get("fid"), 2) for n in ns]
-                 + [_kid(s), _num(s.get("precision"), 4), _num(s.get("recall"), 4), " / ".join(_n(n) for n in n_real),
+                 + [_kid(s), _num(s.get("precision"), 4), _num(s.get("recall"), 4)] + (_knn(s.get("knn")) if knn else [])
+                 + [" / ".join(_n(n) for n in n_real),
                     str(machines.index(machine_text(r["machine"])) + 1)])
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -125,6 +134,13 @@ def page(results: dict, figures: dict[str, str] | None = None) -> str:
             "- **precision** and **recall** (Kynkäänniemi et al. 2019): k = 3 nearest neighbours in the same feature space, "
             "the N generated images against a seeded subset of N real images. Precision: the share of generated images "
             "inside some real image's k-NN ball; recall: the share of real images inside some generated image's ball.",
+            "- **3-NN radius G / real** (at the largest N, same features, same subsets): the median radius of those balls "
+            "among the generated images and among the real ones. **real in G balls**: for each real image, min over the "
+            "generated images of distance / that image's ball radius, median over the real images; recall is the share "
+            "of real images where it is at most 1, so 2.0 means a typical real image would need generated balls twice "
+            "as large to count. Small G radii with a large ratio: the generated images sit close together, away from "
+            "most real images (too little diversity); large ratios with G radii like the real ones: the generated set "
+            "is as spread as the real one but elsewhere.",
             "- **grids**: 8 images of each row from the same latents (seed 0), one labelled row per family.", ""]
     families = "\n".join(f"| {name} | {how} |" for name, how in FAMILIES.items())
     out += ["## The families", "", "| family | what the row trains |", "|---|---|", families, "",

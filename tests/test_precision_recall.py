@@ -67,3 +67,20 @@ def test_precision_and_recall_use_a_real_subset_as_large_as_the_generated_set():
     want_p, want_r = definition(fake, real[pick])
     assert got["protocol_extra"]["precision_recall"]["n_each"] == 150
     assert got["precision"] == pytest.approx(want_p, abs=1 / 300) and got["recall"] == pytest.approx(want_r, abs=1 / 300)
+
+
+def test_the_zoo_s_k_nn_statistics_explain_the_same_precision_and_recall():
+    """bench/quality_budget.knn_stats (the radii the zoo records beside each score) counts the same balls as the metric."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("quality_budget", Path(__file__).resolve().parents[1] / "bench" / "quality_budget.py")
+    qb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qb)
+    fake, real = two_gaussians(300, 16, 0.4, 0.6, 0)
+    stats = qb.knn_stats(fake, real)
+    p, r = definition(fake, real)
+    assert stats["precision_from_balls"] == pytest.approx(p, abs=1 / 600) and stats["recall_from_balls"] == pytest.approx(r, abs=1 / 600)
+    assert stats["radius_generated_median"] < stats["radius_real_median"]  # the narrower set has the smaller balls
+    assert stats["real_over_generated_balls_median"] > 1 > stats["generated_over_real_balls_median"]  # recall low, precision high
+    assert torch.allclose(qb.knn_radii(real), knn_radii(real, K).float(), rtol=1e-5)

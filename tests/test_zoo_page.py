@@ -63,9 +63,10 @@ def test_the_page_shows_each_number_with_its_n_and_changes_with_the_json(tmp_pat
     results = _fixture(tmp_path)
     data = json.loads(results.read_text())
     text = zoo_page.page(data)
-    assert "| FID@1,000 | FID@5,000 | KID@5,000 (x1e3) | precision@5,000 | recall@5,000 | N real |" in text
-    assert "| 118.90 | 98.70 ± 1.00 | 0.3300 | 0.0002 | 22,969 |" in text
-    assert "| 150.12 | - | - | - | - | 22,969 |" in text  # ragan has no N = 5,000 score: a dash, not a number
+    assert ("| FID@1,000 | FID@5,000 | KID@5,000 (x1e3) | precision@5,000 | recall@5,000 | 3-NN radius G / real@5,000 "
+            "| real in G balls@5,000 | N real |") in text
+    assert "| 118.90 | 98.70 ± 1.00 | 0.3300 | 0.0002 | 11.5 / 17.2 | 1.93 | 22,969 |" in text
+    assert "| 150.12 | - | - | - | - | - | - | 22,969 |" in text  # ragan has no N = 5,000 score: a dash, not a number
     assert "`anime_fast` with objective.name=\"ragan\"" in text
     assert "tagged64" in text and "No row measured yet." in text
     data["rows"][1]["scores"]["5000"]["recall"] = 0.5
