@@ -107,6 +107,25 @@ def knn_stats(gen: torch.Tensor, real: torch.Tensor, k: int = 3) -> dict:
             "real_over_generated_balls_median": float(real_cov.median()), "generated_over_real_balls_median": float(gen_cov.median()),
             "recall_from_balls": float((real_cov <= 1).float().mean()), "precision_from_balls": float((gen_cov <= 1).float().mean())}
 
+
+def strip(row: dict, out: Path) -> torch.Tensor | None:
+    """The row's 8 grid images (seed 0), kept as one PNG strip next to ``out`` so that the grid can be redrawn
+    in a later session, after the run directories are gone; None when neither the strip nor the run exists."""
+    return strip_at(out.with_suffix("") / f"{row['recipe']}-{row['minutes']:g}min.png", row["run_dir"])
+
+
+def strip_at(path: Path, run_dir) -> torch.Tensor | None:
+    """8 images (seed 0) of the run in ``run_dir`` as one PNG strip at ``path`` (read back when it exists already)."""
+    if path.is_file():
+        return torch.stack(read_png(path).chunk(8, dim=2))
+    if not Path(run_dir).is_dir():
+        return None
+    images = generate(ganzoo.load_generator(run_dir), 8, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(torch.cat(list(images), dim=2), path)
+    return images
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipes", type=Path, nargs="+")
