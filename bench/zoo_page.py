@@ -144,8 +144,9 @@ def page(results: dict, figures: dict[str, str] | None = None) -> str:
             "- **grids**: 8 images of each row from the same latents (seed 0), one labelled row per family.", ""]
     families = "\n".join(f"| {name} | {how} |" for name, how in FAMILIES.items())
     out += ["## The families", "", "| family | what the row trains |", "|---|---|", families, "",
-            "Every row trains its family's shipped recipe as it is, only the data section replaced by the data set's. "
-            "On the one-channel 32 px sets the nets are built for 1x32x32 (every architecture builds at any supported "
+            "Every row trains the shipped recipe named in its `recipe` cell as it ships, with the data section replaced by "
+            "the data set's and only the changes listed in that cell (fastgan and ragan have no recipe of their own: "
+            "they are `anime_fast` with other nets or another loss). On the one-channel 32 px sets the nets are built for 1x32x32 (every architecture builds at any supported "
             "resolution), horizontal flips are off (digits are not mirror-symmetric) and `sagan_anime`'s attention sits at "
             "16 px (its 32 px layer would be the image itself).", ""]
     for ds, what in DATA_SETS.items():
