@@ -223,7 +223,7 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
                       info["expected_time"].split(" (")[0], measured_text(scores.get(info["name"], [])))
     out.print(table)
     out.print("(FID@N, budget, data: FID of N generated images after that many minutes of training on that data "
-              "set, measured by bench/zoo.py; docs/zoo.md)",
+              "set; docs/zoo.md)",
               style="dim", highlight=False)
     if not all_:
         out.print("(ganzoo recipes --all: also the reference experiments E0-E2 as run)", style="dim", highlight=False)
