@@ -110,3 +110,28 @@ def test_the_gpu_check_says_in_one_line_that_there_is_no_gpu_and_fails():
     assert proc.returncode == 1
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("gpu_check: no CUDA device here") and "nothing checked" in lines[0]
+
+
+def test_the_gpu_check_runs_its_steps_on_the_cpu_as_a_self_test(tmp_path, tiny):
+    """--device cpu: the same speed and resume steps on a tiny recipe (a test of the script, not of a GPU)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    tiny["data"]["size"] = 32
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny))
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    out = tmp_path / "check.json"
+    proc = subprocess.run([sys.executable, str(script), "--device", "cpu", "--recipe", str(recipe), "--batch-size", "4", "--steps", "3",
+                           "--warmup", "1", "--resume-steps", "1", "--modes", "fp32", "fp16+cl", "--no-torchrun", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["mode"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"fp32", "fp16+cl"}
+    for r in rows.values():
+        assert r["img_per_s"] > 0 and r["timed_steps"] == 2 and r["resume_exact"] and r["straight_runs_identical"]
+    assert "| fp32 |" in proc.stdout and "| fp16+cl |" in proc.stdout
