@@ -141,7 +141,7 @@ def page(results: dict, figures: dict[str, str] | None = None) -> str:
             "as large to count. Small G radii with a large ratio: the generated images sit close together, away from "
             "most real images (too little diversity); large ratios with G radii like the real ones: the generated set "
             "is as spread as the real one but elsewhere.",
-            "- **grids**: 8 images of each row from the same latents (seed 0), one labelled row per family.", ""]
+            "- **grids**: 8 images of each row from fixed latents (seed 0), one labelled row per family.", ""]
     families = "\n".join(f"| {name} | {how} |" for name, how in FAMILIES.items())
     out += ["## The families", "", "| family | what the row trains |", "|---|---|", families, "",
             "Every row trains the shipped recipe named in its `recipe` cell as it ships, with the data section replaced by "
@@ -162,7 +162,7 @@ def page(results: dict, figures: dict[str, str] | None = None) -> str:
         if missing:
             out += ["Not measured on this data set yet: " + ", ".join(missing) + ".", ""]
         if ds in figures:
-            out += [f"![{ds}: 8 images per family from the same latents]({figures[ds]})", ""]
+            out += [f"![{ds}: 8 images per family from fixed latents]({figures[ds]})", ""]
     if machines:
         out += ["## Machines", ""] + [f"{i}. {m}" for i, m in enumerate(machines, 1)] + [""]
     return "\n".join(out)
