@@ -16,6 +16,7 @@ unless --again), so a long comparison can span sessions; a run directory under `
 """
 
 import argparse
+import copy
 import importlib.metadata
 import json
 import os
@@ -34,12 +35,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_for(path: Path, minutes: float, data: Path, runs: Path, again: bool) -> tuple[ganzoo.RunResult, ganzoo.Recipe]:
-    raw = ganzoo.load_recipe(path, [f"data.path={data}"]).to_dict()
+    return train_budget(ganzoo.load_recipe(path, [f"data.path={data}"]).to_dict(), minutes, runs, again)
+
+
+def train_budget(raw: dict, minutes: float, runs: Path, again: bool, run_name: str | None = None
+                 ) -> tuple[ganzoo.RunResult, ganzoo.Recipe]:
+    """Train a recipe (a resolved recipe dict) for ``minutes`` of training-loop time into ``runs/RUN_NAME``
+    (default ``NAME-Mmin``); a run there that finished training already is reused unless ``again``."""
+    raw = copy.deepcopy(raw)
     raw["train"].update(epochs=None, steps=10**7, time_limit=minutes)  # the budget, not the length, ends the run
     raw["output"].update(dir=str(runs), grid_every=250)
     raw["eval"]["every"] = None
     recipe = ganzoo.load_recipe(raw)
-    run_dir = runs / f"{recipe.name}-{minutes:g}min"
+    run_dir = runs / (run_name or f"{recipe.name}-{minutes:g}min")
     done = run_dir / "budget.json"  # written after training: a run whose scoring was cut off is scored, not retrained
     if done.is_file() and not again:
         d = json.loads(done.read_text())
@@ -51,15 +59,68 @@ def train_for(path: Path, minutes: float, data: Path, runs: Path, again: bool) -
     return run, recipe
 
 
+SCORE_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall")
+
+
+def score_generator(G, ref, ns: list[int], n_real: int | None, seed: int = 0, radii: bool = False) -> tuple[dict, dict]:
+    """Score ``G`` (max(ns) images from ``seed``; each N on the first N of them) against ``ref`` (a data section):
+    ``({str(N): scores and their protocol}, the reference's info)``. With ``radii``, the largest N also gets
+    ``knn`` (``knn_stats``): what precision and recall are made of."""
+    real, ref_info = reference_features(ref, n_real, seed)
+    gen = extract(generate(G, max(ns), seed=seed))
+    out = {}
+    for n in sorted(ns):
+        s = scores(gen[:n], real, seed=seed)
+        extra = s["protocol_extra"]
+        out[str(n)] = {**{k: s[k] for k in SCORE_KEYS}, "n_generated": n, "n_real": len(real),
+                       "kid_subsets": extra["kid"]["subsets"], "kid_subset_size": extra["kid"]["subset_size"],
+                       "pr_k": extra.get("precision_recall", {}).get("k"), "pr_n_each": extra.get("precision_recall", {}).get("n_each")}
+    if radii and min(max(ns), len(real)) >= 5:
+        n = min(max(ns), len(real))
+        pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]  # scores()'s real subset
+        out[str(max(ns))]["knn"] = knn_stats(gen[:n], real[pick])
+    return out, ref_info
+
+
+def knn_radii(x: torch.Tensor, k: int = 3, chunk: int = 1024) -> torch.Tensor:
+    """Each feature vector's distance to its k-th nearest other vector of ``x`` (the radius of its k-NN ball)."""
+    x = x.float()
+    return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])  # +1: itself, at 0
+
+
+def coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """For each point: min over the centres of distance / radius (the point lies in some centre's k-NN ball when
+    this is at most 1: the fraction of such points is precision or recall)."""
+    points, centres, radii = points.float(), centres.float(), radii.float()
+    return torch.cat([(torch.cdist(c, centres) / radii[None, :]).min(dim=1).values for c in points.split(chunk)])
+
+
+def knn_stats(gen: torch.Tensor, real: torch.Tensor, k: int = 3) -> dict:
+    """What precision and recall are made of, in the same feature space and with the same k-NN balls as their
+    definition: the median k-NN radius of the generated and of the real set, and for each side the median of
+    min(distance / ball radius) to the other side's balls (precision is the share of generated vectors with this at
+    most 1 against the real balls, recall the share of real vectors at most 1 against the generated balls: a median
+    of 2 means a typical real image would need generated balls twice as large to count)."""
+    r_gen, r_real = knn_radii(gen, k), knn_radii(real, k)
+    real_cov, gen_cov = coverage(real, gen, r_gen), coverage(gen, real, r_real)
+    return {"k": k, "n_each": len(gen), "radius_generated_median": float(r_gen.median()), "radius_real_median": float(r_real.median()),
+            "real_over_generated_balls_median": float(real_cov.median()), "generated_over_real_balls_median": float(gen_cov.median()),
+            "recall_from_balls": float((real_cov <= 1).float().mean()), "precision_from_balls": float((gen_cov <= 1).float().mean())}
+
+
 def strip(row: dict, out: Path) -> torch.Tensor | None:
     """The row's 8 grid images (seed 0), kept as one PNG strip next to ``out`` so that the grid can be redrawn
     in a later session, after the run directories are gone; None when neither the strip nor the run exists."""
-    path = out.with_suffix("") / f"{row['recipe']}-{row['minutes']:g}min.png"
+    return strip_at(out.with_suffix("") / f"{row['recipe']}-{row['minutes']:g}min.png", row["run_dir"])
+
+
+def strip_at(path: Path, run_dir) -> torch.Tensor | None:
+    """8 images (seed 0) of the run in ``run_dir`` as one PNG strip at ``path`` (read back when it exists already)."""
     if path.is_file():
         return torch.stack(read_png(path).chunk(8, dim=2))
-    if not Path(row["run_dir"]).is_dir():
+    if not Path(run_dir).is_dir():
         return None
-    images = generate(ganzoo.load_generator(row["run_dir"]), 8, seed=0)
+    images = generate(ganzoo.load_generator(run_dir), 8, seed=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png(torch.cat(list(images), dim=2), path)
     return images
@@ -91,21 +152,18 @@ def main():
         ckpt = ganzoo.load_checkpoint(run.checkpoint)
         ref = load_data_section({"name": "images", "path": str(args.data), "resolution": recipe.data.resolution,
                                  "channels": recipe.data.channels})
-        real, ref_info = reference_features(ref, args.n_real, 0)
-        gen = extract(generate(G, max(args.n), seed=0))
+        measured, ref_info = score_generator(G, ref, args.n, args.n_real)
         row = {"recipe": name, "file": str(path), "minutes": args.minutes, "steps": run.steps, "train_s": round(run.seconds, 1),
                "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.models.has_ema(ckpt), "run_dir": str(run.run_dir),
-               "scores": {}}
-        for n in sorted(args.n):
-            s = scores(gen[:n], real, seed=0)
-            row["scores"][str(n)] = {k: s[k] for k in ("fid", "kid_mean", "kid_std", "precision", "recall")}
+               "scores": {n: {k: s[k] for k in SCORE_KEYS} for n, s in measured.items()}}
         row["eval_s"] = round(time.perf_counter() - t0, 1)
         results["rows"] = [r for r in results["rows"] if (r["recipe"], r["minutes"]) != (name, args.minutes)] + [row]
         results["meta"] = {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "torch": torch.__version__, "ganzoo": ganzoo.__version__, "reference": ref_info,
             "library": f"torch-fidelity {importlib.metadata.version('torch-fidelity')}", "feature_network": network_info(backend="auto"),
-            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N", "n_real": len(real),
+            "kid": "100 subsets of min(1000, N), polynomial kernel degree 3", "precision_recall": "k=3, real subset of size N",
+            "n_real": ref_info["n"],
             "generated": "seed 0; the EMA generator when the checkpoint has one"}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

@@ -155,7 +155,8 @@ class TrainSection(_Strict):
     n_critic: int | None = Field(None, ge=1, description="critic steps per generator step (the one place that sets it); "
                                  "default: the objective's (5 for the WGANs, else 1)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast mixed precision, for CUDA (on CPUs it is far slower)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 or fp16: autocast mixed precision on CUDA (fp16 with a "
+                                                       "gradient scaler per optimizer); on a CPU the run trains in fp32 and says so")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice, one per core "
                                    "(measured fastest for every shipped recipe, docs/benchmarks.md 1c)")
     log_every: int = Field(20, ge=1, description="generator steps between progress/metrics updates")

@@ -6,12 +6,16 @@ found outside a checkout too.
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import yaml
 
 from .errors import GanzooError
 from .registry import did_you_mean
+
+log = logging.getLogger("ganzoo")
 
 
 def recipes_dir() -> Path:
@@ -24,6 +28,36 @@ def shipped_recipes() -> dict[str, Path]:
     """Recipe name (its file's stem) -> path, the reference experiments included."""
     root = recipes_dir()
     return {p.stem: p for p in sorted(root.rglob("*.yaml"))}
+
+
+def scores_path() -> Path:
+    """The measured scores of the shipped recipes: written by ``python bench/zoo.py page`` from the zoo's results."""
+    return recipes_dir() / "scores.json"
+
+
+def measured_scores() -> dict[str, list[dict]]:
+    """Recipe name -> its measured FIDs (``{"data_set", "minutes", "fid", "n", "n_real"}`` each); empty where nothing
+    is measured, and where the file is missing or unreadable (a warning: the list of recipes still works)."""
+    path = scores_path()
+    if not path.is_file():
+        return {}
+    try:
+        recipes = json.loads(path.read_text()).get("recipes", {})
+        return {str(k): [dict(e) for e in v] for k, v in recipes.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        log.warning(f"{path} is unreadable ({type(exc).__name__}: {exc}); recipes are listed without their scores")
+        return {}
+
+
+def measured_text(entries: list[dict]) -> str:
+    """A recipe's measured FIDs as ``ganzoo recipes`` shows them, one a line: ``FID@N value, budget, data set``."""
+    def n(value) -> str:
+        return f"{value // 1000}k" if value >= 1000 and value % 1000 == 0 else f"{value:,}"
+
+    try:
+        return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {e['minutes']:g} min, {e['data_set']}" for e in entries) or "-"
+    except (KeyError, TypeError, ValueError):
+        return "?"
 
 
 def resolve(recipe: str | Path) -> Path:

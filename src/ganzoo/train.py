@@ -26,6 +26,7 @@ from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_data
 from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
+from .interfaces import Callback
 from .models import build_models, build_objective, build_regularizers, checkpoint_labels, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, flat_keys, load_recipe
@@ -59,7 +60,9 @@ class GANStep:
         named = [(term_name(r, i, run.regularizers), r) for i, r in enumerate(run.regularizers)]
         self.critic_regs = [(n, r) for n, r in named if getattr(r, "target", "critic") == "critic"]
         self.generator_regs = [(n, r) for n, r in named if getattr(r, "target", "critic") == "generator"]
-        self.bf16 = cfg.precision == "bf16"
+        # mixed precision on CUDA only (prepare() says so on a CPU); fp16 scales its losses (LossScaling)
+        self.amp_dtype = AMP_DTYPES.get(cfg.precision) if run.device.type == "cuda" else None
+        self.scalers = next((o for o in getattr(run, "observers", None) or [] if isinstance(o, LossScaling)), None)
         self.channels_last = cfg.channels_last
         self.mismatch = run.recipe.condition.mismatch if run.recipe.condition is not None else 0.0
 
@@ -70,7 +73,18 @@ class GANStep:
         return images
 
     def autocast(self):
-        return torch.autocast(self.run.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        return torch.autocast(self.run.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+
+    def update(self, loss: torch.Tensor, optimizer, role: str) -> None:
+        """Backward and optimizer step; through the role's gradient scaler when the run has them (fp16)."""
+        if self.scalers is None:
+            loss.backward()
+            optimizer.step()
+            return
+        scaler = getattr(self.scalers, role)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped when a gradient is inf/NaN; the scale then shrinks
+        scaler.update()
 
     def __call__(self, step: int) -> StepRecord:
         run = self.run
@@ -133,8 +147,7 @@ class GANStep:
                         terms[name] = term.detach()
                     penalty = _add(penalty, term)
         run.opt_d.zero_grad(set_to_none=True)
-        _add(_add(loss, penalty), aux).backward()
-        run.opt_d.step()
+        self.update(_add(_add(loss, penalty), aux), run.opt_d, "critic")
         for reg in run.regularizers:
             reg.after_critic_step(run.critic)
         out = {"d_loss": loss.detach(), "d_real": real_scores.detach().mean(), "d_fake": fake_scores.detach().mean(), **terms}
@@ -164,14 +177,39 @@ class GANStep:
                         terms[name] = term.detach()
                     penalty = _add(penalty, term)
         run.opt_g.zero_grad(set_to_none=True)
-        _add(_add(loss, penalty), aux).backward()
-        run.opt_g.step()
+        self.update(_add(_add(loss, penalty), aux), run.opt_g, "generator")
         if run.ema is not None and step > run.recipe.ema.start:
             run.ema.update_parameters(run.generator)
         out = {"g_loss": loss.detach(), **terms}
         if aux is not None:
             out["aux_g"] = aux.detach()
         return out
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class LossScaling(Callback):
+    """fp16's gradient scalers, one per optimizer (``torch.amp.GradScaler``), as an observer so that checkpoints keep
+    their state: a resumed fp16 run scales its losses as an uninterrupted one would. Added for ``train.precision:
+    fp16`` on CUDA; the loop uses them wherever a run has this observer.
+
+    Penalties that take input gradients (R1, the gradient penalty) compute them from unscaled losses: under fp16
+    small input gradients can underflow, so bf16 is the safer choice for those recipes."""
+
+    name = "loss_scaling"
+    state_key = "grad_scalers"
+
+    def __init__(self, device_type: str = "cuda"):
+        self.critic = torch.amp.GradScaler(device_type)
+        self.generator = torch.amp.GradScaler(device_type)
+
+    def state(self) -> dict:
+        return {"critic": self.critic.state_dict(), "generator": self.generator.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.generator.load_state_dict(state["generator"])
 
 
 def term_name(reg, index: int, regularizers: list) -> str:
@@ -312,8 +350,9 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
         run_dir, lock = _claim(run_dir, recipe, named=run_dir_given)
         atomic_write(run_dir / "recipe.yaml", recipe.to_yaml().encode(), "recipe")  # a link there is replaced, not followed
-    if cfg.precision == "bf16" and device.type != "cuda":
-        log.warning("train.precision bf16 on a CPU: bf16 matmuls are far slower than fp32 on most CPUs")
+    if cfg.precision != "fp32" and device.type != "cuda":
+        log.warning(f"train.precision {cfg.precision} is mixed precision for CUDA: on the {device.type} this run trains in fp32 "
+                    "(autocast off; low-precision matmuls are far slower than fp32 on most CPUs)")
     log.info(f"{recipe.name}: {len(images)} images {recipe.data.channels}x{recipe.data.resolution}², "
              f"G {recipe.generator.name} ({_count(G)}), critic {recipe.critic.name} ({_count(D)}), "
              f"{recipe.objective.name}, n_critic {n_critic}, steps {start}->{total} on {device}"
@@ -387,6 +426,8 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
     if ddp:  # every rank must agree on a stop before the collective metrics and checkpoints
         out.append(distributed.StopAgreement(run.device))
     out.append(Metrics())
+    if recipe.train.precision == "fp16" and run.device.type == "cuda":
+        out.append(LossScaling(run.device.type))
     if main:
         out.append(Grids())
         if recipe.eval.every:

@@ -1,0 +1,58 @@
+"""bench/zoo.py's rows: every family builds for every data set of the zoo (without training or data)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganzoo.models import preflight
+from ganzoo.recipe import load_recipe
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("zoo", BENCH / "zoo.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("data_set", ["anime64", "mnist32"])
+def test_every_family_builds_on_the_data_set(zoo, data_set):
+    for row in zoo.FAMILIES:
+        raw, overrides = zoo.recipe_for(row, data_set)
+        recipe = load_recipe(raw)
+        want = zoo.DATA_SETS[data_set]["section"]
+        assert (recipe.data.name, recipe.data.resolution, recipe.data.channels) == (want["name"], want["resolution"], want["channels"])
+        counts = preflight(recipe)  # builds both nets for the data set's shape
+        assert counts["generator"] > 0 and counts["critic"] > 0, row
+
+
+def test_rows_are_the_shipped_recipes_with_only_the_listed_changes(zoo):
+    raw, overrides = zoo.recipe_for("anime_fast", "anime64")
+    assert overrides == {}
+    raw, overrides = zoo.recipe_for("fastgan", "anime64")
+    assert (raw["generator"]["name"], raw["critic"]["name"], raw["objective"]["name"]) == ("fastgan", "fastgan", "hinge")
+    assert overrides == {"generator.name": "fastgan", "critic.name": "fastgan"}
+    raw, overrides = zoo.recipe_for("ragan", "tagged64")
+    assert raw["objective"]["name"] == "ragan" and raw["generator"]["name"] == "resnet"
+    assert raw["data"]["path"].endswith("anime-tagged-96.zip") and not raw["data"].get("labels_file")  # unconditional
+    # the MNIST-size variant: flips off (E2 flips its faces), attention moved to 16 px, nothing else
+    raw, overrides = zoo.recipe_for("e2_dcgan", "mnist32")
+    assert overrides == {"data.augment.hflip": False} and raw["data"]["augment"]["brightness"] == 0.5
+    raw, overrides = zoo.recipe_for("sagan_anime", "mnist32")
+    assert overrides == {"generator.attention": [16], "critic.attention": [16]}
+    assert zoo.recipe_for("sagan_anime", "anime64")[0]["generator"]["attention"] == [32]
+
+
+def test_unknown_rows_are_refused_with_the_list(zoo, capsys, tmp_path):
+    assert zoo.main(["run", "--only", "dcgan", "--out", str(tmp_path / "z.json")]) == 2
+    assert "unknown row(s) dcgan: the rows are e2_dcgan, e0_wgan_gp" in capsys.readouterr().err
+    assert not (tmp_path / "z.json").exists()
