@@ -471,3 +471,117 @@ def test_a_component_named_in_the_wrong_section_is_told_where_it_goes(tmp_path, 
         load_recipe(tmp_path / "r.yaml", ["objective.name=r1"])
     with pytest.raises(GanzooError, match=r"regularizers.0: give a mapping such as \{name: r1\}"):
         load_recipe(tmp_path / "r.yaml", ["regularizers=[r1]"])
+
+
+# -- found by a second reader's probe ------------------------------------------------------------------------------------
+def test_export_force_never_deletes_what_an_export_did_not_write(trained, tmp_path):
+    import os
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("precious")
+    run = _copy_run(trained, tmp_path / "run")
+    for target in (user, run, tmp_path):
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", str(target), "--force"], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "nothing was deleted" in res.output, res.output
+    assert (user / "notes.txt").read_text() == "precious" and (run / "checkpoints" / "last.safetensors").is_file()
+    here = os.getcwd()
+    try:
+        os.chdir(user)
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", ".", "--force"], env={"COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+    assert res.exit_code == 2 and (user / "notes.txt").is_file()
+    model = tmp_path / "model"
+    for _ in range(2):  # a model folder an export wrote is replaced with --force
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", str(model), "--force"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", str(run), "-f", "onnx", "-o", str(user), "--force"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder: give a file name" in res.output and ".tmp" not in res.output, res.output
+
+
+def test_outputs_that_are_folders_or_runs_are_named_plainly(trained, tmp_path):
+    (tmp_path / "w.gif").mkdir()
+    res = runner.invoke(app, ["interpolate", str(trained), "-o", str(tmp_path / "w.gif"), "--force"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder; give a file name" in res.output and ".tmp" not in res.output, res.output
+    run = _copy_run(trained, tmp_path / "run")
+    res = runner.invoke(app, ["sample", str(run), "-n", "2", "-o", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a run folder" in res.output and not (run / "00000.png").exists(), res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run / "checkpoints" / "nested")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "inside the run folder" in res.output and not (run / "checkpoints" / "nested").exists()
+    res = runner.invoke(app, ["check", str(tmp_path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder, not a recipe file" in res.output
+    res = runner.invoke(app, ["eval", str(run / "samples" / "grid.png"), "-n", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "single file" in res.output and "--ref" not in res.output, res.output
+
+
+def test_an_empty_reference_is_named_as_the_reference_before_any_image_is_generated(trained, tmp_path, monkeypatch):
+    from ganzoo import evaluation, sampling
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sampling, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated first")))
+    with pytest.raises(GanzooError, match=r"reference images \(--ref\).*no readable images"):
+        evaluation.evaluate(trained, ref=tmp_path / "empty", n=4)
+    with pytest.raises(GanzooError, match="reference images .*no such folder"):
+        evaluation.evaluate(trained, ref=tmp_path / "nowhere", n=4)
+
+
+def test_the_copy_check_gives_one_verdict_whatever_n_and_names_other_data(trained, tmp_path):
+    from ganzoo.nearest import nearest
+
+    run = _copy_run(trained, tmp_path / "run")
+    small = nearest(run, n=2, grid=tmp_path / "a.png", report=False)
+    large = nearest(run, n=16, grid=tmp_path / "b.png", report=False)
+    assert small.threshold == large.threshold and small.n_train_sampled == large.n_train_sampled == 64
+    assert small.copies == large.copies and "rough estimate" in small.verdict
+    other = _faces(tmp_path / "other", 8, 16)
+    elsewhere = nearest(run, n=4, data=other, grid=tmp_path / "c.png", report=False)
+    assert elsewhere.verdict.startswith(f"against {other}") and "not the recipe's data" in elsewhere.verdict
+
+
+def test_a_checkpoint_with_non_finite_weights_is_not_resumed(trained, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    run = _copy_run(trained, tmp_path / "run")
+    path = run / "checkpoints" / "last.safetensors"
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("critic.") and tensors[k].is_floating_point())
+    tensors[key].fill_(float("inf"))
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    res = runner.invoke(app, ["resume", str(run), "--set", "train.steps=6", "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "critic's weights hold" in res.output and "cannot be resumed" in res.output, res.output
+    assert "diverged" not in res.output and not (run / "grids" / "step_0000004.png").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_gets_advice_that_works(tmp_path, tiny):
+    import shutil
+
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    shutil.rmtree(run / "checkpoints")  # as a double Ctrl-C before the first checkpoint leaves it
+    res = runner.invoke(app, ["resume", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "before its first checkpoint" in res.output and "--force" in res.output, res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "before its first checkpoint" in res.output and "--force" in res.output, res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run), "--force", "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and (run / "checkpoints" / "last.safetensors").is_file(), res.output
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.6)  # torch is loading
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the command finished before the signal arrived")
+    assert proc.returncode == 130 and "Traceback" not in stderr and stderr.strip().count("\n") <= 1, stderr
+    assert "aborted" in stderr

@@ -13,9 +13,11 @@ Everything the CLI does is a plain call here::
 __version__ = "0.1.0"
 
 from .errors import GanzooError
+from .errors import quiet_interrupts_while_starting as _quiet_interrupts_while_starting
 from .errors import require_current_folder as _require_current_folder
 
 _require_current_folder()  # before torch loads: without a current folder it dies in its native libraries, unexplained
+_quiet_interrupts_while_starting()  # the command only: Ctrl-C while torch loads is one line, not a traceback
 from . import log as _log  # noqa: F401  (the plain stderr channel for the ganzoo logger)
 from .hookspecs import hookimpl
 from .interfaces import (Architecture, Callback, Conditioning, Critic, CriticBuilder, DataReport, Dataset, Generator,

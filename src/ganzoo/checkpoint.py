@@ -99,6 +99,9 @@ def load_checkpoint(path) -> Checkpoint:
     if path.is_dir():
         candidate = path / "checkpoints" / "last.safetensors"
         if not candidate.is_file():
+            if (path / "recipe.yaml").is_file():  # a run stopped before its first checkpoint
+                raise GanzooError(f"{path} is a run that stopped before its first checkpoint (no checkpoints/last.safetensors): "
+                                  f"nothing to continue; start it again with: ganzoo run {path / 'recipe.yaml'} --run-dir {path} --force")
             raise GanzooError(f"{path} is a folder with no checkpoints/last.safetensors")
         path = candidate
     if not path.is_file():
@@ -159,6 +162,18 @@ def load_state(module: torch.nn.Module, state: dict, what: str, where) -> None:
     module.load_state_dict(state)
 
 
+def require_finite(module: torch.nn.Module, what: str, path, consequence: str = "this checkpoint cannot draw images") -> None:
+    """Refuse weights holding NaN or Inf: they would draw black (or noise) images, scores without meaning, or a
+    resumed run that 'diverges' at once."""
+    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in module.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())}
+    if bad:
+        total = sum(bad.values())
+        first = ", ".join(f"{k} ({v})" for k, v in list(bad.items())[:3]) + (" ..." if len(bad) > 3 else "")
+        raise GanzooError(f"{path}: the {what}'s weights hold {total:,} NaN or infinite value(s) in {len(bad)} tensor(s): {first}; "
+                          f"{consequence} (use an earlier one: checkpoints/best or step_NNNNNNN)")
+
+
 def restore_optimizer(opt: torch.optim.Optimizer, ckpt: Checkpoint, name: str) -> None:
     saved = ckpt.meta["optimizers"].get(name, {}).get("type")
     if saved != type(opt).__name__:
@@ -181,12 +196,15 @@ def restore_training(ckpt: Checkpoint, G, D, opt_g, opt_d, ema) -> tuple[int, in
     from . import rng
 
     load_weights(ckpt, G, D)
+    for net, what in ((G, "generator"), (D, "critic")):  # a broken checkpoint is named as such, not as a diverging run
+        require_finite(net, what, ckpt.path, "it cannot be resumed")
     if ema is not None:
         state = ckpt.state("generator_ema")
         if not state:
             raise GanzooError(f"{ckpt.path} has no EMA generator but the recipe asks for one (ema): "
                               "an average cannot be resumed from a run that did not keep one")
         load_state(ema, state, "EMA generator", ckpt.path)
+        require_finite(ema, "EMA generator", ckpt.path, "it cannot be resumed")
     for name, opt in (("generator", opt_g), ("critic", opt_d)):
         try:
             restore_optimizer(opt, ckpt, name)

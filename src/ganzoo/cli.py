@@ -437,6 +437,8 @@ def interpolate(
 
     if output.suffix.lower() not in (".png", ".gif"):
         raise GanzooError(f"-o {output}: a walk is written as .png (a grid, a row per segment) or .gif (an animation)")
+    if output.is_dir():
+        raise GanzooError(f"-o {output} is a folder; give a file name such as {output / ('walk' + output.suffix.lower())}")
     if output.exists() and not force:
         raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
 
@@ -748,5 +750,12 @@ def data_inspect(
 
 
 def main():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is a KeyboardInterrupt again (see errors.py)
     _sane_columns()
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command's own handling (while typer parses, say): one line, no traceback
+        err.print("[bold red]aborted[/] (Ctrl-C)", highlight=False)
+        raise SystemExit(130) from None

@@ -29,7 +29,30 @@ def require_current_folder() -> None:
     except (FileNotFoundError, PermissionError) as exc:
         message = (f"the current folder no longer exists or cannot be read ({exc.strerror}; deleted or moved while this "
                    "shell was in it): cd into an existing folder and run it again")
-        if os.path.basename(sys.argv[0] if sys.argv else "") in ("ganzoo", "ganzoo.exe", "__main__.py"):
+        if command_line():
             sys.stderr.write(f"error: {message}\n")
             raise SystemExit(2) from None
         raise GanzooError(message) from None
+
+
+def command_line() -> bool:
+    """Whether this process is the ``ganzoo`` command (or ``python -m ganzoo``), not a program importing ganzoo."""
+    return os.path.basename(sys.argv[0] if sys.argv else "") in ("ganzoo", "ganzoo.exe", "__main__.py", "-m")
+
+
+def quiet_interrupts_while_starting() -> None:
+    """For the command: a Ctrl-C while Python loads torch and the plugins (the first seconds, before any command has
+    done anything) ends it with one line and status 130, not a traceback through the importers. ``cli.main`` gives
+    Ctrl-C back to Python once the command starts."""
+    import signal
+
+    def handler(signum, frame):
+        sys.stderr.write("aborted (Ctrl-C) while starting: nothing was done\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    if command_line():
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread
+            pass

@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ from safetensors.torch import save as st_save
 from . import imagefiles, rng
 from .data import cache_dir, cached_images, dataset_key, load_dataset
 from .errors import GanzooError
-from .fileio import atomic_write, expand, file_sha256
+from .fileio import atomic_write, expand, file_sha256, shown
 from .interfaces import Callback, DataReport
 from .registry import Registry
 
@@ -461,6 +462,14 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
 
     target = Path(target)
     is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
+    if isinstance(ref, (str, Path)):  # before any image is generated: a reference that cannot be read says so first
+        ref = Path(ref)
+        if not str(ref).strip() or not ref.exists():
+            raise GanzooError(f"reference images {shown(ref)}: no such folder or zip")
+        try:
+            imagefiles.first_image_size(ref)
+        except GanzooError as exc:
+            raise GanzooError(f"reference images (--ref): {exc}") from None
     if is_run:
         G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
         digest = file_sha256(ckpt.path)  # recorded with the scores; checked again before they are written
@@ -478,6 +487,9 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
             raise GanzooError(f"--per-class {per_class}: {target} is a folder of images, not a conditional model")
         if not str(target).strip() or not target.exists():
             raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
+        if target.is_file() and not zipfile.is_zipfile(target):
+            raise GanzooError(f"{target} is a single file: evaluation scores a run folder, a checkpoint (.safetensors), "
+                              "or a folder or zip of generated images")
         if ref is None:
             raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
         found_res, ch = imagefiles.first_image_size(target)

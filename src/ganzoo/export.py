@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +107,35 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
             raise GanzooError(f"{source}: not in a run folder; say where to write the export with -o")
         output = run_dir / "export" / ("model" if format == "folder" else f"generator{SUFFIX[format]}")
     output = Path(output)
-    if output.exists() and not (format == "folder" and output.is_dir() and not any(output.iterdir())):
-        if not force:
-            raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
+    _may_write(output, format, force)
     generator, _, recipe, ckpt = load_models(ckpt, "cpu", ema=ema)
     if format == "folder":
         return write_folder(generator, recipe, ckpt, run_dir, output, ema)
     return _export_graph(generator, format, output)
+
+
+MODEL_FILES = {"model.safetensors", "config.json", "samples.png", "recipe.yaml", "README.md"}
+
+
+def _may_write(output: Path, format: str, force: bool) -> None:
+    """Refuse what an export must not write over: anything without ``--force``; a folder where a file goes; and, for a
+    model folder, any folder but an empty one or a model folder an export wrote (nothing is ever deleted: its files
+    are written over)."""
+    if not output.exists():
+        return
+    if format != "folder":
+        if output.is_dir():
+            raise GanzooError(f"-o {output} is a folder: give a file name, e.g. {output / ('generator' + SUFFIX[format])}")
+    elif output.is_dir():
+        if not any(output.iterdir()):
+            return
+        other = sorted(p.name for p in output.iterdir() if p.name not in MODEL_FILES)
+        if other or not is_model_folder(output):
+            raise GanzooError(f"-o {output} holds {', '.join(other[:5]) or 'files'}{' ...' if len(other) > 5 else ''}, which an "
+                              "export does not write: a model folder goes into an empty or new folder, or replaces (--force) "
+                              "one that an export wrote; nothing was deleted")
+    if not force:
+        raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
 
 
 def _export_graph(generator, format: str, output: Path) -> Exported:
@@ -214,9 +235,9 @@ def write_folder(generator, recipe, ckpt, run_dir, output: Path, ema: bool) -> E
         "labels": None if labels is None else labels.to_dict(),
         "weights": weights, "step": ckpt.meta.get("step"), "recipe": json.loads(json.dumps(ckpt.recipe)),
     }
-    if output.exists():
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    output.mkdir(parents=True)
+    if output.exists() and not output.is_dir():
+        output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
+    output.mkdir(parents=True, exist_ok=True)  # an empty folder, or a model folder whose files are written over
     atomic_write(output / "model.safetensors", save(state, {"format": "pt", "ganzoo": json.dumps({"format": FOLDER_FORMAT})}))
     atomic_write(output / "config.json", (json.dumps(config, indent=2) + "\n").encode())
     images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
@@ -237,8 +258,8 @@ def load_folder(path, device="cpu", registry=None):
     from safetensors.torch import load_file
 
     from .labels import LabelSpace
-    from .checkpoint import load_state
-    from .models import build_models, require_finite
+    from .checkpoint import load_state, require_finite
+    from .models import build_models
     from .recipe import load_recipe
 
     path = Path(path)

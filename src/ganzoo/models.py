@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from . import contracts, limits, rng
-from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights
+from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights, require_finite
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
 from .labels import LabelSpace
@@ -248,17 +248,6 @@ def load_models(checkpoint, device="cpu", registry: Registry | None = None, ema:
         load_state(g, ckpt.state("generator_ema.module"), "EMA generator", ckpt.path)
     require_finite(g, which, ckpt.path)
     return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
-
-
-def require_finite(module: torch.nn.Module, what: str, path) -> None:
-    """Refuse weights holding NaN or Inf: they would draw black (or noise) images and scores without meaning."""
-    bad = {name: int((~torch.isfinite(t)).sum()) for name, t in module.state_dict().items()
-           if t.is_floating_point() and not bool(torch.isfinite(t).all())}
-    if bad:
-        total = sum(bad.values())
-        first = ", ".join(f"{k} ({v})" for k, v in list(bad.items())[:3]) + (" ..." if len(bad) > 3 else "")
-        raise GanzooError(f"{path}: the {what}'s weights hold {total:,} NaN or infinite value(s) in {len(bad)} tensor(s): {first}; "
-                          "this checkpoint cannot draw images (use an earlier one: checkpoints/best or step_NNNNNNN)")
 
 
 def checkpoint_labels(ckpt: Checkpoint) -> LabelSpace | None:

@@ -37,6 +37,8 @@ log = logging.getLogger("ganzoo")
 
 PERCENTILE = 0.01  # a generated image nearer a training image than this quantile of the real-to-real distances is "close"
 ALPHA = 1e-3  # "possible copies" when that many close images have under this probability by chance
+TRAIN_SAMPLE = 500  # training images whose own nearest-neighbour distances set the 1% threshold (fewer only if the data has fewer)
+ROUGH = 100  # under this many, the 1% quantile is only roughly known: the verdict says so
 NEAR_IDENTICAL = 0.02  # RMS under which two images count as near-identical (as `ganzoo sample`'s --threshold)
 NEIGHBOURS = 3  # training images shown under each generated image
 CHUNK = 2048  # training images compared at a time
@@ -214,7 +216,7 @@ def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progr
         progress("generating", n, n)
     d_fake, i_fake = nearest_neighbours(fake, real, NEIGHBOURS, device=device, progress=progress,
                                         what="generated vs training")
-    m = min(n, len(real))
+    m = min(max(n, TRAIN_SAMPLE), len(real))  # the threshold's sample does not shrink with -n: one verdict for every n
     pick = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:m]
     d_real, _ = nearest_neighbours(real[pick], real, 1, exclude=pick, device=device, progress=progress,
                                    what="training vs training")
@@ -239,6 +241,10 @@ def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progr
     labels = ["generated", "nearest training", "2nd nearest", "3rd nearest"][: len(rows)]
     atomic_write(grid_path, png_bytes(grid_image(torch.cat(rows), nrow=cols, row_labels=labels)), "grid")
     result.verdict = verdict_text(result, grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path))
+    if m < ROUGH:
+        result.verdict += f" (only {m} training images: the 99% threshold is a rough estimate)"
+    if data is not None:  # not the recipe's data: every reader of nearest.json and the report must see against what
+        result.verdict = f"against {source} (given with --data, not the recipe's data): {result.verdict}"
     shown = grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path.resolve())
     result.paths = {"json": str(run_dir / "nearest.json"), "grid": str(grid_path)}
     atomic_write(run_dir / "nearest.json", json.dumps({**result.to_dict(), "grid": shown}, indent=2).encode(), "copy check")

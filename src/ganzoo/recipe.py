@@ -375,6 +375,8 @@ def _read_yaml(path) -> dict:
     path = Path(path)
     if not str(path).strip():
         raise GanzooError("recipe file not given (an empty path)")
+    if path.is_dir():
+        raise GanzooError(f"{path} is a folder, not a recipe file")
     if not path.is_file():
         raise GanzooError(f"recipe file not found: {path}")
     data = yamlio.load(yamlio.decode(path.read_bytes(), str(path)), str(path))

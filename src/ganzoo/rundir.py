@@ -28,13 +28,26 @@ def new_run_dir(recipe) -> Path:
     return path
 
 
+def is_run_folder(path) -> bool:
+    """Whether ``path`` holds a ganzoo run (its recipe.yaml and its checkpoints or fixed latents)."""
+    path = Path(path)
+    return (path / "recipe.yaml").is_file() and ((path / "checkpoints").is_dir() or (path / "fixed_z.safetensors").is_file())
+
+
 def prepare_run_dir(path, force: bool = False) -> Path:
-    """An empty run folder at ``path``; an existing non-empty one only with ``force`` (it is cleared)."""
+    """An empty run folder at ``path``; an existing non-empty one only with ``force`` (it is cleared). Never inside
+    another run's folder."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise GanzooError(f"run folder {path} is a file")
+    outer = next((p for p in path.resolve().parents if is_run_folder(p)), None)
+    if outer is not None:
+        raise GanzooError(f"--run-dir {path} is inside the run folder {outer}: a run gets a folder of its own (e.g. beside it)")
     if path.exists() and any(path.iterdir()):
         if not force:
+            if (path / "recipe.yaml").is_file() and not (path / "checkpoints" / "last.safetensors").is_file():
+                raise GanzooError(f"run folder {path} holds a run that stopped before its first checkpoint (nothing to "
+                                  "resume): pass --force to start it again there, or pick another folder")
             raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
                               "pick another folder, or pass --force to replace it")
         RunLock(path).check()  # never delete a folder another process is training in

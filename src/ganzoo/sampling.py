@@ -319,6 +319,10 @@ def _sample_folder(out_dir, force: bool) -> Path:
         raise GanzooError("no output folder given (an empty path)")
     if out_dir.exists() and not out_dir.is_dir():
         raise GanzooError(f"{out_dir} is a file, not a folder for samples")
+    from .rundir import is_run_folder
+
+    if is_run_folder(out_dir):
+        raise GanzooError(f"{out_dir} is a run folder: samples go in a folder of their own, e.g. {out_dir / 'samples-more'}")
     old = sorted(p for p in out_dir.iterdir() if SAMPLE_FILE.match(p.name)) if out_dir.is_dir() else []
     if old and not force:
         shown = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "")

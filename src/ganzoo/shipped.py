@@ -69,6 +69,10 @@ def resolve(recipe: str | Path) -> Path:
     name = str(recipe).removesuffix(".yaml")
     if name in shipped and not path.exists():
         return shipped[name]
+    if path.is_dir():
+        inside = path / "recipe.yaml"
+        hint = f" (a run folder: its recipe is {inside})" if inside.is_file() else ""
+        raise GanzooError(f"{recipe} is a folder, not a recipe file{hint}")
     raise GanzooError(f"recipe file not found: {recipe}{did_you_mean(name, shipped)}; a file, or a shipped recipe: "
                       f"{', '.join(shipped)} (ganzoo recipes)")
 
