@@ -85,8 +85,8 @@ def friendly(fn):
             err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err.print("[bold red]aborted[/] (Ctrl-C): this command wrote no new checkpoint; any checkpoint already on disk "
-                      "is intact", highlight=False)
+            err.print("[bold red]aborted[/] (Ctrl-C) before the command finished: what it had written is complete (files are "
+                      "written whole) and checkpoints on disk are intact", highlight=False)
             raise typer.Exit(130) from None
     return wrapper
 

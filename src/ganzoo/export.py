@@ -211,7 +211,10 @@ def _run_exported(format: str, path: Path, args):
         if len(args) > 1:
             feeds["labels"] = args[1].numpy()
         return session.run(["images"], feeds)[0]
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's note that TorchScript is deprecated: not the user's concern here
         return torch.jit.load(str(path), map_location="cpu")(*args).numpy()
 
 
