@@ -124,15 +124,17 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def verdict_text(r: NearestResult, grid: str) -> str:
+    rough = f" (only {r.n_train_sampled} training images: the 99% threshold is a rough estimate)" if r.n_train_sampled < ROUGH else ""
     where = f": see {grid}" if grid else ""
     chance = f"about {r.expected_close:.2g} expected by chance"
     if r.copies:
         return (f"possible copies: {r.close} of {r.n_generated} generated images are nearer a training image than 99% of "
                 f"training images are to theirs (RMS under {r.threshold:.3f}; {chance})"
-                + (f", {r.near_identical} of them near-identical (RMS < {NEAR_IDENTICAL})" if r.near_identical else "") + where)
+                + (f", {r.near_identical} of them near-identical (RMS < {NEAR_IDENTICAL})" if r.near_identical else "") + rough + where)
     line = (f"no sign of copying: the nearest training image is at RMS {r.generated_to_train['median']:.3f} (median) for "
             f"generated images and {r.train_to_train['median']:.3f} for training images among themselves; {r.close} of "
-            f"{r.n_generated} generated images are nearer a training image than 99% of training images are to theirs ({chance})")
+            f"{r.n_generated} generated images are nearer a training image than 99% of training images are to theirs ({chance})"
+            f"{rough}")
     if r.near_identical:
         line += (f"; but {r.near_identical} are near-identical (RMS < {NEAR_IDENTICAL}) to a training image (training images "
                  f"among themselves: {r.near_identical_train} of {r.n_train_sampled}){where}")
@@ -241,8 +243,6 @@ def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progr
     labels = ["generated", "nearest training", "2nd nearest", "3rd nearest"][: len(rows)]
     atomic_write(grid_path, png_bytes(grid_image(torch.cat(rows), nrow=cols, row_labels=labels)), "grid")
     result.verdict = verdict_text(result, grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path))
-    if m < ROUGH:
-        result.verdict += f" (only {m} training images: the 99% threshold is a rough estimate)"
     if data is not None:  # not the recipe's data: every reader of nearest.json and the report must see against what
         result.verdict = f"against {source} (given with --data, not the recipe's data): {result.verdict}"
     shown = grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path.resolve())
