@@ -37,7 +37,10 @@ def require_current_folder() -> None:
 
 def command_line() -> bool:
     """Whether this process is the ``ganzoo`` command (or ``python -m ganzoo``), not a program importing ganzoo."""
-    return os.path.basename(sys.argv[0] if sys.argv else "") in ("ganzoo", "ganzoo.exe", "__main__.py", "-m")
+    if os.path.basename(sys.argv[0] if sys.argv else "") in ("ganzoo", "ganzoo.exe"):
+        return True
+    original = list(getattr(sys, "orig_argv", []))  # python -m ganzoo: argv[0] is only "-m" while the package loads
+    return any(a == "-m" and b == "ganzoo" for a, b in zip(original, original[1:]))
 
 
 def quiet_interrupts_while_starting() -> None:
