@@ -540,12 +540,16 @@ def _same_checkpoint(path: Path, digest: str, run_id: str | None, step: int, res
     from .checkpoint import checkpoint_identity
 
     now = file_sha256(path) if path.is_file() else None
-    later_same_run = now is not None and run_id is not None and (lambda i: i[0] == run_id and (i[1] or 0) >= step)(checkpoint_identity(path))
-    if now != digest and not later_same_run:
-        raise GanzooError(f"{path} changed while it was being scored (replaced by another run, or rewritten by a run "
-                          f"still training): these scores belong to the checkpoint as it was (sha256 {digest[:12]}...), "
-                          f"so they are not written into {path.parent.parent}: FID {_fmt(result.get('fid'), 3)}, "
-                          f"KID {_fmt(result.get('kid_mean'), 5)}")
+    if now == digest:
+        return
+    if now is not None and run_id is not None:
+        now_run, now_step = checkpoint_identity(path)
+        if now_run == run_id and (now_step or 0) >= step:
+            return
+    raise GanzooError(f"{path} changed while it was being scored (replaced by another run, or by a file that is no "
+                      f"checkpoint of this run): these scores belong to the checkpoint as it was (sha256 {digest[:12]}...), "
+                      f"so they are not written into {path.parent.parent}: FID {_fmt(result.get('fid'), 3)}, "
+                      f"KID {_fmt(result.get('kid_mean'), 5)}")
 
 
 def flat_scores(result: dict) -> dict:
