@@ -83,8 +83,19 @@ def test_zip_is_read_in_memory_and_never_extracted(tmp_path):
         zf.writestr("inner/ok.jpeg", png_bytes(fmt="JPEG"))
         zf.writestr("readme.md", "hello")
     data, log = load(z)
-    assert len(data) == 2 and "ignored 1 non-image file" in log
+    assert len(data) == 2 and "ignored 1 non-image file(s)" in log and "(1 .md;" in log
     assert not (tmp_path.parent / "escape.png").exists() and not (Path.cwd() / "escape.png").exists()
+
+
+def test_files_left_out_for_their_extension_are_counted_by_extension(tmp_path):
+    (tmp_path / "good.png").write_bytes(png_bytes())
+    (tmp_path / "moving.gif").write_bytes(png_bytes(fmt="GIF"))
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "b.TXT").write_text("x")
+    (tmp_path / "LICENSE").write_text("x")
+    data, log = load(tmp_path)
+    assert len(data) == 1
+    assert "ignored 4 non-image file(s)" in log and "(1 .gif, 2 .txt, 1 no extension; images are .bmp .jpeg .jpg" in log
 
 
 @pytest.mark.parametrize("case", ["missing", "empty_folder", "zip_without_images", "not_a_zip"])

@@ -588,3 +588,16 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
         pytest.skip("the command finished before the signal arrived")
     assert proc.returncode == 130 and "Traceback" not in stderr and stderr.strip().count("\n") <= 1, stderr
     assert "aborted" in stderr
+
+
+def test_metrics_lines_that_are_not_json_are_named_and_a_torn_last_line_is_not(tmp_path, capsys):
+    from ganzoo.report import _read_lines
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\ngarbage\n[1, 2]\n{"step": 2}\n{"step": 3, "lo')  # a killed run's torn last line
+    assert [line["step"] for line in _read_lines(path)] == [1, 2]
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "skipped 2 line(s)" in err and "(line 2, 3)" in err
+    path.write_text('{"step": 1}\n{"step": 2, "lo')
+    assert [line["step"] for line in _read_lines(path)] == [1]
+    assert capsys.readouterr().err == ""

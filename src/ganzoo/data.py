@@ -25,6 +25,7 @@ import torch
 from . import contracts
 from .errors import GanzooError
 from .fileio import atomic_write
+from .imagefiles import EXTENSIONS, NOT_AN_IMAGE
 from .interfaces import DataReport
 from .labels import LabelSpace, encode
 from .registry import Registry, get_registry
@@ -175,9 +176,10 @@ def _log_report(report: DataReport) -> None:
         named = [b for b in report.bad_files if b.endswith("(the name is not UTF-8: rename it)")]
         log.warning(f"skipped {not_utf8} file or folder name(s) that are not UTF-8 in {report.source}: "
                     + "; ".join(n.split(" (the name")[0] for n in named[:5]) + (" ..." if len(named) > 5 else "") + " (rename them to use them)")
-    other = report.skipped.get("not an image extension", 0)
+    other = {k[len(NOT_AN_IMAGE) + 2:-1]: v for k, v in report.skipped.items() if k.startswith(NOT_AN_IMAGE + " (")}
     if other:
-        log.info(f"note: ignored {other} non-image file(s) in {report.source}")
+        log.info(f"note: ignored {sum(other.values())} non-image file(s) in {report.source} "
+                 f"({', '.join(f'{n} {ext}' for ext, n in sorted(other.items()))}; images are {' '.join(sorted(EXTENSIONS))})")
     if report.upscaled:
         log.warning(f"{report.upscaled} image(s) smaller than the target resolution were upscaled")
 

@@ -58,6 +58,14 @@ def _utf8(name: str) -> bool:
     return True
 
 
+NOT_AN_IMAGE = "not an image extension"
+
+
+def not_an_image(name: str) -> str:
+    """The ``skipped`` reason of a file left out for its extension, which it names: ``not an image extension (.gif)``."""
+    return f"{NOT_AN_IMAGE} ({Path(name).suffix.lower() or 'no extension'})"
+
+
 def members(path: Path, skipped: Counter, bad: list | None = None):
     """(name, read()) for every image file; other files are counted in ``skipped`` (and names that are not UTF-8
     listed in ``bad``)."""
@@ -66,7 +74,7 @@ def members(path: Path, skipped: Counter, bad: list | None = None):
             if p.suffix.lower() in EXTENSIONS:
                 yield str(p.relative_to(path)), p.read_bytes
             else:
-                skipped["not an image extension"] += 1
+                skipped[not_an_image(p.name)] += 1
     else:
         try:
             zf = zipfile.ZipFile(path)
@@ -80,7 +88,7 @@ def members(path: Path, skipped: Counter, bad: list | None = None):
                     # read in memory only: a member named ../x.jpg is never extracted anywhere
                     yield info.filename, (lambda info=info: zf.read(info))
                 else:
-                    skipped["not an image extension"] += 1
+                    skipped[not_an_image(info.filename)] += 1
 
 
 def fingerprint(path: Path) -> dict:

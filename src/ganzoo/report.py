@@ -26,6 +26,7 @@ import torch
 
 from .fileio import atomic_write
 from .interfaces import Callback
+from .log import logger
 from .recipe import flat_keys
 from .sampling import grid_image, image_path, png_bytes, read_png
 
@@ -145,14 +146,20 @@ def _read_lines(path: Path) -> list[dict]:
         text = path.read_text()
     except OSError:
         return []
-    lines = []
-    for raw in text.splitlines():
+    lines, unreadable = [], []
+    raws = text.splitlines()
+    for number, raw in enumerate(raws, 1):
         try:
             line = json.loads(raw)
         except ValueError:
-            continue
+            line = None
         if isinstance(line, dict):
             lines.append(line)
+        elif raw.strip() and not (number == len(raws) and not text.endswith("\n")):  # not the torn last line
+            unreadable.append(number)
+    if unreadable:
+        shown = ", ".join(map(str, unreadable[:5])) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        logger.warning(f"{path}: skipped {len(unreadable)} line(s) that are not JSON objects (line {shown})")
     return lines
 
 
