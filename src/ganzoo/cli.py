@@ -225,20 +225,30 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
     """List the recipes that ship with ganzoo: run one by name (ganzoo run NAME), copy one (ganzoo init)."""
     from .shipped import describe, measured_scores, measured_text, shipped_recipes
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("exp.", {}), ("model", {}), ("objective", {}),
-                    ("data", {}), ("time (2-core CPU)", {"overflow": "fold"}), ("FID@N, budget, data", {"overflow": "fold"})):
-        table.add_column(col, **kw)
     scores = measured_scores()
+    rows = []
     for path in shipped_recipes().values():
         info = describe(path)
         if info["reference"] and not all_:
             continue
-        table.add_row(info["name"], info["experiment"] or "-", info["model"], info["objective"], info["data"],
-                      info["expected_time"].split(" (")[0], measured_text(scores.get(info["name"], [])))
-    out.print(table)
-    out.print("(FID@N, budget, data: FID of N generated images after that many minutes of training on that data "
-              "set; docs/zoo.md)",
+        rows.append((info["name"], info["experiment"] or "-", info["model"], info["objective"], info["data"],
+                     info["expected_time"].split(" (")[0], measured_text(scores.get(info["name"], []))))
+    if out.width >= 110:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("exp.", {}), ("model", {}), ("objective", {}),
+                        ("data", {}), ("time (2-core CPU)", {"overflow": "fold"}), ("FID@N, budget, data", {"overflow": "fold"})):
+            table.add_column(col, **kw)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:  # too narrow for seven columns: one block per recipe, its lines wrapped whole
+        for name, experiment, model, objective, data, time, measured in rows:
+            out.print(f"[bold]{name}[/]" + (f" ({experiment})" if experiment != "-" else ""), highlight=False)
+            out.print(f"  {model}, {objective}, {data}, {time}", highlight=False)
+            if measured != "-":
+                out.print(f"  FID {measured}", highlight=False)
+    out.print("(time: a full run on a 2-core CPU; FID@N, budget, data: FID of N generated images after that many "
+              "minutes of training on that data set; docs/zoo.md)",
               style="dim", highlight=False)
     if not all_:
         out.print("(ganzoo recipes --all: also the reference experiments E0-E2 as run)", style="dim", highlight=False)
