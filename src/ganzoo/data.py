@@ -176,7 +176,8 @@ def _log_report(report: DataReport) -> None:
         named = [b for b in report.bad_files if b.endswith("(the name is not UTF-8: rename it)")]
         log.warning(f"skipped {not_utf8} file or folder name(s) that are not UTF-8 in {report.source}: "
                     + "; ".join(n.split(" (the name")[0] for n in named[:5]) + (" ..." if len(named) > 5 else "") + " (rename them to use them)")
-    other = {k[len(NOT_AN_IMAGE) + 2:-1]: v for k, v in report.skipped.items() if k.startswith(NOT_AN_IMAGE + " (")}
+    other = {k[len(NOT_AN_IMAGE):].strip(" ()") or "other": v for k, v in report.skipped.items()  # "other": an older cache's
+             if k.startswith(NOT_AN_IMAGE)}
     if other:
         log.info(f"note: ignored {sum(other.values())} non-image file(s) in {report.source} "
                  f"({', '.join(f'{n} {ext}' for ext, n in sorted(other.items()))}; images are {' '.join(sorted(EXTENSIONS))})")
