@@ -152,10 +152,10 @@ def main():
         ckpt = ganzoo.load_checkpoint(run.checkpoint)
         ref = load_data_section({"name": "images", "path": str(args.data), "resolution": recipe.data.resolution,
                                  "channels": recipe.data.channels})
-        measured, ref_info = score_generator(G, ref, args.n, args.n_real)
+        measured, ref_info = score_generator(G, ref, args.n, args.n_real, radii=True)
         row = {"recipe": name, "file": str(path), "minutes": args.minutes, "steps": run.steps, "train_s": round(run.seconds, 1),
                "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.models.has_ema(ckpt), "run_dir": str(run.run_dir),
-               "scores": {n: {k: s[k] for k in SCORE_KEYS} for n, s in measured.items()}}
+               "scores": {n: {k: s[k] for k in (*SCORE_KEYS, "knn") if k in s} for n, s in measured.items()}}
         row["eval_s"] = round(time.perf_counter() - t0, 1)
         results["rows"] = [r for r in results["rows"] if (r["recipe"], r["minutes"]) != (name, args.minutes)] + [row]
         results["meta"] = {
@@ -168,7 +168,8 @@ def main():
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
         best = row["scores"][str(max(args.n))]
-        print(f"{name}: FID@{max(args.n)} {best['fid']:.2f}, KID {1e3 * best['kid_mean']:.2f}e-3 (eval {row['eval_s']:.0f}s)", flush=True)
+        print(f"{name}: FID@{max(args.n)} {best['fid']:.2f}, KID {1e3 * best['kid_mean']:.2f}e-3, precision {best['precision']:.4f}, "
+              f"recall {best['recall']:.4f} (eval {row['eval_s']:.0f}s)", flush=True)
     rows = [r for r in results["rows"] if r["minutes"] == args.minutes]
     if args.grid:
         pictures = [p for p in (strip(r, args.out) for r in rows) if p is not None]
@@ -176,11 +177,14 @@ def main():
             args.grid.parent.mkdir(parents=True, exist_ok=True)
             write_png(grid_image(torch.cat(pictures), nrow=8), args.grid)
     ns = sorted({n for r in rows for n in r["scores"]}, key=int)
-    print(f"\n| recipe ({args.minutes:g} min) | steps | img/s | " + " | ".join(f"FID@{n} | KID@{n} (x1e3)" for n in ns) + " |")
-    print("|---|---|---|" + "---|---|" * len(ns))
+    print(f"\n| recipe ({args.minutes:g} min) | steps | img/s | " + " | ".join(f"FID@{n} | KID@{n} (x1e3)" for n in ns)
+          + f" | precision@{ns[-1]} | recall@{ns[-1]} |")
+    print("|---|---|---|" + "---|---|" * len(ns) + "---|---|")
     for r in rows:
         cells = [f"{r['scores'][n]['fid']:.2f} | {1e3 * r['scores'][n]['kid_mean']:.2f} ± {1e3 * r['scores'][n]['kid_std']:.2f}"
                  if n in r["scores"] else "- | -" for n in ns]
+        last = r["scores"].get(ns[-1], {})
+        cells += [f"{last[k]:.4f}" if last.get(k) is not None else "-" for k in ("precision", "recall")]
         print(f"| {r['recipe']} | {r['steps']} | {r['img_per_s']} | " + " | ".join(cells) + " |")
 
 
