@@ -182,6 +182,28 @@ def test_cache_is_keyed_by_content_a_fresh_copy_hits_and_a_changed_byte_misses(t
     assert "cached for next time" in log and not torch.equal(first, changed)
 
 
+def test_one_source_spelled_relative_absolute_or_through_a_link_is_one_cache_key(tmp_path, monkeypatch):
+    from ganzoo.data import dataset_key
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (i * 50, 0, 0)).save(src / f"{i}.png")
+    (tmp_path / "link").symlink_to(src)
+    monkeypatch.chdir(tmp_path / "link")
+    keys = {dataset_key(section(name="images", path=p, resolution=16, channels=3))
+            for p in (str(src), "../imgs", ".", str(tmp_path / "link"), str(src) + "/")}
+    assert len(keys) == 1
+    _, log = load(src, cache=True)
+    assert "cached for next time" in log
+    _, log = load("../imgs", cache=True)
+    assert "from cache" in log
+    other = tmp_path / "other"
+    shutil.copytree(src, other)
+    Image.new("RGB", (20, 20), (0, 0, 99)).save(other / "2.png")  # another source: another key, however spelled
+    assert dataset_key(section(name="images", path="../other", resolution=16, channels=3)) not in keys
+
+
 def test_augment_draws_per_image_and_data_inspect_writes_a_grid(tmp_path):
     from typer.testing import CliRunner
 

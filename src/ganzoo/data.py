@@ -24,7 +24,7 @@ import torch
 
 from . import contracts
 from .errors import GanzooError
-from .fileio import atomic_write
+from .fileio import atomic_write, expand
 from .imagefiles import EXTENSIONS, NOT_AN_IMAGE
 from .interfaces import DataReport
 from .labels import LabelSpace, encode
@@ -40,6 +40,19 @@ def cache_dir(kind: str = "datasets") -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "ganzoo") / kind
 
 
+def _located(value):
+    """A parameter that names an existing file or folder, as its real absolute path: ``../data/faces.zip``, its
+    absolute spelling and a link to it are one key (the fingerprint, not the spelling, tells sources apart)."""
+    if isinstance(value, str) and value.strip():
+        try:
+            path = expand(value)
+            if path.exists():
+                return os.path.realpath(path)
+        except (OSError, ValueError):  # a name too long for a path, or one holding NUL: not a path
+            pass
+    return value
+
+
 def dataset_key(section, registry: Registry | None = None) -> str | None:
     """A hash of everything that decides the decoded images (dataset, params, shape, source files), or None."""
     component = (registry or get_registry()).get("dataset", section.name)
@@ -49,7 +62,8 @@ def dataset_key(section, registry: Registry | None = None) -> str | None:
     contracts.check_json(component, fingerprint, "fingerprint")
     if fingerprint is None:
         return None
-    key = json.dumps({"dataset": section.name, "params": section.params.model_dump(mode="json"), "resolution": section.resolution,
+    params = {k: _located(v) for k, v in section.params.model_dump(mode="json").items()}
+    key = json.dumps({"dataset": section.name, "params": params, "resolution": section.resolution,
                       "channels": section.channels, "source": fingerprint, "format": CACHE_FORMAT}, sort_keys=True)
     return f"{section.name}-{section.resolution}px-{section.channels}ch-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
