@@ -28,7 +28,8 @@ training digits at 32 px, one channel) and ``fmnist32`` (Fashion-MNIST, the same
 are given, under ../shared/data/fashion-mnist/FashionMNIST/raw/ or ../shared/data/mnist/FashionMNIST/raw/).
 ``--n-real`` defaults to every real image on the anime sets and a seeded 10,000 on the 60,000-image sets.
 
-**Each row** keeps: the recipe and overrides, steps, images seen (real images the critic saw), img/s, train and
+**Each row** keeps: the recipe, its fingerprint (``ganzoo.shipped.fingerprint``: ``ganzoo recipes`` marks a score
+of an earlier version of the recipe) and overrides, steps, images seen (real images the critic saw), img/s, train and
 scoring seconds, for each N: FID, KID (mean, std, subsets), precision and recall (k, N each side), N generated and
 N real; the reference set's description; the machine (platform, CPU, cores, torch threads, device) and the torch,
 ganzoo and torch-fidelity versions; and ``strip``: 8 images from fixed latents (seed 0), a PNG next to the JSON
@@ -55,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganzoo  # noqa: E402
 import zoo_page  # noqa: E402
 from ganzoo.recipe import load_data_section  # noqa: E402
-from ganzoo.shipped import shipped_recipes  # noqa: E402
+from ganzoo.shipped import fingerprint, shipped_recipes  # noqa: E402
 from quality_budget import score_generator, strip_at, train_budget  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +189,8 @@ def measure(row: str, ds: str, args) -> dict:
         (args.out.parent / strip).unlink()  # a re-measured row gets its own images
     strip_at(args.out.parent / strip, run.run_dir)
     cfg = recipe.train
-    return {"row": row, "recipe": FAMILIES[row][0], "overrides": overrides, "data_set": ds, "minutes": args.minutes,
+    return {"row": row, "recipe": FAMILIES[row][0], "recipe_fingerprint": fingerprint(shipped_recipes()[FAMILIES[row][0]]),
+            "overrides": overrides, "data_set": ds, "minutes": args.minutes,
             "steps": run.steps, "batch_size": cfg.batch_size, "n_critic": cfg.n_critic,
             "images_seen": run.steps * cfg.batch_size * cfg.n_critic, "img_per_s": round(run.images_per_second, 1),
             "train_s": round(run.seconds, 1), "eval_s": round(time.perf_counter() - t0, 1), "ema": ganzoo.models.has_ema(ckpt),

@@ -210,7 +210,8 @@ def recipe_scores(results: dict) -> dict:
         n = max(r["scores"], key=int)
         s = r["scores"][n]
         out.setdefault(r["recipe"], []).append({"data_set": r["data_set"], "minutes": r["minutes"], "fid": round(s["fid"], 2),
-                                                "n": int(n), "n_real": s["n_real"], "recall": s.get("recall")})
+                                                "n": int(n), "n_real": s["n_real"], "recall": s.get("recall"),
+                                                **({"fingerprint": r["recipe_fingerprint"]} if r.get("recipe_fingerprint") else {})})
     return {"about": "measured by bench/zoo.py: FID@n of n generated images against n_real real images after "
                      "`minutes` of training (train.time_limit); each row's machine and full protocol are in docs/zoo.md. "
                      "Written by `python bench/zoo.py page`, never by hand.", "recipes": dict(sorted(out.items()))}

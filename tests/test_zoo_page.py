@@ -112,3 +112,33 @@ def test_ganzoo_recipes_shows_the_measured_scores_the_page_generator_writes(tmp_
     res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "recipes are listed without their scores" in res.output
     assert {line.split()[0]: line for line in res.output.splitlines() if line.strip()}["anime_fast"].rstrip().endswith(" -")
+
+
+def test_a_score_of_an_earlier_version_of_a_recipe_says_so(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import ganzoo.shipped
+    from ganzoo.cli import app
+    from ganzoo.shipped import fingerprint, shipped_recipes
+
+    # what the fingerprint sees: the training sections, not words, output or where the data lies
+    path = tmp_path / "r.yaml"
+    path.write_text("name: a\ndescription: x\ndata: {name: images, path: one.zip}\ntrain: {batch_size: 16}\noutput: {samples: 5}\n")
+    before = fingerprint(path)
+    path.write_text("name: b\ndescription: y\ndata: {name: images, path: two.zip}\ntrain: {batch_size: 16}\noutput: {samples: 0}\n")
+    assert fingerprint(path) == before
+    path.write_text("name: a\ndata: {name: images, path: one.zip}\ntrain: {batch_size: 8}\n")
+    assert fingerprint(path) != before
+    path.write_text("name: a\ndata: {name: images, path: one.zip, augment: {hflip: true}}\ntrain: {batch_size: 16}\n")
+    assert fingerprint(path) != before
+    # ganzoo recipes marks a score measured on another version; the current version's score shows plainly
+    now = fingerprint(shipped_recipes()["anime_fast"])
+    entry = {"data_set": "anime64", "minutes": 3.0, "fid": 301.54, "n": 5000, "n_real": 22969, "recall": 0.0}
+    scores = tmp_path / "scores.json"
+    monkeypatch.setattr(ganzoo.shipped, "scores_path", lambda: scores)
+    for fp, shown in ((now, "301.5 @5k, 3 min, anime64"), ("0" * 12, "301.5 @5k, 3 min, anime64 (an earlier version)")):
+        scores.write_text(json.dumps({"recipes": {"anime_fast": [dict(entry, fingerprint=fp)]}}))
+        res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        row = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}["anime_fast"]
+        assert row.rstrip().endswith(shown), row

@@ -223,7 +223,7 @@ def check(
 @friendly
 def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the reference experiments as they were run")):
     """List the recipes that ship with ganzoo: run one by name (ganzoo run NAME), copy one (ganzoo init)."""
-    from .shipped import describe, measured_scores, measured_text, shipped_recipes
+    from .shipped import describe, fingerprint, measured_scores, measured_text, shipped_recipes
 
     scores = measured_scores()
     rows = []
@@ -232,7 +232,8 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
         if info["reference"] and not all_:
             continue
         rows.append((info["name"], info["experiment"] or "-", info["model"], info["objective"], info["data"],
-                     info["expected_time"].split(" (")[0], measured_text(scores.get(info["name"], []))))
+                     info["expected_time"].split(" (")[0],
+                     measured_text(scores.get(info["name"], []), fingerprint(path))))
     if out.width >= 110:
         table = Table(box=None, pad_edge=False, show_edge=False)
         for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("exp.", {}), ("model", {}), ("objective", {}),

@@ -6,6 +6,7 @@ found outside a checkout too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -49,14 +50,35 @@ def measured_scores() -> dict[str, list[dict]]:
         return {}
 
 
-def measured_text(entries: list[dict]) -> str:
-    """A recipe's measured FIDs as ``ganzoo recipes`` shows them, one a line: ``FID@N value, budget, data set``."""
+# what a measured score does not depend on: words, where the run writes, and the data (a benchmark names its own
+# data set, keeping only the recipe's augmentation)
+NOT_TRAINING = ("name", "description", "expected_time", "output", "eval")
+
+
+def fingerprint(path: Path) -> str:
+    """A short hash of what a recipe file trains (its sections as parsed, without words, output, evaluation and the
+    data besides its augmentation): a score measured with another fingerprint was measured on another version."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    kept = {k: v for k, v in raw.items() if k not in NOT_TRAINING and k != "data"} if isinstance(raw, dict) else {}
+    augment = raw.get("data", {}).get("augment") if isinstance(raw, dict) and isinstance(raw.get("data"), dict) else None
+    if augment:
+        kept["data.augment"] = augment
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def measured_text(entries: list[dict], current: str | None = None) -> str:
+    """A recipe's measured FIDs as ``ganzoo recipes`` shows them, one a line: ``FID@N value, budget, data set``;
+    with ``current`` (the recipe's fingerprint now), a score measured on another version of it says so."""
     def n(value) -> str:
         return f"{value // 1000}k" if value >= 1000 and value % 1000 == 0 else f"{value:,}"
 
+    def older(e) -> str:
+        return " (an earlier version)" if current and e.get("fingerprint") and e["fingerprint"] != current else ""
+
     try:
-        return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {e['minutes']:g} min, {e['data_set']}" for e in entries) or "-"
-    except (KeyError, TypeError, ValueError):
+        return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {e['minutes']:g} min, {e['data_set']}{older(e)}"
+                         for e in entries) or "-"
+    except (KeyError, TypeError, ValueError, AttributeError):
         return "?"
 
 
