@@ -2,7 +2,7 @@
 
     python bench/eval_speed.py --out bench/results/eval_speed.json
 
-``extract`` before (as when issue 17 was filed: the TorchScript network, NCHW, batch 64, TF1 resize), with
+``extract`` before (the first path: the TorchScript network, NCHW, batch 64, TF1 resize), with
 backend ``torch`` (the reference: channels-last, batch 8) and after (backend ``onnxruntime``, the default on CPUs
 where it is installed, with the resize as matrix products), on the same images, with the max feature difference.
 
@@ -38,7 +38,7 @@ def rate(fn, n_per_call: int, seconds: float) -> float:
 
 
 def issue_time_extract(net, images: torch.Tensor) -> None:
-    """What ``extract`` did when issue 17 was filed: TF1 resize, then the TorchScript network on NCHW batches of 64."""
+    """What ``extract`` did first: TF1 resize, then the TorchScript network on NCHW batches of 64."""
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x as tf1
 
     with torch.inference_mode():
@@ -89,7 +89,7 @@ def main():
     fast = extract(images[:32], backend="onnxruntime")
     diff = float((fast - reference).abs().max())
     print(f"onnxruntime ready in {setup_s:.1f}s; max feature difference vs TorchScript on 32 images: {diff:.2e}", flush=True)
-    rows.append({"what": "extract as at issue 17's filing (TorchScript, NCHW, batch 64, TF1 resize)", "batch": 64,
+    rows.append({"what": "extract as first written (TorchScript, NCHW, batch 64, TF1 resize)", "batch": 64,
                  "img_per_s": round(rate(lambda: issue_time_extract(net, images), len(images), args.seconds), 2)})
     print(rows[-1], flush=True)
     for backend in ("torch", "onnxruntime"):
@@ -97,13 +97,13 @@ def main():
             rows.append({"what": f"extract, backend {backend}", "batch": bs or "default",
                          "img_per_s": round(rate(lambda: extract(images, batch_size=bs, backend=backend), len(images), args.seconds), 2)})
             print(rows[-1], flush=True)
-    before = next(r for r in rows if r["what"].startswith("extract as at issue 17"))["img_per_s"]
+    before = next(r for r in rows if r["what"].startswith("extract as first written"))["img_per_s"]
     torch_now = next(r for r in rows if r["what"] == "extract, backend torch" and r["batch"] == "default")["img_per_s"]
     after = next(r for r in rows if r["what"] == "extract, backend onnxruntime" and r["batch"] == "default")["img_per_s"]
     summary = {"before_img_per_s": before, "after_img_per_s": after, "speedup": round(after / before, 2), "goal": "2x",
                "met": after >= 2 * before, "max_feature_diff": diff, "onnxruntime_ready_s": round(setup_s, 1),
                "torch_backend_img_per_s": torch_now, "speedup_vs_torch_backend": round(after / torch_now, 2),
-               "before": "extract when issue 17 was filed: the TorchScript network, NCHW, batch 64, TF1 resize",
+               "before": "extract as first written: the TorchScript network, NCHW, batch 64, TF1 resize",
                "torch_backend": "extract with backend torch (the reference): TorchScript, channels-last, batch 8, TF1 resize",
                "after": "extract as shipped now on a CPU with onnxruntime installed (backend auto = onnxruntime, resize as "
                         "matrix products), its default batch"}
