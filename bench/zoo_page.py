@@ -85,8 +85,22 @@ def machine_text(m: dict) -> str:
             f"torch {m['torch']}, ganzoo {m['ganzoo']}, torch-fidelity {m['torch_fidelity']}")
 
 
-def table(rows: list[dict], machines: list[str]) -> list[str]:
-    """The markdown table of one data set's rows: FID at every N measured, KID, precision and recall at the largest."""
+def current_fingerprints() -> dict[str, str]:
+    """Shipped recipe -> the fingerprint of its file now (a row measured with another was measured on an earlier version)."""
+    from ganzoo.shipped import fingerprint, shipped_recipes
+
+    return {name: fingerprint(path) for name, path in shipped_recipes().items()}
+
+
+def earlier(row: dict, current: dict[str, str]) -> bool:
+    """Whether the row trained another version of its recipe than the one that ships now."""
+    return bool(row.get("recipe_fingerprint")) and row["recipe_fingerprint"] != current.get(row["recipe"], row["recipe_fingerprint"])
+
+
+def table(rows: list[dict], machines: list[str], current: dict[str, str] | None = None) -> list[str]:
+    """The markdown table of one data set's rows: FID at every N measured, KID, precision and recall at the largest;
+    a row of an earlier version of its recipe (``current``: recipe -> fingerprint now) is marked with a dagger."""
+    current = current or {}
     ns = sorted({int(n) for r in rows for n in r["scores"]})
     top = str(ns[-1])
     knn = any("knn" in r["scores"].get(top, {}) for r in rows)
@@ -98,7 +112,8 @@ def table(rows: list[dict], machines: list[str]) -> list[str]:
         s = r["scores"].get(top, {})
         n_real = sorted({v["n_real"] for v in r["scores"].values()})
         changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in (r.get("overrides") or {}).items())
-        cells = ([r["row"], f"`{r['recipe']}`" + (f" with {changed}" if changed else ""), f"{r['minutes']:g} min",
+        cells = ([r["row"], f"`{r['recipe']}`" + (f" with {changed}" if changed else "") + (" †" if earlier(r, current) else ""),
+                  f"{r['minutes']:g} min",
                   _n(r["steps"]), _n(r["images_seen"]), f"{r['img_per_s']:.1f}"]
                  + [_num(r["scores"].get(str(n), {}).get("fid"), 2) for n in ns]
                  + [_kid(s), _num(s.get("precision"), 4), _num(s.get("recall"), 4)] + (_knn(s.get("knn")) if knn else [])
@@ -108,9 +123,11 @@ def table(rows: list[dict], machines: list[str]) -> list[str]:
     return lines
 
 
-def page(results: dict, figures: dict[str, str] | None = None) -> str:
-    """The page's markdown. ``figures``: data set -> the figure's path relative to docs/ (none drawn: no figure)."""
+def page(results: dict, figures: dict[str, str] | None = None, current: dict[str, str] | None = None) -> str:
+    """The page's markdown. ``figures``: data set -> the figure's path relative to docs/ (none drawn: no figure);
+    ``current``: shipped recipe -> its fingerprint now (default: read from the shipped recipes)."""
     figures = figures or {}
+    current = current_fingerprints() if current is None else current
     rows = results["rows"]
     machines = list(dict.fromkeys(machine_text(r["machine"]) for r in sorted(rows, key=lambda r: (list(DATA_SETS).index(r["data_set"])
                                                                                                    if r["data_set"] in DATA_SETS else 99, _order(r)))))
@@ -157,7 +174,10 @@ def page(results: dict, figures: dict[str, str] | None = None) -> str:
         if not mine:
             out += ["No row measured yet.", ""]
             continue
-        out += table(mine, machines) + [""]
+        out += table(mine, machines, current) + [""]
+        if any(earlier(r, current) for r in mine):
+            out += ["† measured on an earlier version of the recipe: its file has changed since (the row's "
+                    "`recipe_fingerprint` in the JSON is not the file's now); the row stays until it is measured again.", ""]
         missing = [f for f in FAMILIES if f not in {r["row"] for r in mine}]
         if missing:
             out += ["Not measured on this data set yet: " + ", ".join(missing) + ".", ""]

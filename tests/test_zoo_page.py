@@ -73,6 +73,18 @@ def test_the_page_shows_each_number_with_its_n_and_changes_with_the_json(tmp_pat
     assert zoo_page.page(data) != text
 
 
+def test_a_row_of_an_earlier_version_of_its_recipe_is_marked_on_the_page(tmp_path):
+    data = json.loads(_fixture(tmp_path).read_text())
+    for r in data["rows"]:
+        r["recipe_fingerprint"] = {"anime_fast": "aaaaaaaaaaaa", "e2_dcgan": "eeeeeeeeeeee"}[r["recipe"]]
+    same = zoo_page.page(data, current={"anime_fast": "aaaaaaaaaaaa", "e2_dcgan": "eeeeeeeeeeee"})
+    assert "†" not in same
+    changed = zoo_page.page(data, current={"anime_fast": "bbbbbbbbbbbb", "e2_dcgan": "eeeeeeeeeeee"})
+    marked = [line.split(" | ")[0] for line in changed.splitlines() if line.startswith("| ") and " † |" in line]
+    assert marked == ["| anime_fast", "| ragan"]  # both rows built from anime_fast; e2_dcgan's recipe is unchanged
+    assert changed.count("† measured on an earlier version of the recipe") == 1  # one note, under the anime64 table
+
+
 def test_an_empty_table_says_that_nothing_is_measured():
     text = zoo_page.page({"rows": []})
     assert "No row has been measured yet" in text
