@@ -94,7 +94,9 @@ def current_fingerprints() -> dict[str, str]:
 
 def earlier(row: dict, current: dict[str, str]) -> bool:
     """Whether the row trained another version of its recipe than the one that ships now."""
-    return bool(row.get("recipe_fingerprint")) and row["recipe_fingerprint"] != current.get(row["recipe"], row["recipe_fingerprint"])
+    from ganzoo.shipped import earlier_version
+
+    return earlier_version(row.get("recipe_fingerprint"), current.get(row["recipe"]))
 
 
 def table(rows: list[dict], machines: list[str], current: dict[str, str] | None = None) -> list[str]:

@@ -58,12 +58,19 @@ NOT_TRAINING = ("name", "description", "expected_time", "output", "eval")
 def fingerprint(path: Path) -> str:
     """A short hash of what a recipe file trains (its sections as parsed, without words, output, evaluation and the
     data besides its augmentation): a score measured with another fingerprint was measured on another version."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    kept = {k: v for k, v in raw.items() if k not in NOT_TRAINING and k != "data"} if isinstance(raw, dict) else {}
-    augment = raw.get("data", {}).get("augment") if isinstance(raw, dict) and isinstance(raw.get("data"), dict) else None
+    raw = yaml.safe_load(Path(path).read_text())
+    raw = raw if isinstance(raw, dict) else {}
+    kept = {k: v for k, v in raw.items() if k not in NOT_TRAINING and k != "data"}
+    augment = raw["data"].get("augment") if isinstance(raw.get("data"), dict) else None
     if augment:
         kept["data.augment"] = augment
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def earlier_version(recorded: str | None, current: str | None) -> bool:
+    """Whether a score recorded with fingerprint ``recorded`` was measured on another version of the recipe than the
+    one whose fingerprint is ``current`` now (unknown on either side: not marked)."""
+    return bool(recorded and current and recorded != current)
 
 
 def measured_text(entries: list[dict], current: str | None = None) -> str:
@@ -73,7 +80,7 @@ def measured_text(entries: list[dict], current: str | None = None) -> str:
         return f"{value // 1000}k" if value >= 1000 and value % 1000 == 0 else f"{value:,}"
 
     def older(e) -> str:
-        return " (an earlier version)" if current and e.get("fingerprint") and e["fingerprint"] != current else ""
+        return " (an earlier version)" if earlier_version(e.get("fingerprint"), current) else ""
 
     try:
         return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {e['minutes']:g} min, {e['data_set']}{older(e)}"
