@@ -1,10 +1,17 @@
 import contextlib
 import copy
 import logging
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# The CLI's rich consoles are made when ganzoo.cli is imported, and a Console made while COLUMNS is set keeps that
+# width for good; tests give each CliRunner call its own COLUMNS, so none may be set when the consoles are made
+# (pytest-xdist's workers inherit one).
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
