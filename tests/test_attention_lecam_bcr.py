@@ -161,7 +161,7 @@ def test_lecam_and_bcr_train_log_their_terms_and_lecam_resumes_exactly(tiny, tmp
 @pytest.mark.parametrize("kind, name", [("generator", "r3gan"), ("critic", "r3gan"), ("generator", "stylegan2"),
                                         ("generator", "resnet"), ("critic", "resnet"), ("objective", "rpgan"),
                                         ("regularizer", "r1"), ("regularizer", "path_length"), ("regularizer", "lecam"),
-                                        ("regularizer", "bcr")])
+                                        ("regularizer", "bcr"), ("regularizer", "mode_seeking")])
 def test_the_modern_components_name_their_paper_and_document_every_parameter(kind, name):
     from typer.testing import CliRunner
 

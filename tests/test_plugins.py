@@ -33,7 +33,7 @@ def test_builtins_are_loaded_by_import_path_and_listed_like_third_party_ones():
     assert kinds["generator"] == kinds["critic"] | {"stylegan2"}  # a generator of its own, for any critic
     assert kinds["objective"] == {"bce", "bce_smooth", "hinge", "ragan", "rpgan", "wgan_clip", "wgan_gp"}
     assert kinds["regularizer"] == {"spectral_norm", "r1", "diffaugment", "gradient_penalty", "weight_clip", "ada", "path_length",
-                                   "lecam", "bcr"}
+                                   "lecam", "bcr", "mode_seeking"}
     assert kinds["conditioning"] == {"concat", "projection", "acgan"}
     assert {"images", "mnist", "fashion_mnist", "toyfaces"} <= kinds["dataset"]
     assert "mlflow" in kinds["callback"]
