@@ -5,7 +5,8 @@ The step's batch is split into pairs (first half against second half): for laten
 G(z2), the ratio d_I(G(z1), G(z2)) / d_z(z1, z2) of the mean absolute differences is how far the generator moves
 its output per unit of latent distance. A generator that collapses modes maps distant latents to near images, so
 the ratio is small; the term ``weight / (ratio + eps)`` added to the generator loss pushes the ratio up. It costs no
-extra forward pass: the pairs are the step's own images. A batch of one image has no pair and adds nothing.
+extra forward pass: the pairs are the step's own images (in a conditional run a pair's labels may differ, which only
+adds to its image distance). A batch of one image has no pair and adds nothing.
 """
 
 import torch
