@@ -34,7 +34,7 @@ DATA_SETS = {
 FAMILIES = {
     "e2_dcgan": "reference E2: DCGAN, BCE, batch 64",
     "e0_wgan_gp": "reference E0: upsample-conv G, WGAN-GP, batch 64, 5 critic steps",
-    "anime_fast": "SNGAN-style residual nets, spectral norm, hinge, small batch, EMA",
+    "anime_fast": "SNGAN-style residual nets, spectral norm, hinge, small batch, EMA, mode-seeking term on G",
     "fastgan": "anime_fast with FastGAN's nets (skip-layer excitation G, reconstructing critic)",
     "ragan": "anime_fast with the relativistic average loss (ragan) instead of hinge",
     "r3gan_anime": "R3GAN-style nets, RpGAN loss, R1 + R2, schedules",
