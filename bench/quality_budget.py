@@ -154,7 +154,7 @@ def main():
                                  "channels": recipe.data.channels})
         measured, ref_info = score_generator(G, ref, args.n, args.n_real, radii=True)
         row = {"recipe": name, "file": str(path), "minutes": args.minutes, "steps": run.steps, "train_s": round(run.seconds, 1),
-               "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.models.has_ema(ckpt), "run_dir": str(run.run_dir),
+               "img_per_s": round(run.images_per_second, 1), "ema": ganzoo.trained.has_ema(ckpt), "run_dir": str(run.run_dir),
                "scores": {n: {k: s[k] for k in (*SCORE_KEYS, "knn") if k in s} for n, s in measured.items()}}
         row["eval_s"] = round(time.perf_counter() - t0, 1)
         results["rows"] = [r for r in results["rows"] if (r["recipe"], r["minutes"]) != (name, args.minutes)] + [row]

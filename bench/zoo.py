@@ -193,7 +193,7 @@ def measure(row: str, ds: str, args) -> dict:
             "overrides": overrides, "data_set": ds, "minutes": args.minutes,
             "steps": run.steps, "batch_size": cfg.batch_size, "n_critic": cfg.n_critic,
             "images_seen": run.steps * cfg.batch_size * cfg.n_critic, "img_per_s": round(run.images_per_second, 1),
-            "train_s": round(run.seconds, 1), "eval_s": round(time.perf_counter() - t0, 1), "ema": ganzoo.models.has_ema(ckpt),
+            "train_s": round(run.seconds, 1), "eval_s": round(time.perf_counter() - t0, 1), "ema": ganzoo.trained.has_ema(ckpt),
             "scores": measured, "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n",
                                                                     "subset_seed") if k in ref_info},
             "generated": "seed 0; the EMA generator where the checkpoint has one", "strip": strip.as_posix(),

@@ -115,7 +115,7 @@ def test_label_dropdowns_pick_the_class_that_render_is_given(cond_run):
 
 
 def test_an_uploaded_image_is_cropped_resized_and_projected(run, tmp_path):
-    from ganzoo.models import load_models
+    from ganzoo.trained import load_models
     from ganzoo.projection import prepare_image
 
     G, D, _, _ = load_models(run)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app
+from ganzoo.fileio import file_sha256
 from ganzoo.export import TOLERANCE, check_inputs, export, is_model_folder
 from ganzoo.projection import load_projection, project, walk_between
 from ganzoo.sampling import generate, write_png
@@ -103,7 +104,12 @@ def test_a_model_folder_loads_back_samples_the_same_and_carries_a_card_the_hub_r
                "protocol": {"library": "torch-fidelity 0.4.0", "n_generated": 1000, "n_real": 5000, "image_resolution": 16,
                             "seed": 0, "feature_network": {"name": "Inception-v3 FID network", "sha256": "ab" * 32,
                                                            "resize": "bilinear to 299x299"},
-                            "reference": {"source": "/somewhere/private/colours"}, "evaluated": {"step": 3, "ema": False}}}
+                            "reference": {"source": "/somewhere/private/colours"},
+                            "evaluated": {"step": 3, "ema": False, "checkpoint_sha256": "0" * 64}}}
+    (cond_run / "metrics.json").write_text(json.dumps(metrics))
+    stale = export(cond_run, "folder", output=cond_run.parent / "stale-card").path  # scores of other weights: not on the card
+    assert "Not evaluated" in (stale / "README.md").read_text() and "201.5" not in (stale / "README.md").read_text()
+    metrics["protocol"]["evaluated"]["checkpoint_sha256"] = file_sha256(cond_run / "checkpoints" / "last.safetensors")
     (cond_run / "metrics.json").write_text(json.dumps(metrics))
     folder = export(cond_run, "folder").path
     assert is_model_folder(folder) and {p.name for p in folder.iterdir()} == {

@@ -162,7 +162,7 @@ def test_the_command_prints_the_verdict_and_errors_are_one_line(run, tmp_path):
     assert f"wrote {run / 'nearest.json'}, {run / 'nearest.png'}, {run / 'report.html'}" in res.output
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args, line in (([str(empty)], f"{empty} has no checkpoint (checkpoints/last.safetensors)"),
+    for args, line in (([str(empty)], f"{empty} is a folder but neither a run folder (no checkpoints/last.safetensors)"),
                        ([str(run), "--data", str(tmp_path / "nope")], f"--data {tmp_path / 'nope'}: no such folder or zip of images"),
                        ([str(run), "-n", "1000000000"], "of 3x16x16 needs about"),
                        ([str(run), "-o", str(tmp_path / "grid.txt")], "give an image file name ending in .png"),

@@ -591,7 +591,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
 
 
 def test_metrics_lines_that_are_not_json_are_named_and_a_torn_last_line_is_not(tmp_path, capsys):
-    from ganzoo.report import _read_lines
+    from ganzoo.rundir import read_lines as _read_lines
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1}\ngarbage\n[1, 2]\n{"step": 2}\n{"step": 3, "lo')  # a killed run's torn last line

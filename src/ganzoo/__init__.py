@@ -5,7 +5,8 @@ Everything the CLI does is a plain call here::
     import ganzoo
     recipe = ganzoo.load_recipe("recipes/quick_toyfaces.yaml", ["train.steps=200"])
     result = ganzoo.train(recipe)
-    G = ganzoo.load_generator(result.checkpoint)
+    G = ganzoo.load_generator(result.checkpoint)   # a run folder, a checkpoint or an exported model folder
+    model = ganzoo.open_trained(result.run_dir)     # everything a trained run holds: .generator(), .critic(), .recipe
     images = ganzoo.generate(G, 16)            # uint8 (16, C, H, W)
     scores = ganzoo.evaluate(result.run_dir, n=1000)   # FID, KID, precision/recall + protocol
 """
@@ -26,7 +27,8 @@ from .labels import LabelSpace
 from .registry import Component, Registry, get_registry
 from .recipe import Recipe, load_recipe
 from .checkpoint import load_checkpoint, save_checkpoint
-from .models import build_models, dcgan_init, load_generator, load_models, pyramid
+from .models import build_models, dcgan_init, pyramid
+from .trained import Trained, load_generator, load_models, open_trained
 from .observers import Run, StepRecord
 from .data import load_data, load_dataset
 from .sampling import class_grid, generate, write_grid, write_samples
@@ -38,5 +40,5 @@ __all__ = [
     "Architecture", "Callback", "CriticBuilder", "GeneratorBuilder", "pyramid", "Component", "Conditioning", "ConditionalCritic", "ConditionalGenerator", "LabelSpace", "class_grid", "load_data", "Run", "StepRecord", "dcgan_init", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Regularizer", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
-    "resume", "save_checkpoint", "train", "write_grid", "write_samples",
+    "resume", "save_checkpoint", "train", "write_grid", "write_samples", "Trained", "open_trained",
 ]

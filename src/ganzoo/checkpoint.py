@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 from .errors import GanzooError
 from .fileio import atomic_write, shown
 from .interfaces import Callback
+from .rundir import RunFiles
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -97,13 +98,13 @@ def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint without unpickling anything; clear errors for anything else."""
     path = Path(path)
     if path.is_dir():
-        candidate = path / "checkpoints" / "last.safetensors"
-        if not candidate.is_file():
-            if (path / "recipe.yaml").is_file():  # a run stopped before its first checkpoint
+        files = RunFiles(path)
+        if not files.last.is_file():
+            if files.recipe.is_file():  # a run stopped before its first checkpoint
                 raise GanzooError(f"{path} is a run that stopped before its first checkpoint (no checkpoints/last.safetensors): "
-                                  f"nothing to continue; start it again with: ganzoo run {path / 'recipe.yaml'} --run-dir {path} --force")
+                                  f"nothing to continue; start it again with: ganzoo run {files.recipe} --run-dir {path} --force")
             raise GanzooError(f"{path} is a folder with no checkpoints/last.safetensors")
-        path = candidate
+        path = files.last
     if not path.is_file():
         raise GanzooError(f"checkpoint not found: {shown(path)}")
     try:
@@ -226,7 +227,7 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
     for net, what in ((run.generator, "generator"), (run.critic, "critic")):
         if not all(torch.isfinite(p).all() for p in net.parameters()):
             raise GanzooError(f"training diverged: the {what} weights are not finite at step {run.step}; "
-                              f"the last checkpoint on disk is untouched ({run.run_dir / 'checkpoints'})")
+                              f"the last checkpoint on disk is untouched ({RunFiles(run.run_dir).checkpoints})")
     if not run.world.main:
         return None
     rng_tensors, rng_meta = rng.get_state()
@@ -234,7 +235,7 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
             "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), "run_id": run.run_id, **run.states(), **extra_meta}
     if run.labels is not None:
         meta["labels"] = run.labels.to_dict()
-    return save_checkpoint(run.run_dir / "checkpoints" / f"{name}.safetensors", generator=run.generator, critic=run.critic,
+    return save_checkpoint(RunFiles(run.run_dir).checkpoint(name), generator=run.generator, critic=run.critic,
                            opt_g=run.opt_g, opt_d=run.opt_d, meta=meta, extra=rng_tensors, generator_ema=run.ema)
 
 

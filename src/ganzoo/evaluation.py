@@ -23,7 +23,6 @@ import importlib.util
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -40,6 +39,8 @@ from .errors import GanzooError
 from .fileio import atomic_write, expand, file_sha256, shown
 from .interfaces import Callback, DataReport
 from .registry import Registry
+from .rundir import ModelFiles, RunFiles
+from .trained import open_trained
 
 log = logging.getLogger("ganzoo")
 
@@ -446,10 +447,10 @@ def per_class_scores(G, section, attribute: str | None = None, n: int = 100, see
 def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, seed: int = 0, weights: str | None = None,
              prc: bool = True, resolution: int | None = None, registry: Registry | None = None, ema: bool = True,
              progress=None, per_class: str | None = None, n_per_class: int = 100, backend: str = "auto") -> dict:
-    """Score a run directory, a checkpoint, or a folder/zip of images.
+    """Score a run folder, a checkpoint, an exported model folder (``ganzoo.trained``), or a folder/zip of images.
 
-    ``ref``: a folder/zip of real images, or ``None`` for the run's own recipe
-    data; ``n_real``: a seeded subset of that many real images (5000, as evaluation during training; their
+    ``ref``: a folder/zip of real images, or ``None`` for the recipe's own data (a model folder's recipe names the
+    data it was trained on, where that was); ``n_real``: a seeded subset of that many real images (5000, as evaluation during training; their
     features are cached), ``None`` for every one. For a run, the result is also written to ``metrics.json`` (the latest evaluation), kept as
     ``evals/stepS-nN-realM-seedK[-ema]-REF.json`` (no evaluation is ever overwritten by another) and appended to
     ``metrics.jsonl``. A checkpoint's EMA generator is scored when it has one (unless ``ema=False``).
@@ -457,11 +458,9 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
     accuracy (``ganzoo.classifier``), and with ``per_class`` (an attribute) FID/KID per class at ``n_per_class``.
     ``backend``: what runs the feature network (``extract``).
     """
-    from .models import has_ema, load_models
     from .sampling import generate
 
-    target = Path(target)
-    is_run = target.suffix == ".safetensors" or (target / "checkpoints" / "last.safetensors").is_file()
+    trained = None if _image_source(target) else open_trained(target, registry)
     if isinstance(ref, (str, Path)):  # before any image is generated: a reference that cannot be read says so first
         ref = Path(ref)
         if not str(ref).strip() or not ref.exists():
@@ -470,26 +469,27 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
             imagefiles.first_image_size(ref)
         except GanzooError as exc:
             raise GanzooError(f"reference images (--ref): {exc}") from None
-    if is_run:
-        G, _, recipe, ckpt = load_models(target, registry=registry, ema=ema)
-        digest = file_sha256(ckpt.path)  # recorded with the scores; checked again before they are written
-        conditional = getattr(G, "labels", None) is not None
+    if trained is not None:
+        G = trained.generator(ema)
+        what = trained.identity(ema)  # recorded with the scores (its digest is checked again before they are written)
+        conditional = trained.labels is not None
         if per_class and not conditional:
-            raise GanzooError(f"--per-class {per_class}: {ckpt.path} is not a conditional model (it was trained without "
+            raise GanzooError(f"--per-class {per_class}: {trained.weights_path} is not a conditional model (it was trained without "
                               "data.labels), so it has no classes to score one by one")
-        run_dir = _writable_run_dir(ckpt)
-        log.info(f"eval: generating {n} images from {ckpt.path} (step {ckpt.meta['step']}, seed {seed})")
+        files = _writable(trained.files)
+        log.info(f"eval: generating {n} images from {trained.weights_path} (step {trained.step}, seed {seed})")
         images = generate(G, n, seed=seed, labels="random" if conditional else None)  # classes as often as in the data
-        ref = recipe.data if ref is None else ref
-        what = {"checkpoint": str(ckpt.path), "step": ckpt.meta["step"], "ema": ema and has_ema(ckpt), "checkpoint_sha256": digest}
+        if ref is None:
+            ref = trained.recipe.data
+            if trained.kind == "model":
+                _require_data(ref, trained.source, registry)
     else:
+        target = Path(target)
         if per_class:
             raise GanzooError(f"--per-class {per_class}: {target} is a folder of images, not a conditional model")
-        if not str(target).strip() or not target.exists():
-            raise GanzooError(f"nothing to evaluate at {target} (give a run folder, a checkpoint, or a folder/zip of images)")
         if target.is_file() and not zipfile.is_zipfile(target):
             raise GanzooError(f"{target} is a single file: evaluation scores a run folder, a checkpoint (.safetensors), "
-                              "or a folder or zip of generated images")
+                              "an exported model folder, or a folder or zip of generated images")
         if ref is None:
             raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
         found_res, ch = imagefiles.first_image_size(target)
@@ -498,43 +498,64 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
     result = evaluate_images(images, ref, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, progress=progress,
                              backend=backend)
     result["protocol"]["evaluated"] = what
-    if is_run and conditional:
+    if trained is not None and conditional:
         from .classifier import label_accuracy
 
-        result["label_accuracy"] = label_accuracy(G, recipe.data, n=n, seed=seed, registry=registry)
+        result["label_accuracy"] = label_accuracy(G, trained.recipe.data, n=n, seed=seed, registry=registry)
         result["protocol"]["labels"] = "FID/KID over all classes: labels drawn from the training data's frequencies"
         if per_class:
-            result["per_class"] = per_class_scores(G, recipe.data, per_class, n_per_class, seed, weights, registry, progress, backend)
-    if is_run and run_dir is not None:
-        _same_checkpoint(ckpt.path, digest, ckpt.meta.get("run_id"), ckpt.meta["step"], result)  # a run replaced while scoring: never file old scores under the new run
+            result["per_class"] = per_class_scores(G, trained.recipe.data, per_class, n_per_class, seed, weights, registry,
+                                                   progress, backend)
+    if trained is not None and files is not None:
+        ckpt = trained.checkpoint
+        _same_checkpoint(ckpt.path, trained.digest, ckpt.meta.get("run_id"), ckpt.meta["step"], result, files)  # a run replaced while scoring: never file old scores under the new run
         proto = result["protocol"]  # every evaluation is kept; metrics.json is the latest of them
-        keep = run_dir / "evals" / (f"step{ckpt.meta['step']:07d}-n{proto['n_generated']}-real{proto['n_real']}-seed{seed}"
-                                    f"{'-ema' if what['ema'] else ''}-{hashlib.sha256(json.dumps(proto['reference'], sort_keys=True, default=str).encode()).hexdigest()[:8]}.json")
-        text = json.dumps(result, indent=2).encode()
-        atomic_write(keep, text, "evaluation")
-        atomic_write(run_dir / "metrics.json", text, "evaluation")
-        with (run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps({"step": ckpt.meta["step"], "eval": flat_scores(result),
-                                "eval_n": len(images), "checkpoint_sha256": digest}) + "\n")
+        ref_key = hashlib.sha256(json.dumps(proto["reference"], sort_keys=True, default=str).encode()).hexdigest()[:8]
+        files.keep_evaluation(result, f"step{ckpt.meta['step']:07d}-n{proto['n_generated']}-real{proto['n_real']}-seed{seed}"
+                                      f"{'-ema' if what['ema'] else ''}-{ref_key}",
+                              {"step": ckpt.meta["step"], "eval": flat_scores(result), "eval_n": len(images),
+                               "checkpoint_sha256": trained.digest})
     return result
 
 
-def _writable_run_dir(ckpt):
-    """The run folder an evaluation of ``ckpt`` is kept in (None for a checkpoint outside a run folder); one that
-    cannot be written is said before any work, and the scores are then only printed."""
-    run_dir = ckpt.path.parent.parent
-    if ckpt.path.parent.name != "checkpoints" or not (run_dir / "recipe.yaml").is_file():
+def _image_source(target) -> bool:
+    """Whether ``target`` is generated images to score (a folder of images or a zip), not a trained model."""
+    path = Path(target)
+    if not str(target).strip() or not path.exists():
+        raise GanzooError(f"nothing to evaluate at {shown(path)} (give a run folder, a checkpoint, an exported model folder, "
+                          "or a folder/zip of images)")
+    if path.is_file():
+        return path.suffix != ".safetensors"
+    return not (RunFiles(path).recipe.is_file() or RunFiles(path).checkpoints.is_dir() or ModelFiles(path).claims_model())
+
+
+def _require_data(section, model, registry: Registry | None) -> None:
+    """A model folder's training data is wherever it was on the machine that trained it: say so before any work."""
+    from . import contracts
+    from .registry import get_registry
+
+    component = (registry or get_registry()).get("dataset", section.name)
+    try:
+        with contracts.calling(component, "check"):
+            component.create(section.params).check()
+    except GanzooError as exc:
+        raise GanzooError(f"{model} is an exported model folder; the data its recipe was trained on is not here ({exc}): "
+                          "give the real images to compare with, --ref PATH") from None
+
+
+def _writable(files: RunFiles | None) -> RunFiles | None:
+    """The run folder an evaluation is kept in (None outside a run folder); one that cannot be written is said
+    before any work, and the scores are then only printed."""
+    if files is None:
         return None
-    evals = run_dir / "evals"
-    if not os.access(run_dir, os.W_OK | os.X_OK) or (evals.exists() and not os.access(evals, os.W_OK | os.X_OK)) \
-            or ((run_dir / "metrics.json").exists() and not os.access(run_dir / "metrics.json", os.W_OK)):
-        log.warning(f"eval: {run_dir} is read-only: the scores will be printed, not kept in its metrics.json and evals/ "
+    if not files.writable():
+        log.warning(f"eval: {files.root} is read-only: the scores will be printed, not kept in its metrics.json and evals/ "
                     "(copy the run folder somewhere writable to keep them)")
         return None
-    return run_dir
+    return files
 
 
-def _same_checkpoint(path: Path, digest: str, run_id: str | None, step: int, result: dict) -> None:
+def _same_checkpoint(path: Path, digest: str, run_id: str | None, step: int, result: dict, files: RunFiles) -> None:
     """Scores may be filed in the run folder only while its checkpoint is the one scored, or a later one of the
     same run (a run still training there: the scores are labelled with their step and checkpoint digest)."""
     from .checkpoint import checkpoint_identity
@@ -548,7 +569,7 @@ def _same_checkpoint(path: Path, digest: str, run_id: str | None, step: int, res
             return
     raise GanzooError(f"{path} changed while it was being scored (replaced by another run, or by a file that is no "
                       f"checkpoint of this run): these scores belong to the checkpoint as it was (sha256 {digest[:12]}...), "
-                      f"so they are not written into {path.parent.parent}: FID {_fmt(result.get('fid'), 3)}, "
+                      f"so they are not written into {files.root}: FID {_fmt(result.get('fid'), 3)}, "
                       f"KID {_fmt(result.get('kid_mean'), 5)}")
 
 
@@ -570,8 +591,7 @@ class TrainingEval(Callback):
         self.reference = None
 
     def on_start(self, run) -> None:
-        best_path = run.run_dir / "checkpoints" / "best.json"
-        run.best = json.loads(best_path.read_text()).get("best") if best_path.exists() else None
+        run.best = RunFiles(run.run_dir).checkpoint_meta("best").get("best")
 
     def on_step(self, run, record) -> None:
         from .checkpoint import save_run

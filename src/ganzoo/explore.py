@@ -263,16 +263,13 @@ def _shown_errors(gr, fn):
 
 
 def _load(source, device):
-    """``(generator, critic, name)`` of a run folder, checkpoint or exported model folder (no critic there)."""
-    from .export import is_model_folder
-    from .models import load_generator, load_models
+    """``(generator, critic, name)`` of a run folder, checkpoint or exported model folder (no critic there: the
+    projection then compares pixels)."""
+    from .trained import open_trained
 
-    path = Path(source)
-    name = path.name if path.is_dir() else path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
-    if is_model_folder(path):  # an exported model: the generator alone (the projection compares pixels)
-        return load_generator(path, device=device), None, name
-    g, critic, _, _ = load_models(path, device=device, ema=True)
-    return g, critic, name
+    trained = open_trained(source)
+    g, critic = trained.networks(True, device)
+    return g, critic, trained.name
 
 
 def build_app(source, device="cpu"):

@@ -25,12 +25,14 @@ import torch
 
 from .errors import GanzooError
 from .fileio import atomic_write
+from .rundir import ModelFiles, RunFiles, is_model_folder
+from .trained import Trained, open_trained
 
 FORMATS = ("onnx", "torchscript", "folder")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
 TOLERANCE = 1e-4
-FOLDER_FORMAT = "ganzoo-generator"
-FOLDER_VERSION = 1
+FOLDER_FORMAT = ModelFiles.FORMAT
+FOLDER_VERSION = ModelFiles.VERSION
 
 
 @dataclass
@@ -93,28 +95,22 @@ def check_inputs(generator, n: int, seed: int = 0):
 
 
 def export(source, format: str, output=None, ema: bool = True, force: bool = False) -> Exported:
-    """Export the generator of ``source`` (a run folder or checkpoint) as ``format`` (``onnx``, ``torchscript``,
-    ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt`` or ``RUN/export/model/``)."""
-    from .checkpoint import load_checkpoint
-    from .models import load_models
-
+    """Export the generator of ``source`` (a run folder, a checkpoint or a model folder: ``ganzoo.trained``) as
+    ``format`` (``onnx``, ``torchscript``, ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt``
+    or ``RUN/export/model/``)."""
     if format not in FORMATS:
         raise GanzooError(f"--format {format}: choose one of {', '.join(FORMATS)}")
-    ckpt = load_checkpoint(source)
-    run_dir = ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else None
-    if output is None:
-        if run_dir is None:
-            raise GanzooError(f"{source}: not in a run folder; say where to write the export with -o")
-        output = run_dir / "export" / ("model" if format == "folder" else f"generator{SUFFIX[format]}")
-    output = Path(output)
+    trained = open_trained(source)
+    default = f"{RunFiles.EXPORTS}/{'model' if format == 'folder' else 'generator' + SUFFIX[format]}"
+    output = trained.output(output, default, "the export")
     _may_write(output, format, force)
-    generator, _, recipe, ckpt = load_models(ckpt, "cpu", ema=ema)
+    generator = trained.generator(ema)
     if format == "folder":
-        return write_folder(generator, recipe, ckpt, run_dir, output, ema)
+        return write_folder(generator, trained, output, ema)
     return _export_graph(generator, format, output)
 
 
-MODEL_FILES = {"model.safetensors", "config.json", "samples.png", "recipe.yaml", "README.md"}
+MODEL_FILES = ModelFiles.NAMES
 
 
 def _may_write(output: Path, format: str, force: bool) -> None:
@@ -219,14 +215,15 @@ def _run_exported(format: str, path: Path, args):
 
 
 # -- model folders --------------------------------------------------------------------------------------------------
-def write_folder(generator, recipe, ckpt, run_dir, output: Path, ema: bool) -> Exported:
+def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Exported:
     from safetensors.torch import save
 
     from . import __version__
-    from .models import has_ema
     from .sampling import generate, grid_image, png_bytes
 
-    weights = "ema" if ema and has_ema(ckpt) else "raw"
+    recipe = trained.recipe
+    weights = "ema" if trained.uses_ema(ema) else "raw"
+    files = ModelFiles(output)
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     labels = getattr(generator, "labels", None)
     config = {
@@ -236,56 +233,18 @@ def write_folder(generator, recipe, ckpt, run_dir, output: Path, ema: bool) -> E
         "image": {"channels": recipe.data.channels, "resolution": recipe.data.resolution},
         "latent_dim": generator.latent_dim, "output_range": [-1, 1],
         "labels": None if labels is None else labels.to_dict(),
-        "weights": weights, "step": ckpt.meta.get("step"), "recipe": json.loads(json.dumps(ckpt.recipe)),
+        "weights": weights, "step": trained.step, "recipe": recipe.to_dict(),
     }
     if output.exists() and not output.is_dir():
         output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
     output.mkdir(parents=True, exist_ok=True)  # an empty folder, or a model folder whose files are written over
-    atomic_write(output / "model.safetensors", save(state, {"format": "pt", "ganzoo": json.dumps({"format": FOLDER_FORMAT})}))
-    atomic_write(output / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write(files.weights, save(state, {"format": "pt", "ganzoo": json.dumps({"format": FOLDER_FORMAT})}))
+    atomic_write(files.config, (json.dumps(config, indent=2) + "\n").encode())
     images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
-    atomic_write(output / "samples.png", png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))
-    atomic_write(output / "recipe.yaml", (_yaml(config["recipe"]) + "\n").encode())
-    atomic_write(output / "README.md", model_card(config, recipe, ckpt, run_dir, output.name).encode())
+    atomic_write(files.samples, png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))
+    atomic_write(files.recipe, (_yaml(config["recipe"]) + "\n").encode())
+    atomic_write(files.card, model_card(config, trained, output.name).encode())
     return Exported(output, "folder", None, False, 64)
-
-
-def is_model_folder(path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
-def load_folder(path, device="cpu", registry=None):
-    """The generator of a model folder ``export --format folder`` wrote, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .labels import LabelSpace
-    from .checkpoint import load_state, require_finite
-    from .models import build_models
-    from .recipe import load_recipe
-
-    path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-        assert config.get("format") == FOLDER_FORMAT and isinstance(config.get("recipe"), dict)
-    except (OSError, ValueError, AssertionError):
-        raise GanzooError(f"{path}/config.json is not a ganzoo model folder's config") from None
-    if config.get("format_version", 0) > FOLDER_VERSION:
-        raise GanzooError(f"{path} was written by a newer ganzoo (model folder format {config['format_version']}); upgrade ganzoo")
-    try:
-        recipe = load_recipe(config["recipe"], registry=registry)
-    except GanzooError as exc:
-        raise GanzooError(f"{path}: its recipe does not validate here (a plugin missing?): {exc}") from None
-    labels = LabelSpace.from_dict(config["labels"]) if config.get("labels") else None
-    generator, _ = build_models(recipe, registry, labels=labels, check=False)
-    try:
-        state = load_file(str(path / "model.safetensors"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GanzooError(f"{path}/model.safetensors is not readable: {exc}") from None
-    load_state(generator, state, "generator", path / "model.safetensors")
-    require_finite(generator, "generator", path / "model.safetensors")
-    return generator.to(device).eval()
 
 
 def _yaml(value) -> str:
@@ -294,13 +253,15 @@ def _yaml(value) -> str:
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip()
 
 
-def model_card(config: dict, recipe, ckpt, run_dir, name: str) -> str:
-    """README.md of a model folder: Hub metadata (YAML front matter), then what a user of the model needs."""
+def model_card(config: dict, trained: Trained, name: str) -> str:
+    """README.md of a model folder: Hub metadata (YAML front matter), then what a user of the model needs. Scores
+    appear only when they were measured on exactly the weights the folder ships (same weights file, same choice of
+    the weight average); otherwise the card says the model was not evaluated."""
     from .report import duration, fid_text, kid_text, strip_paths
 
-    metrics = _read_json(run_dir / "metrics.json") if run_dir else None
-    run = _read_json(run_dir / "run.json") if run_dir else {}
-    run = run or {}
+    recipe = trained.recipe
+    metrics = scores_of(trained, config["weights"] == "ema")
+    run = trained.files.summary() if trained.files is not None else {}
     conditional = config["labels"] is not None
     data = recipe.data
     data_name = data.name if data.name != "images" else Path(str(data.params.model_dump().get("path", "images"))).name
@@ -353,7 +314,7 @@ def model_card(config: dict, recipe, ckpt, run_dir, name: str) -> str:
                   + (f", {duration(run['seconds_total'])}" if run.get("seconds_total") else "")
                   + (f" at {run['images_per_second']:.1f} img/s" if run.get("images_per_second") else "")
                   + f" on {run.get('device', 'cpu')}" + (f" x{run['world_size']}" if (run.get("world_size") or 1) > 1 else "") + ".", ""]
-    versions = ckpt.meta.get("versions") or {}
+    versions = (trained.checkpoint.meta.get("versions") if trained.checkpoint is not None else None) or {}
     lines += [f"Data: {data_name} ({data.name}), {shape['resolution']} px. Objective: {recipe.objective.name}. "
               f"Critic: {recipe.critic.name}. Written by ganzoo {config['ganzoo_version']}"
               + (f" (torch {versions['torch']})" if versions.get("torch") else "") + f" on {platform.machine() or 'an unknown machine'}.",
@@ -369,8 +330,12 @@ def _labels_text(labels: dict) -> str:
     return "; ".join(f"{a} ({', '.join(entry['classes'])})" for a, entry in labels.items())
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+def scores_of(trained: Trained, ema: bool) -> dict | None:
+    """The latest evaluation kept with ``trained`` when it scored exactly these weights (digest and weight average)."""
+    metrics = trained.files.evaluation() if trained.files is not None else None
+    if not metrics or metrics.get("fid") is None:
         return None
+    scored = (metrics.get("protocol") or {}).get("evaluated") or {}
+    if scored.get("checkpoint_sha256") != trained.digest or bool(scored.get("ema")) != bool(ema):
+        return None
+    return metrics

@@ -1,4 +1,4 @@
-"""Build a recipe's generator and critic through the registry, and load them back."""
+"""Build a recipe's generator, critic, objective and regularizers through the registry (loading them back: ``ganzoo.trained``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from . import contracts, limits, rng
-from .checkpoint import Checkpoint, load_checkpoint, load_state, load_weights, require_finite
 from .errors import GanzooError
 from .interfaces import Critic, Generator, ImageShape
 from .labels import LabelSpace
@@ -221,51 +220,3 @@ def make_ema(generator: Generator, decay: float, warmup: bool = False):
     ema = AveragedModel(generator, multi_avg_fn=update, use_buffers=True)
     ema.decay = decay
     return ema
-
-
-def has_ema(ckpt: Checkpoint) -> bool:
-    """True when the checkpoint holds an EMA generator that has averaged at least one step."""
-    n = ckpt.tensors.get("generator_ema.n_averaged")
-    return n is not None and int(n) > 0
-
-
-def load_models(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True):
-    """``(generator, critic, recipe, checkpoint)`` from a checkpoint file or run directory.
-
-    With ``ema`` (the default) the generator is the checkpoint's weight average when it has one.
-    """
-    from .recipe import load_recipe
-
-    ckpt: Checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    try:
-        recipe = load_recipe(ckpt.recipe, registry=registry)
-    except GanzooError as exc:
-        raise GanzooError(f"{ckpt.path}: its recipe no longer validates here: {exc}") from None
-    g, d = build_models(recipe, registry, labels=checkpoint_labels(ckpt))
-    load_weights(ckpt, g, d)
-    which = "EMA generator" if ema and has_ema(ckpt) else "generator"
-    if which == "EMA generator":
-        load_state(g, ckpt.state("generator_ema.module"), "EMA generator", ckpt.path)
-    require_finite(g, which, ckpt.path)
-    return g.to(device).eval(), d.to(device).eval(), recipe, ckpt
-
-
-def checkpoint_labels(ckpt: Checkpoint) -> LabelSpace | None:
-    """The label space a conditional checkpoint was trained on (None for an unconditional one)."""
-    saved = ckpt.meta.get("labels")
-    if not saved:
-        return None
-    try:
-        return LabelSpace.from_dict(saved)
-    except (KeyError, TypeError, AttributeError):
-        raise GanzooError(f"{ckpt.path}: damaged label metadata") from None
-
-
-def load_generator(checkpoint, device="cpu", registry: Registry | None = None, ema: bool = True) -> Generator:
-    """The generator of a checkpoint (file or run directory), in eval mode; its EMA when it has one (and ``ema``).
-    A model folder (``ganzoo export --format folder``) holds one generator, which ``ema`` does not change."""
-    from .export import is_model_folder, load_folder
-
-    if not isinstance(checkpoint, Checkpoint) and is_model_folder(checkpoint):
-        return load_folder(checkpoint, device, registry)
-    return load_models(checkpoint, device, registry, ema)[0]

@@ -1,6 +1,6 @@
 """Does the generator copy its training set? Generated images against their nearest training images.
 
-A generator can score a good FID by reproducing training images. ``nearest(run_dir)`` draws ``n`` images from the
+A generator can score a good FID by reproducing training images. ``nearest(source)`` draws ``n`` images from the
 run's generator (its weight average where kept) and finds, for each, the training images at the least RMS pixel
 distance (on [0, 1]: 0 is identical, the unit of ``ganzoo sample``'s distinctness threshold). For scale, the same
 is done for ``n`` training images (a seeded subset) against all the other training images, their own copy left
@@ -141,7 +141,7 @@ def verdict_text(r: NearestResult, grid: str) -> str:
     return line
 
 
-def training_images(run_dir: Path, recipe, data=None, registry=None) -> tuple[torch.Tensor, str]:
+def training_images(source: Path, recipe, data=None, registry=None) -> tuple[torch.Tensor, str]:
     """The run's training images as the run loaded them (its recipe's ``data`` section, cached once decoded), or
     those at ``data`` (a folder or zip, at the recipe's resolution and channels): uint8 ``(N, C, H, W)`` and where."""
     from .data import load_data
@@ -158,7 +158,7 @@ def training_images(run_dir: Path, recipe, data=None, registry=None) -> tuple[to
     else:
         given = section.params.model_dump().get("path")
         if isinstance(given, str) and not expand(given).exists():
-            raise GanzooError(f"the training data of {run_dir} is not at {given} (its recipe's data.path): give where it is "
+            raise GanzooError(f"the training data of {source} is not at {given} (its recipe's data.path): give where it is "
                               "now with --data PATH")
     images = load_data(section, registry).images
     if len(images) < 2:
@@ -178,38 +178,40 @@ def check_memory(n: int, n_train: int, shape) -> None:
                           "lower -n")
 
 
-def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progress=None, grid=None, ema: bool = True,
+def nearest(source, n: int = 256, data=None, seed: int = 0, device="cpu", progress=None, grid=None, ema: bool = True,
             report: bool = True, columns: int = GRID_COLUMNS, registry=None) -> NearestResult:
-    """Generated images of a run against their nearest training images (module docstring): the numbers, the verdict,
-    and ``nearest.json`` and ``nearest.png`` (or ``grid``) written; the run's ``report.html`` rewritten when it has one
-    (and ``report``); the grid has ``columns`` generated images. ``progress(what, done, total)`` is called as the
+    """Generated images of ``source`` (a run folder, a checkpoint or an exported model folder: ``ganzoo.trained``)
+    against their nearest training images (module docstring): the numbers, the verdict, and ``nearest.png`` (or
+    ``grid``) and ``nearest.json`` written (into the run folder; outside one, ``grid`` is needed and the JSON goes
+    beside it); the run's ``report.html`` rewritten when it has one (and ``report``); the grid has ``columns``
+    generated images. ``progress(what, done, total)`` is called as the
     distances are computed."""
-    from .models import has_ema, load_models
+    from .recipe import load_recipe
     from .sampling import generate, grid_image, image_path, png_bytes
+    from .trained import open_trained
 
-    run_dir = Path(run_dir)
-    if not str(run_dir).strip() or not run_dir.is_dir():
-        raise GanzooError(f"{run_dir} is not a run folder")
-    if not (run_dir / "checkpoints" / "last.safetensors").is_file():
-        raise GanzooError(f"{run_dir} has no checkpoint (checkpoints/last.safetensors): nothing to compare yet")
+    trained = open_trained(source, registry)
     if n < 1:
         raise GanzooError(f"-n {n}: give at least 1 generated image")
-    grid_path = image_path(grid) if grid is not None else run_dir / "nearest.png"
-    from . import load_recipe
-
-    recipe = load_recipe(run_dir / "recipe.yaml", registry=registry) if (run_dir / "recipe.yaml").is_file() else None
-    G, _, ckpt_recipe, ckpt = load_models(run_dir, device=device, registry=registry, ema=ema)
-    recipe = recipe or ckpt_recipe
+    files = trained.files
+    if files is None and grid is None:
+        where = "an exported model folder" if trained.kind == "model" else "a checkpoint outside a run folder"
+        raise GanzooError(f"{trained.source} is {where}: say where to write the grid with -o (its numbers go beside it as .json)")
+    grid_path = image_path(grid) if grid is not None else files.nearest_grid
+    json_path = files.nearest if files is not None else grid_path.with_suffix(".json")
+    home = files.root if files is not None else grid_path.parent
+    recipe = load_recipe(files.recipe, registry=registry) if files is not None and files.recipe.is_file() else trained.recipe
+    G = trained.generator(ema, device)
     check_memory(n, 0, G.shape)
-    real, source = training_images(run_dir, recipe, data, registry)
+    real, data_source = training_images(trained.source, recipe, data, registry)
     shape = (G.shape.channels, G.shape.resolution, G.shape.resolution)
     if tuple(real.shape[1:]) != shape:
         raise GanzooError(f"the training images are {tuple(real.shape[1:])}, the generator makes {shape}: "
                           "--data must hold the images this run was trained on")
     check_memory(n, len(real), G.shape)
 
-    step = ckpt.meta.get("step")
-    log.info(f"nearest: generating {n} images from {ckpt.path} (step {step}, seed {seed}); {len(real):,} training images")
+    step = trained.step
+    log.info(f"nearest: generating {n} images from {trained.weights_path} (step {step}, seed {seed}); {len(real):,} training images")
     if progress is not None:
         progress("generating", 0, n)
     fake = generate(G, n, seed=seed, device=device, labels="random" if getattr(G, "labels", None) is not None else None)
@@ -230,7 +232,7 @@ def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progr
         n_generated=n, n_train=len(real), n_train_sampled=m, generated_to_train=stats(g1), train_to_train=stats(r1),
         threshold=threshold, close=close, close_fraction=close / n, expected_close=PERCENTILE * n, p_value=p_value,
         near_identical=int((g1 < NEAR_IDENTICAL).sum()), near_identical_train=int((r1 < NEAR_IDENTICAL).sum()),
-        copies=p_value < ALPHA, verdict="", step=step, ema=bool(ema and has_ema(ckpt)), seed=seed, data=source)
+        copies=p_value < ALPHA, verdict="", step=step, ema=trained.uses_ema(ema), seed=seed, data=data_source)
 
     # the grid: the generated images nearest a training image first (the suspects), then others in seed order
     cols = max(1, min(columns, n))
@@ -242,15 +244,16 @@ def nearest(run_dir, n: int = 256, data=None, seed: int = 0, device="cpu", progr
     rows = [fake[show]] + [real[i_fake[show, j]] for j in range(i_fake.shape[1])]
     labels = ["generated", "nearest training", "2nd nearest", "3rd nearest"][: len(rows)]
     atomic_write(grid_path, png_bytes(grid_image(torch.cat(rows), nrow=cols, row_labels=labels)), "grid")
-    result.verdict = verdict_text(result, grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path))
+    beside = grid_path.parent.resolve() == home.resolve()
+    result.verdict = verdict_text(result, grid_path.name if beside else str(grid_path))
     if data is not None:  # not the recipe's data: every reader of nearest.json and the report must see against what
-        result.verdict = f"against {source} (given with --data, not the recipe's data): {result.verdict}"
-    shown = grid_path.name if grid_path.parent.resolve() == run_dir.resolve() else str(grid_path.resolve())
-    result.paths = {"json": str(run_dir / "nearest.json"), "grid": str(grid_path)}
-    atomic_write(run_dir / "nearest.json", json.dumps({**result.to_dict(), "grid": shown}, indent=2).encode(), "copy check")
-    if report and (run_dir / "report.html").is_file():
+        result.verdict = f"against {data_source} (given with --data, not the recipe's data): {result.verdict}"
+    result.paths = {"json": str(json_path), "grid": str(grid_path)}
+    atomic_write(json_path, json.dumps({**result.to_dict(), "grid": grid_path.name if beside else str(grid_path.resolve())},
+                                       indent=2).encode(), "copy check")
+    if report and files is not None and files.report.is_file():
         from .report import write_report
 
-        write_report(run_dir)
-        result.paths["report"] = str(run_dir / "report.html")
+        write_report(files.root)
+        result.paths["report"] = str(files.report)
     return result

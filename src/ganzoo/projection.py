@@ -280,25 +280,18 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
     ``ganzoo interpolate --between``), ``NAME.png`` (the reconstruction) and ``NAME.side.png`` (the image as the
     generator sees it next to its reconstruction). ``features="auto"``: the critic's where there is one (a run),
     else pixels (a model folder). ``progress(name, step, steps, distance)``. Returns ``[(side_by_side_path, Projection)]``."""
-    from .export import is_model_folder
     from .fileio import atomic_write
-    from .models import load_generator, load_models
+    from .rundir import RunFiles
     from .sampling import grid_image, png_bytes
+    from .trained import open_trained
 
-    source = Path(source)
-    folder = is_model_folder(source)
-    if folder:
-        generator, critic = load_generator(source, device), None
-    else:
-        generator, critic, _, ckpt = load_models(source, device, ema=ema)
+    trained = open_trained(source)
+    generator, critic = trained.networks(ema, device)
     if features == "auto":
         features = "pixels" if critic is None else "critic"
     if features == "critic" and critic is None:
         raise GanzooError(f"{source} is a model folder (a generator alone): project with --features pixels or inception")
-    if output is None:
-        if folder or ckpt.path.parent.name != "checkpoints":
-            raise GanzooError(f"{source}: say where to write the projections with -o")
-        output = ckpt.path.parent.parent / "projections"
+    output = trained.output(output, RunFiles.PROJECTIONS, "the projections")
     output = Path(output)
     targets = [(Path(p), prepare_image(p, generator.shape)) for p in images]  # every image readable before any work
     results = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import platform
 import re
@@ -26,7 +25,7 @@ import torch
 
 from .fileio import atomic_write
 from .interfaces import Callback
-from .log import logger
+from .rundir import RunFiles
 from .recipe import flat_keys
 from .sampling import grid_image, image_path, png_bytes, read_png
 
@@ -132,40 +131,9 @@ def _table(rows: dict, caption: str | None = None, css: str | None = None) -> st
 
 
 # -- what a run folder holds -------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_lines(path: Path) -> list[dict]:
-    """metrics.jsonl's objects; a torn last line (a killed run) is skipped."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    lines, unreadable = [], []
-    raws = text.splitlines()
-    for number, raw in enumerate(raws, 1):
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            line = None
-        if isinstance(line, dict):
-            lines.append(line)
-        elif raw.strip() and not (number == len(raws) and not text.endswith("\n")):  # not the torn last line
-            unreadable.append(number)
-    if unreadable:
-        shown = ", ".join(map(str, unreadable[:5])) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
-        logger.warning(f"{path}: skipped {len(unreadable)} line(s) that are not JSON objects (line {shown})")
-    return lines
-
-
 @dataclass
 class RunFolder:
-    """The files of a run folder that the report and ``compare`` read; a missing file reads as empty."""
+    """What the report and ``compare`` read of a run folder (through its ``RunFiles``); a missing file reads as empty."""
 
     path: Path
     summary: dict = field(default_factory=dict)  # run.json
@@ -175,23 +143,28 @@ class RunFolder:
     best: dict | None = None  # checkpoints/best.json: the best in-training evaluation
     evaluation: dict = field(default_factory=dict)  # metrics.json, from `ganzoo eval`
     meta: dict = field(default_factory=dict)  # checkpoints/last.json
+    _files: RunFiles | None = field(default=None, repr=False)
 
     @classmethod
     def read(cls, run_dir) -> "RunFolder":
         import yaml
 
-        run = Path(run_dir).resolve()
-        text = (run / "recipe.yaml").read_text() if (run / "recipe.yaml").is_file() else ""
+        files = RunFiles(Path(run_dir).resolve())
+        text = files.recipe.read_text() if files.recipe.is_file() else ""
         try:
             recipe = yaml.safe_load(text) or {}
         except yaml.YAMLError:
             recipe = {}
+        last = files.checkpoint_meta("last")
         if not isinstance(recipe, dict) or not recipe:  # unreadable recipe.yaml: the checkpoint's copy says the same
-            recipe = _read_json(run / "checkpoints" / "last.json").get("recipe") or {}
-        best = _read_json(run / "checkpoints" / "best.json").get("best")
-        return cls(run, _read_json(run / "run.json"), recipe if isinstance(recipe, dict) else {}, text,
-                   _read_lines(run / "metrics.jsonl"), best if isinstance(best, dict) else None,
-                   _read_json(run / "metrics.json"), _read_json(run / "checkpoints" / "last.json"))
+            recipe = last.get("recipe") or {}
+        best = files.checkpoint_meta("best").get("best")
+        return cls(files.root, files.summary(), recipe if isinstance(recipe, dict) else {}, text, files.lines(),
+                   best if isinstance(best, dict) else None, files.evaluation(), last, files)
+
+    @property
+    def files(self) -> RunFiles:
+        return self._files or RunFiles(self.path)
 
     @property
     def name(self) -> str:
@@ -362,8 +335,8 @@ def eval_plot(evals: list[dict]) -> bytes:
 
 def over_time_section(rf: RunFolder) -> str:
     parts = []
-    if (rf.path / "curves.png").is_file():
-        parts.append(_img(rf.path / "curves.png", "loss curves"))
+    if rf.files.curves.is_file():
+        parts.append(_img(rf.files.curves, "loss curves"))
     evals = [e for e in rf.evaluations() if isinstance(e.get("step"), int)
              and (e.get("fid") is not None or e.get("kid_mean") is not None)]
     if len(evals) == 1:  # one point makes no chart: say it in a line
@@ -397,9 +370,9 @@ def evaluation_section(ev: dict) -> str:
     return "<h2>Evaluation</h2>" + _table(rows)
 
 
-def copy_check_section(run: Path) -> str:
+def copy_check_section(files: RunFiles) -> str:
     """``nearest.json`` (``ganzoo nearest``): the verdict, the distances with N on each side, and the grid."""
-    c = _read_json(run / "nearest.json")
+    run, c = files.root, files.copy_check()
     if not c.get("verdict"):
         return ""
 
@@ -421,7 +394,7 @@ def copy_check_section(run: Path) -> str:
                               f"themselves: {c.get('near_identical_train')} of {c.get('n_train_sampled')}",
             "scored": f"step {c.get('step')}" + (", weight average" if c.get("ema") else "") + f", seed {c.get('seed')}",
             "distance": c.get("distance", "?")}
-    grid = Path(str(c.get("grid") or "nearest.png"))
+    grid = Path(str(c.get("grid") or files.nearest_grid.name))
     grid = grid if grid.is_absolute() else run / grid
     image = (f"<figure>{_img(grid, 'generated images over their nearest training images')}"
              f"<figcaption>{_text(c.get('grid_columns', ''))}</figcaption></figure>") if grid.is_file() else ""
@@ -458,14 +431,14 @@ def warnings_section(rf: RunFolder, limit: int = 20) -> str:
 
 
 # -- the page -----------------------------------------------------------------------------
-def timeline_section(run: Path) -> str:
-    grids = sorted((run / "grids").glob("step_*.png"))
+def timeline_section(files: RunFiles) -> str:
+    grids = files.grid_steps()
     cells = "".join(f"<figure>{_img(g, g.stem)}<figcaption>step {int(g.stem.split('_')[1])}</figcaption></figure>" for g in grids)
     return f"<h2>Fixed-z grid timeline</h2><div class=timeline>{cells}</div>" if grids else ""
 
 
-def samples_section(run: Path) -> str:
-    final = _sample_grid(run / "samples")
+def samples_section(files: RunFiles) -> str:
+    final = _sample_grid(files.samples)
     return f"<h2>Final samples (first 64)</h2><div class=samples>{_img(final, 'final samples')}</div>" if final else ""
 
 
@@ -505,8 +478,8 @@ def _tolerant(fn):
 def write_report(run_dir) -> Path:
     """Write ``run_dir/report.html`` from what the run directory holds."""
     rf = RunFolder.read(run_dir)
-    sections = [summary_section(rf), over_time_section(rf), evaluation_section(rf.evaluation), copy_check_section(rf.path), warnings_section(rf),
-                timeline_section(rf.path), samples_section(rf.path), hyperparameters_section(rf), environment_section(rf)]
+    sections = [summary_section(rf), over_time_section(rf), evaluation_section(rf.evaluation), copy_check_section(rf.files), warnings_section(rf),
+                timeline_section(rf.files), samples_section(rf.files), hyperparameters_section(rf), environment_section(rf)]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ganzoo: {_text(rf.name)}</title>
 <style>{STYLE}</style></head><body>
@@ -514,7 +487,7 @@ def write_report(run_dir) -> Path:
 {"".join(sections)}
 </body></html>
 """
-    out = rf.path / "report.html"
+    out = rf.files.report
     atomic_write(out, page.encode(), "report")
     return out
 
@@ -522,7 +495,7 @@ def write_report(run_dir) -> Path:
 # -- comparing runs ----------------------------------------------------------------
 def require_run_dir(run_dir) -> Path:
     run = Path(run_dir)
-    if not (run / "recipe.yaml").is_file():
+    if not RunFiles(run).recipe.is_file():
         from .errors import GanzooError
 
         raise GanzooError(f"{run} is not a ganzoo run directory (no recipe.yaml)")
@@ -568,11 +541,11 @@ def compare_details(row: dict) -> str:
 
 
 def final_grid(run_dir) -> Path | None:
-    run = Path(run_dir)
-    grids = sorted((run / "grids").glob("step_*.png"))
+    files = RunFiles(run_dir)
+    grids = files.grid_steps()
     if grids:
         return grids[-1]
-    return run / "samples" / "grid.png" if (run / "samples" / "grid.png").exists() else None
+    return files.samples / "grid.png" if (files.samples / "grid.png").exists() else None
 
 
 def write_comparison(run_dirs, path, height: int = 360) -> Path:
@@ -629,8 +602,9 @@ class RunSummary(Callback):
                                "near_identical_pairs": len(distinct.close_pairs) if distinct else None}}
         if run.ranks is not None:
             summary["ranks"] = run.ranks
-        atomic_write(run.run_dir / "run.json", json.dumps(summary, indent=2).encode(), "run summary")
+        files = RunFiles(run.run_dir)
+        files.write_summary(summary)
         write_report(run.run_dir)
         logging.getLogger("ganzoo").info(
             f"done: steps {run.start}->{run.step} in {run.seconds:.1f}s ({ips:.1f} img/s); checkpoint {run.checkpoint_path}; "
-            f"{samples} samples in {run.run_dir / 'samples'}; report {run.run_dir / 'report.html'}")
+            f"{samples} samples in {files.samples}; report {files.report}")

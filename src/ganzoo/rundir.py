@@ -1,20 +1,233 @@
-"""Run folders: a new one per run, never reused; an existing one replaced only on request."""
+"""Run folders and model folders: what their files are called, the reads and writes tools share, a new run folder per
+run (never reused; an existing one replaced only on request) and the lock of a run in progress.
+
+This is the only module that spells a run folder's file names (``RunFiles``) or a model folder's (``ModelFiles``);
+it imports nothing of ganzoo but errors and file helpers, so every module can use it. Opening what a folder holds
+(networks, recipe, checkpoint) is ``ganzoo.trained``'s."""
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
 from .errors import GanzooError
-from .fileio import expand
+from .fileio import atomic_write, expand
+
+log = logging.getLogger("ganzoo")
 
 
-# what a run writes at the top of its folder: --force deletes a folder that holds nothing else
-RUN_FILES = {"recipe.yaml", "checkpoints", "grids", "samples", "metrics.jsonl", "metrics.json", "evals", "tb", "curves.png",
-             "report.html", "run.json", "fixed_z.safetensors", ".lock", "nearest.json", "nearest.png", "export", "projections"}
+class RunFiles:
+    """The files of one run folder, by name, and the reads and writes that several tools share.
+
+    A missing file reads as empty (``{}``/``[]``): a run cut short, or one from an earlier version, still opens."""
+
+    RECIPE = "recipe.yaml"
+    CHECKPOINTS = "checkpoints"
+    METRICS_LINES = "metrics.jsonl"
+    METRICS = "metrics.json"
+    EVALS = "evals"
+    SUMMARY = "run.json"
+    REPORT = "report.html"
+    TENSORBOARD = "tb"
+    GRIDS = "grids"
+    SAMPLES = "samples"
+    CURVES = "curves.png"
+    FIXED_LATENTS = "fixed_z.safetensors"
+    LOCK = ".lock"
+    NEAREST = "nearest.json"
+    NEAREST_GRID = "nearest.png"
+    EXPORTS = "export"
+    PROJECTIONS = "projections"
+    # what a run and the tools working on it write at the top of its folder: --force deletes a folder holding nothing else
+    NAMES = frozenset({RECIPE, CHECKPOINTS, METRICS_LINES, METRICS, EVALS, SUMMARY, REPORT, TENSORBOARD, GRIDS, SAMPLES,
+                       CURVES, FIXED_LATENTS, LOCK, NEAREST, NEAREST_GRID, EXPORTS, PROJECTIONS})
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunFiles({str(self.root)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunFiles) and self.root == other.root
+
+    # -- where things are -------------------------------------------------------------------------------------------
+    recipe = property(lambda self: self.root / self.RECIPE)
+    checkpoints = property(lambda self: self.root / self.CHECKPOINTS)
+    metrics_lines = property(lambda self: self.root / self.METRICS_LINES)
+    metrics = property(lambda self: self.root / self.METRICS)
+    evals = property(lambda self: self.root / self.EVALS)
+    summary_path = property(lambda self: self.root / self.SUMMARY)
+    report = property(lambda self: self.root / self.REPORT)
+    tensorboard = property(lambda self: self.root / self.TENSORBOARD)
+    grids = property(lambda self: self.root / self.GRIDS)
+    samples = property(lambda self: self.root / self.SAMPLES)
+    curves = property(lambda self: self.root / self.CURVES)
+    fixed_latents = property(lambda self: self.root / self.FIXED_LATENTS)
+    lock = property(lambda self: self.root / self.LOCK)
+    nearest = property(lambda self: self.root / self.NEAREST)
+    nearest_grid = property(lambda self: self.root / self.NEAREST_GRID)
+    exports = property(lambda self: self.root / self.EXPORTS)
+    projections = property(lambda self: self.root / self.PROJECTIONS)
+
+    def checkpoint(self, name: str = "last") -> Path:
+        """``checkpoints/NAME.safetensors`` (``last``, ``best``, ``step_NNNNNNN``)."""
+        return self.checkpoints / f"{name}.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoint("last")
+
+    def checkpoint_meta(self, name: str = "last") -> dict:
+        """A checkpoint's JSON sidecar (``checkpoints/NAME.json``), read without its tensors."""
+        return read_json(self.checkpoints / f"{name}.json")
+
+    def grid_steps(self) -> list[Path]:
+        """The fixed-latent grids, in step order."""
+        return sorted(self.grids.glob("step_*.png"))
+
+    def grid(self, step: int) -> Path:
+        return self.grids / f"step_{step:07d}.png"
+
+    # -- what it is --------------------------------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """Whether the folder holds a ganzoo run (its recipe.yaml and its checkpoints or fixed latents)."""
+        return self.recipe.is_file() and (self.checkpoints.is_dir() or self.fixed_latents.is_file())
+
+    def looks_like_run(self) -> bool:
+        """What a run writes first (fixed latents, checkpoints/, its lock): a folder --force may clear."""
+        return self.fixed_latents.exists() or self.checkpoints.is_dir() or self.lock.exists()
+
+    def others(self) -> list[str]:
+        """Names at the top of the folder that no run writes."""
+        return sorted(p.name for p in self.root.iterdir() if p.name not in self.NAMES)
+
+    @classmethod
+    def of_checkpoint(cls, path) -> "RunFiles | None":
+        """The run folder a checkpoint file sits in (``RUN/checkpoints/NAME.safetensors``), or None."""
+        path = Path(path)
+        if path.parent.name != cls.CHECKPOINTS:
+            return None
+        files = cls(path.parent.parent)
+        return files if files.recipe.is_file() else None
+
+    def writable(self) -> bool:
+        """Whether evaluations can be kept here (the folder, evals/ and metrics.json writable)."""
+        return (os.access(self.root, os.W_OK | os.X_OK)
+                and not (self.evals.exists() and not os.access(self.evals, os.W_OK | os.X_OK))
+                and not (self.metrics.exists() and not os.access(self.metrics, os.W_OK)))
+
+    # -- reads -------------------------------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """run.json: written last by a finished run (steps, time, speed, final metrics, samples)."""
+        return read_json(self.summary_path)
+
+    def evaluation(self) -> dict:
+        """metrics.json: the latest ``ganzoo eval``."""
+        return read_json(self.metrics)
+
+    def lines(self) -> list[dict]:
+        """metrics.jsonl's objects; a torn last line (a killed run) is skipped, other unreadable lines are named."""
+        return read_lines(self.metrics_lines)
+
+    def copy_check(self) -> dict:
+        return read_json(self.nearest)
+
+    def checkpoint_files(self) -> list[Path]:
+        return sorted(self.checkpoints.glob("*.safetensors"))
+
+    # -- writes ------------------------------------------------------------------------------------------------------
+    def write_summary(self, summary: dict) -> Path:
+        return atomic_write(self.summary_path, json.dumps(summary, indent=2).encode(), "run summary")
+
+    def append_metrics(self, line: dict) -> None:
+        with self.metrics_lines.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def keep_evaluation(self, result: dict, name: str, line: dict) -> Path:
+        """An evaluation kept as ``evals/NAME.json`` (never overwritten by another), made the latest (metrics.json)
+        and appended to metrics.jsonl as ``line``."""
+        text = json.dumps(result, indent=2).encode()
+        kept = atomic_write(self.evals / f"{name}.json", text, "evaluation")
+        atomic_write(self.metrics, text, "evaluation")
+        self.append_metrics(line)
+        return kept
+
+    def write_copy_check(self, result: dict) -> Path:
+        return atomic_write(self.nearest, json.dumps(result, indent=2).encode(), "copy check")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; ``{}`` when missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; a torn last line (a killed writer) is skipped, others are named."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    lines, unreadable = [], []
+    raws = text.splitlines()
+    for number, raw in enumerate(raws, 1):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            line = None
+        if isinstance(line, dict):
+            lines.append(line)
+        elif raw.strip() and not (number == len(raws) and not text.endswith("\n")):  # not the torn last line
+            unreadable.append(number)
+    if unreadable:
+        listed = ", ".join(map(str, unreadable[:5])) + (f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+        log.warning(f"{path}: skipped {len(unreadable)} line(s) that are not JSON objects (line {listed})")
+    return lines
+
+
+class ModelFiles:
+    """The files of an exported model folder (the Hugging Face layout)."""
+
+    WEIGHTS = "model.safetensors"
+    CONFIG = "config.json"
+    SAMPLES = "samples.png"
+    RECIPE = "recipe.yaml"
+    CARD = "README.md"
+    NAMES = frozenset({WEIGHTS, CONFIG, SAMPLES, RECIPE, CARD})
+    FORMAT = "ganzoo-generator"
+    VERSION = 1
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    weights = property(lambda self: self.root / self.WEIGHTS)
+    config = property(lambda self: self.root / self.CONFIG)
+    samples = property(lambda self: self.root / self.SAMPLES)
+    recipe = property(lambda self: self.root / self.RECIPE)
+    card = property(lambda self: self.root / self.CARD)
+
+    def is_model(self) -> bool:
+        return self.root.is_dir() and self.config.is_file() and self.weights.is_file()
+
+    def claims_model(self) -> bool:
+        """Whether the folder says it is a model folder (its config or weights are there), complete or not."""
+        return self.root.is_dir() and not (self.root / RunFiles.CHECKPOINTS).is_dir() and (
+            self.config.exists() or self.weights.exists())
+
+
+def is_model_folder(path) -> bool:
+    """Whether ``path`` is an exported model folder (config.json and model.safetensors)."""
+    return ModelFiles(path).is_model()
+
 
 
 def new_run_dir(recipe) -> Path:
@@ -30,14 +243,14 @@ def new_run_dir(recipe) -> Path:
 
 def is_run_folder(path) -> bool:
     """Whether ``path`` holds a ganzoo run (its recipe.yaml and its checkpoints or fixed latents)."""
-    path = Path(path)
-    return (path / "recipe.yaml").is_file() and ((path / "checkpoints").is_dir() or (path / "fixed_z.safetensors").is_file())
+    return RunFiles(path).is_run()
 
 
 def prepare_run_dir(path, force: bool = False) -> Path:
     """An empty run folder at ``path``; an existing non-empty one only with ``force`` (it is cleared). Never inside
     another run's folder."""
     path = Path(path)
+    files = RunFiles(path)
     if path.exists() and not path.is_dir():
         raise GanzooError(f"run folder {path} is a file")
     outer = next((p for p in path.resolve().parents if is_run_folder(p)), None)
@@ -45,7 +258,7 @@ def prepare_run_dir(path, force: bool = False) -> Path:
         raise GanzooError(f"--run-dir {path} is inside the run folder {outer}: a run gets a folder of its own (e.g. beside it)")
     if path.exists() and any(path.iterdir()):
         if not force:
-            if (path / "recipe.yaml").is_file() and not (path / "checkpoints" / "last.safetensors").is_file():
+            if files.recipe.is_file() and not files.last.is_file():
                 raise GanzooError(f"run folder {path} holds a run that stopped before its first checkpoint (nothing to "
                                   "resume): pass --force to start it again there, or pick another folder")
             raise GanzooError(f"run folder {path} exists and is not empty: resume it (ganzoo resume {path}), "
@@ -54,10 +267,10 @@ def prepare_run_dir(path, force: bool = False) -> Path:
         here = Path.cwd().resolve()
         if path.resolve() == here or path.resolve() in here.parents or path.is_symlink():
             raise GanzooError(f"--force: {path} is the current folder, one above it, or a link; refusing to delete it")
-        if not ((path / "fixed_z.safetensors").exists() or (path / "checkpoints").is_dir() or (path / ".lock").exists()):
+        if not files.looks_like_run():
             raise GanzooError(f"--force: {path} does not look like a ganzoo run folder (no checkpoints/, no fixed_z.safetensors); "
                               "refusing to delete it")
-        other = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES)
+        other = files.others()
         if other:
             raise GanzooError(f"--force: {path} also holds {', '.join(other[:5])}{' ...' if len(other) > 5 else ''}, which a "
                               "run does not write; refusing to delete it (move them, or pick another --run-dir)")
@@ -71,7 +284,7 @@ class RunLock:
     one clear line. The operating system releases it when the process ends, however it ends (kill -9 included)."""
 
     def __init__(self, run_dir):
-        self.path, self.fd = Path(run_dir) / ".lock", None
+        self.path, self.fd = RunFiles(run_dir).lock, None
 
     def acquire(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)

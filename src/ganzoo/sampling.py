@@ -20,6 +20,7 @@ from .data import to_uint8
 from . import limits, rng
 from .errors import GanzooError, Interrupted
 from .interfaces import Callback
+from .rundir import ModelFiles, RunFiles
 
 
 def _pil(image: torch.Tensor) -> Image.Image:
@@ -319,10 +320,10 @@ def _sample_folder(out_dir, force: bool) -> Path:
         raise GanzooError("no output folder given (an empty path)")
     if out_dir.exists() and not out_dir.is_dir():
         raise GanzooError(f"{out_dir} is a file, not a folder for samples")
-    from .rundir import is_run_folder
-
-    if is_run_folder(out_dir):
+    if RunFiles(out_dir).is_run():
         raise GanzooError(f"{out_dir} is a run folder: samples go in a folder of their own, e.g. {out_dir / 'samples-more'}")
+    if ModelFiles(out_dir).claims_model():
+        raise GanzooError(f"{out_dir} is an exported model folder: samples go in a folder of their own, e.g. {out_dir.parent / 'samples'}")
     old = sorted(p for p in out_dir.iterdir() if SAMPLE_FILE.match(p.name)) if out_dir.is_dir() else []
     if old and not force:
         shown = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "")
@@ -430,10 +431,11 @@ class FinalSamples(Callback):
         logging.getLogger("ganzoo").info(f"writing {out.samples} samples to {run.run_dir / 'samples'} ...")
         images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed, batch_size=out.sample_batch_size,
                                              device=run.device, labels="random" if run.labels is not None else None)
-        write_samples(images, run.run_dir / "samples", force=True)  # the run's own folder: a resume rewrites it
-        (run.run_dir / "samples" / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
+        folder = RunFiles(run.run_dir).samples
+        write_samples(images, folder, force=True)  # the run's own folder: a resume rewrites it
+        (folder / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
         if run.labels is not None:  # a conditional run: one grid per attribute, a row per class, the same noise per column
             for attr in run.labels.attributes:
                 images, classes = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)
-                write_grid(images, run.run_dir / "samples" / f"by_{attr}.png", nrow=8, row_labels=classes)
+                write_grid(images, folder / f"by_{attr}.png", nrow=8, row_labels=classes)
         run.distinct = distinct

@@ -11,7 +11,6 @@ position, every RNG, observers' state), so a resumed run is bit-identical to an 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -27,11 +26,12 @@ from .data import BatchStream, build_augment, load_data
 from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
 from .interfaces import Callback
-from .models import build_models, build_objective, build_regularizers, checkpoint_labels, make_ema, preflight
+from .models import build_models, build_objective, build_regularizers, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, flat_keys, load_recipe
 from .registry import Registry, get_registry
-from .rundir import RunLock, new_run_dir
+from .rundir import ModelFiles, RunFiles, RunLock, new_run_dir
+from .trained import checkpoint_labels
 
 log = logging.getLogger("ganzoo")
 
@@ -271,7 +271,7 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
         finally:
             if lock is not None:
                 lock.release()
-        result = RunResult(run.run_dir, run.checkpoint_path or run.run_dir / "checkpoints" / "last.safetensors", run.step,
+        result = RunResult(run.run_dir, run.checkpoint_path or RunFiles(run.run_dir).last, run.step,
                            run.seconds, (run.step - run.start) * run.images_per_step / max(run.seconds, 1e-9), run.metrics)
         distributed.barrier(world)  # ranks leave together: a rank tearing gloo down while rank 0 still writes can abort
         return result
@@ -281,14 +281,14 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
 
 def finish(run: Run, observers: Observers) -> None:
     """After the loop: raise for an interrupted or stopped run (its checkpoint is written), else the final outputs."""
-    stop, where = run.stop, run.checkpoint_path or run.run_dir / "checkpoints"
+    stop, where = run.stop, run.checkpoint_path or RunFiles(run.run_dir).checkpoints
     if stop is not None and stop.kind == "interrupt":
         raise Interrupted(f"interrupted at step {run.step}/{run.total}: checkpoint saved to {where}; "
                           f"continue with: ganzoo resume {run.run_dir}")
     if stop is not None and stop.kind == "error":
         best = run.best
         kept = (f"; best checkpoint (step {best['step']}, {best['metric']} {best['score']:.4g}) kept at "
-                f"{run.run_dir / 'checkpoints' / 'best.safetensors'}") if best else ""
+                f"{RunFiles(run.run_dir).checkpoint('best')}") if best else ""
         raise GanzooError(f"{stop.reason}; checkpoint of step {run.step} at {where}{kept}")
     if stop is not None:  # an early end asked for by an observer (train.time_limit, a callback): say why
         log.info(f"stopped at step {run.step}/{run.total}: {stop.reason}")
@@ -311,7 +311,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
         resume = load_checkpoint(resume)
     run_dir_given = run_dir is not None or resume is not None
     if run_dir is None:
-        run_dir = resume.path.parent.parent if resume is not None else new_run_dir(recipe)
+        run_dir = _run_folder_of(resume) if resume is not None else new_run_dir(recipe)
     run_dir = Path(distributed.gather_objects(str(run_dir), world)[0])  # rank 0 names the folder for everyone
     preflight(recipe, registry)  # before decoding anything: a recipe that cannot run stops here
     data = load_data(recipe.data, registry)
@@ -349,7 +349,7 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     lock = None
     if world.main:  # only now: a run that cannot start leaves no folder behind, a failed resume no changed recipe
         run_dir, lock = _claim(run_dir, recipe, named=run_dir_given)
-        atomic_write(run_dir / "recipe.yaml", recipe.to_yaml().encode(), "recipe")  # a link there is replaced, not followed
+        atomic_write(RunFiles(run_dir).recipe, recipe.to_yaml().encode(), "recipe")  # a link there is replaced, not followed
     if cfg.precision != "fp32" and device.type != "cuda":
         log.warning(f"train.precision {cfg.precision} is mixed precision for CUDA: on the {device.type} this run trains in fp32 "
                     "(autocast off; low-precision matmuls are far slower than fp32 on most CPUs)")
@@ -368,9 +368,11 @@ def _end_unfinished(run_dir: Path, ckpt: Checkpoint) -> bool:
     """Whether the run was cut after its last checkpoint but before its final outputs: run.json (written last) is
     missing, or is of another run or an earlier step."""
     try:
-        summary = json.loads((Path(run_dir) / "run.json").read_text())
+        summary = RunFiles(run_dir).summary()
+        if not summary:
+            return True
         return summary.get("steps") != ckpt.meta.get("step") or summary.get("run_id", ckpt.meta.get("run_id")) != ckpt.meta.get("run_id")
-    except (OSError, ValueError, AttributeError):
+    except AttributeError:
         return True
 
 
@@ -397,7 +399,7 @@ def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, t
                  "(interrupted?): writing the samples and report")
     elif start >= total:
         raise GanzooError(f"{ckpt.path} is at step {start}, the recipe's length is {total}: nothing to resume "
-                          f"(lengthen it: ganzoo resume {ckpt.path.parent.parent} --set train.steps={2 * total})")
+                          f"(lengthen it: ganzoo resume {_run_folder_of(ckpt)} --set train.steps={2 * total})")
     saved_world = ckpt.meta.get("world_size", 1)
     if saved_world != world.size:
         log.info(f"note: resuming a {saved_world}-process run on {world.size}: weights, optimizers and step carry "
@@ -467,9 +469,9 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
         key = item.partition("=")[0].strip()
         if not _resumable(key):
             raise GanzooError(f"resume --set {item!r}: a resume changes only the length, logging and outputs "
-                              f"({', '.join(RESUMABLE_KEYS)}); for other changes start a new run from {run_dir}/recipe.yaml")
+                              f"({', '.join(RESUMABLE_KEYS)}); for other changes start a new run from {RunFiles(run_dir).recipe}")
     saved = load_recipe(ckpt.recipe, registry=registry)
-    edited_path = Path(run_dir) / "recipe.yaml"
+    edited_path = RunFiles(run_dir).recipe
     source = ckpt.recipe
     if edited_path.is_file():
         edited = load_recipe(edited_path, registry=registry)
@@ -484,16 +486,27 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
 def resume_source(path: Path) -> tuple[Path, Checkpoint]:
     """``(run folder, checkpoint)`` for ``ganzoo resume PATH``: a run folder continues from its last checkpoint, a
     checkpoint file inside a run folder's checkpoints/ (step_NNNNNNN, best) from that one, in its run folder."""
+    if ModelFiles(path).claims_model():
+        raise GanzooError(f"{path} is an exported model folder (a generator alone, without its critic and optimizers): it "
+                          "cannot be resumed; train a new run from its recipe.yaml with ganzoo run")
     if path.is_file() or path.suffix == ".safetensors":
-        run_dir = path.parent.parent
-        if path.parent.name != "checkpoints" or not (run_dir / "recipe.yaml").is_file():
+        files = RunFiles.of_checkpoint(path)
+        if files is None:
             raise GanzooError(f"{path} is not in a run folder's checkpoints/: resume continues a run in its own folder "
                               "(ganzoo resume RUN); to start a new run from its weights' recipe use ganzoo run")
         ckpt = load_checkpoint(path)
-        if path.name != "last.safetensors":
+        if path != files.last:
             log.info(f"resume: from {path.name} (step {ckpt.meta.get('step')}), not from the last checkpoint")
-        return run_dir, ckpt
+        return files.root, ckpt
     return path, load_checkpoint(path)
+
+
+def _run_folder_of(ckpt: Checkpoint) -> Path:
+    """The run folder a checkpoint being resumed belongs to."""
+    files = RunFiles.of_checkpoint(ckpt.path)
+    if files is None:
+        raise GanzooError(f"{ckpt.path} is not in a run folder's checkpoints/: resume continues a run in its own folder")
+    return files.root
 
 
 def _same_run(run_dir: Path, ckpt: Checkpoint) -> None:
@@ -504,12 +517,9 @@ def _same_run(run_dir: Path, ckpt: Checkpoint) -> None:
     mine = ckpt.meta.get("run_id")
     if not mine:
         return
-    others = set()
-    try:
-        others.add(json.loads((run_dir / "run.json").read_text()).get("run_id"))
-    except (OSError, ValueError, AttributeError):
-        pass
-    for other in (run_dir / "checkpoints").glob("*.safetensors"):
+    files = RunFiles(run_dir)
+    others = {files.summary().get("run_id")}
+    for other in files.checkpoint_files():
         if other.resolve() != ckpt.path.resolve():
             others.add(checkpoint_identity(other)[0])
     others.discard(None)

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save
 from .errors import GanzooError
 from .fileio import atomic_write
 from .interfaces import Callback
+from .rundir import RunFiles
 from .sampling import render, write_grid
 
 log = logging.getLogger("ganzoo")
@@ -39,7 +40,7 @@ def grid_steps(total: int, every: int | None) -> set[int]:
 
 def fixed_latents(run_dir: Path, n: int, latent_dim: int, seed: int) -> torch.Tensor:
     """The run's fixed latent vectors: created once, then read back (resumed runs included)."""
-    path = run_dir / "fixed_z.safetensors"
+    path = RunFiles(run_dir).fixed_latents
     if path.exists():
         z = load_file(str(path))["z"]
         if z.shape == (n, latent_dim):
@@ -68,7 +69,7 @@ class Metrics(Callback):
         run.metrics_log = self
         if not run.world.main:
             return
-        path = run.run_dir / "metrics.jsonl"
+        path = RunFiles(run.run_dir).metrics_lines
         kept = _lines_up_to(path, run.start)  # resuming from an older checkpoint: drop what comes after it
         path.write_text("".join(json.dumps(line) + "\n" for line in kept))
         self.history = [line for line in kept if "d_loss" in line]
@@ -76,7 +77,7 @@ class Metrics(Callback):
         if run.recipe.output.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run.run_dir / "tb"), purge_step=run.start + 1 if run.start else None)
+            self.tb = SummaryWriter(str(RunFiles(run.run_dir).tensorboard), purge_step=run.start + 1 if run.start else None)
 
     def on_step(self, run, record) -> None:
         values = record.values
@@ -191,14 +192,14 @@ class Grids(Callback):
         """``curves.png`` redrawn once per grid drawn since the last redraw."""
         metrics = getattr(run, "metrics_log", None)
         if self.curves_due and metrics is not None and metrics.history:
-            write_curves(metrics.history, run.run_dir / "curves.png")
+            write_curves(metrics.history, RunFiles(run.run_dir).curves)
             self.curves_due = False
 
     def draw(self, run, step: int) -> torch.Tensor:
         # render runs on a fork of the RNG (fixed noise inputs): grids leave training's random stream as it was
         images = render(run.sampler(), self.z, y=self.y, seed=run.recipe.seed + 7919)
         rows = list(run.labels.classes[0]) if self.y is not None else None  # a conditional run: rows named by class
-        write_grid(images, run.run_dir / "grids" / f"step_{step:07d}.png", nrow=self.nrow, row_labels=rows)
+        write_grid(images, RunFiles(run.run_dir).grid(step), nrow=self.nrow, row_labels=rows)
         metrics = getattr(run, "metrics_log", None)
         if metrics is not None and metrics.tb is not None:
             from torchvision.utils import make_grid
