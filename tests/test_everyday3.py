@@ -51,7 +51,7 @@ def test_run_files_get_the_users_umask_not_the_temporary_files_0600(tiny, tmp_pa
 
 
 def test_kid_spread_is_honest_when_a_side_fits_in_one_subset():
-    from ganzoo.evaluation import kid_subset, scores
+    from ganzoo.metrics import kid_subset, scores
 
     assert kid_subset(10000, 5000) == (1000, True)  # the standard protocol
     assert kid_subset(1000, 5000) == (500, True)  # 1000 of 1000 would be the same generated images in every subset
@@ -194,7 +194,7 @@ def test_one_folder_of_images_with_a_labels_file_has_no_folder_attribute(tmp_pat
 
 
 def test_the_eval_bar_starts_at_the_first_image_and_help_names_the_real_subset():
-    from ganzoo.evaluation import extract
+    from ganzoo.features import extract
 
     calls = []
     extract(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), progress=lambda *a: calls.append(a), what="real images")

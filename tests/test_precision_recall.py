@@ -1,11 +1,11 @@
-"""ganzoo's precision and recall (torch-fidelity's, through ganzoo.evaluation.scores) against a direct computation
+"""ganzoo's precision and recall (torch-fidelity's, through ganzoo.metrics.scores) against a direct computation
 of the definition (Kynkäänniemi et al. 2019, "Improved Precision and Recall Metric for Assessing Generative Models"),
 on feature vectors drawn from two partly overlapping Gaussians."""
 
 import pytest
 import torch
 
-from ganzoo.evaluation import scores
+from ganzoo.metrics import scores
 
 K = 3
 

@@ -67,7 +67,7 @@ def test_report_summary_scores_rounded_and_no_local_paths(run_dir, tmp_path):
                 "<th>images</th><td>64</td>", "<th>generator</th><td>dcgan, latent 8</td>", "<th>critic</th><td>dcgan</td>",
                 "<th>objective</th><td>bce, n_critic 1</td>", "<th>steps</th><td>6 / 6</td>",
                 "<th>best</th><td>KID 0.3100 at step 4 (N 1000 generated)</td>",
-                "<th>last evaluation</th><td>FID 290.12, KID 0.2912 ± 0.0021 at step 6 (N 10000 generated)</td>",
+                "<th>last evaluation</th><td>FID 290.12, KID 0.2912 ± 0.0021, precision 0.1235, recall 0.04568 at step 6 (N 10000 generated)</td>",
                 f"<th>last losses</th><td>step 6: critic {sig(final['d_loss'])}, generator {sig(final['g_loss'])}"):
         assert row in summary, row
     assert "img/s training (evaluation left out)" in summary

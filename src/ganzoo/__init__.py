@@ -11,7 +11,7 @@ Everything the CLI does is a plain call here::
     scores = ganzoo.evaluate(result.run_dir, n=1000)   # FID, KID, precision/recall + protocol
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .errors import GanzooError
 from .errors import quiet_interrupts_while_starting as _quiet_interrupts_while_starting

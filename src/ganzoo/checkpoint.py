@@ -23,6 +23,7 @@ from .errors import GanzooError
 from .fileio import atomic_write, shown
 from .interfaces import Callback
 from .rundir import RunFiles
+from .version import __version__
 
 FORMAT = "ganzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -44,8 +45,7 @@ class Checkpoint:
 
 
 def versions() -> dict:
-    import ganzoo
-    return {"ganzoo": ganzoo.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"ganzoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:

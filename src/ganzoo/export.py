@@ -25,8 +25,10 @@ import torch
 
 from .errors import GanzooError
 from .fileio import atomic_write
+from .metrics import Scores
 from .rundir import ModelFiles, RunFiles, is_model_folder
 from .trained import Trained, open_trained
+from .version import __version__
 
 FORMATS = ("onnx", "torchscript", "folder")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
@@ -218,7 +220,6 @@ def _run_exported(format: str, path: Path, args):
 def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Exported:
     from safetensors.torch import save
 
-    from . import __version__
     from .sampling import generate, grid_image, png_bytes
 
     recipe = trained.recipe
@@ -257,7 +258,7 @@ def model_card(config: dict, trained: Trained, name: str) -> str:
     """README.md of a model folder: Hub metadata (YAML front matter), then what a user of the model needs. Scores
     appear only when they were measured on exactly the weights the folder ships (same weights file, same choice of
     the weight average); otherwise the card says the model was not evaluated."""
-    from .report import duration, fid_text, kid_text, strip_paths
+    from .report import duration, strip_paths
 
     recipe = trained.recipe
     metrics = scores_of(trained, config["weights"] == "ema")
@@ -269,15 +270,11 @@ def model_card(config: dict, trained: Trained, name: str) -> str:
             "tags": ["gan", "ganzoo", recipe.generator.name, recipe.objective.name,
                      "conditional-image-generation" if conditional else "unconditional-image-generation"],
             "license": "other"}
-    results = []
-    if metrics and metrics.get("fid") is not None:
-        p = metrics.get("protocol", {})
-        n = p.get("n_generated")
-        values = [("fid", f"FID@{n}", metrics.get("fid")), ("kid", f"KID@{n}", metrics.get("kid_mean")),
-                  ("precision", f"precision@{n}", metrics.get("precision")), ("recall", f"recall@{n}", metrics.get("recall"))]
-        results = [{"task": {"type": "unconditional-image-generation" if not conditional else "image-generation"}, "dataset": {"name": data_name, "type": data.name},
-                    "metrics": [{"type": t, "name": label, "value": round(float(v), 6)} for t, label, v in values if v is not None]}]
-        meta["model-index"] = [{"name": name, "results": results}]
+    scores = Scores.of(metrics) if metrics else None
+    if scores is not None:
+        task = "unconditional-image-generation" if not conditional else "image-generation"
+        meta["model-index"] = [{"name": name, "results": [{"task": {"type": task}, "dataset": {"name": data_name, "type": data.name},
+                                                           "metrics": scores.card_metrics()}]}]
     lines = ["---", _yaml(meta), "---", "", f"# {recipe.name}: a {recipe.generator.name} generator trained with ganzoo", ""]
     shape = config["image"]
     lines += [f"A GAN generator: {config['latent_dim']}-d latent -> {shape['channels']}x{shape['resolution']}x{shape['resolution']} "
@@ -292,18 +289,12 @@ def model_card(config: dict, trained: Trained, name: str) -> str:
     lines += ["```", "", "```python", "import ganzoo", f'G = ganzoo.load_generator("{name}")',
               "images = ganzoo.generate(G, 16, seed=0" + (', labels="random")' if conditional else ")") + "   # uint8 (16, C, H, W)",
               "```", "", "## Evaluation", ""]
-    if metrics and metrics.get("fid") is not None:
-        p = metrics.get("protocol", {})
-        kid = f"KID {kid_text(metrics.get('kid_mean'))}" + (f" ± {kid_text(metrics['kid_std'])}" if metrics.get("kid_std") is not None
-                                                             else " (one subset)")
-        lines += [f"FID {fid_text(metrics['fid'])}, {kid}"
-                  + (f", precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}" if metrics.get("precision") is not None else "")
-                  + f" on {p.get('n_generated')} generated images against {p.get('n_real')} real images"
-                  f" ({(p.get('reference') or {}).get('source', data_name)}), at {p.get('image_resolution')} px.", "",
-                  f"Protocol: {p.get('library')}; features: {(p.get('feature_network') or {}).get('name')} "
-                  f"(sha256 {str((p.get('feature_network') or {}).get('sha256'))[:16]}…), {(p.get('feature_network') or {}).get('resize')}; "
-                  f"evaluated at step {(p.get('evaluated') or {}).get('step')}"
-                  f"{' with the EMA weights' if (p.get('evaluated') or {}).get('ema') else ''}; seed {p.get('seed')}.", ""]
+    if scores is not None:
+        p, net, what = scores.protocol, scores.protocol.get("feature_network") or {}, scores.protocol.get("evaluated") or {}
+        lines += [f"{scores.line()} {scores.n_text()}.", "",
+                  f"Protocol: {p.get('library')}; features: {net.get('name')} (sha256 {str(net.get('sha256'))[:16]}…), "
+                  f"{net.get('resize')}; evaluated at step {what.get('step')}{' with the EMA weights' if what.get('ema') else ''}; "
+                  f"seed {p.get('seed')}.", ""]
     else:
         lines += ["Not evaluated: run `ganzoo eval RUN` before exporting to have the scores here.", ""]
     lines += ["## Training", ""]

@@ -142,7 +142,7 @@ class _ConvFeatures:
 
 
 def _inception_features():
-    from .evaluation import default_weights
+    from .features import default_weights
 
     net = torch.jit.load(str(default_weights()), map_location="cpu").eval()
     for p in net.parameters():

@@ -29,6 +29,7 @@ import pluggy
 from . import contracts, hookspecs
 from .errors import GanzooError
 from .interfaces import Architecture, Callback, Conditioning, CriticBuilder, Dataset, GeneratorBuilder, Objective, Regularizer
+from .version import __version__
 
 ENTRY_POINT_GROUP = "ganzoo"
 BUILTIN_PACKAGE = "ganzoo_plugins"
@@ -139,8 +140,6 @@ class Registry:
     # -- loading ---------------------------------------------------------------
     def load_plugins(self) -> "Registry":
         """The built-in plugins, then every plugin of the ``ganzoo`` entry-point group."""
-        from . import __version__
-
         package = importlib.import_module(BUILTIN_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             name = f"{BUILTIN_PACKAGE}.{info.name}"  # its full module name: an entry point may be called r1 too

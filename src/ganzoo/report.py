@@ -25,6 +25,7 @@ import torch
 
 from .fileio import atomic_write
 from .interfaces import Callback
+from .metrics import BY_KEY, Scores
 from .rundir import RunFiles
 from .recipe import flat_keys
 from .sampling import grid_image, image_path, png_bytes, read_png
@@ -40,14 +41,6 @@ def sig(value, digits: int = 4) -> str:
     if abs(value) >= 10 ** digits:
         return f"{value:.0f}"
     return f"{value:.{digits}g}"
-
-
-def fid_text(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def kid_text(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def count_text(n) -> str:
@@ -265,15 +258,14 @@ def _progress_rows(rf: RunFolder) -> dict:
 
 
 def _score(metric: str, value) -> str:
-    return f"FID {fid_text(value)}" if metric == "fid" else f"KID {kid_text(value)}"
+    m = BY_KEY["fid" if metric == "fid" else "kid_mean"]
+    return f"{m.label} {m.text(value)}"
 
 
 def evaluation_text(ev: dict) -> str:
     """One evaluation in a line: ``FID 312.40, KID 0.3100 ± 0.0100 at step 40 (N 1000 generated, 5000 real)``."""
-    kid = f"KID {kid_text(ev.get('kid_mean'))}" + (f" ± {kid_text(ev['kid_std'])}" if ev.get("kid_std") is not None
-                                                   else " (one subset)" if ev.get("kid_mean") is not None else "")
     n = f"N {ev.get('n')} generated" + (f", {ev['n_real']} real" if ev.get("n_real") else "")
-    return f"FID {fid_text(ev.get('fid'))}, {kid} at step {ev.get('step')} ({n})"
+    return f"{Scores.of(ev).line()} at step {ev.get('step')} ({n})"
 
 
 def _score_rows(rf: RunFolder) -> dict:
@@ -351,23 +343,7 @@ def evaluation_section(ev: dict) -> str:
     """``metrics.json`` (``ganzoo eval``) as a small table: scores, N on each side, the feature network."""
     if not ev:
         return ""
-    proto = ev.get("protocol", {})
-    ref, net, what = proto.get("reference", {}), proto.get("feature_network", {}), proto.get("evaluated", {})
-    spread = f" ± {kid_text(ev['kid_std'])}" if ev.get("kid_std") is not None else " (one subset)"
-    rows = {"FID": fid_text(ev.get("fid")), "KID": kid_text(ev.get("kid_mean")) + spread}
-    if "precision" in ev or "recall" in ev:
-        rows["precision / recall"] = f"{sig(ev.get('precision'))} / {sig(ev.get('recall'))}"
-    rows["N generated"] = str(proto.get("n_generated", "?"))
-    if "step" in what:
-        rows["N generated"] += f" (step {what['step']}" + (", weight average" if what.get("ema") else "") + ")"
-    elif "images" in what:
-        rows["N generated"] += f" (images in {_last_part(what['images'])})"
-    rows["N real"] = f"{proto.get('n_real', '?')} of {ref.get('size', '?')}" + (
-        f" ({ref.get('dataset')}: {_last_part(ref['source'])})" if ref.get("source") else "")
-    if net:
-        rows["feature network"] = f"{_last_part(net.get('file', '?'))}, sha256 {str(net.get('sha256', '?'))[:12]}"
-    rows["protocol"] = f"{proto.get('library', '?')}, {proto.get('image_resolution', '?')} px, seed {proto.get('seed', '?')}"
-    return "<h2>Evaluation</h2>" + _table(rows)
+    return "<h2>Evaluation</h2>" + _table(Scores.of(ev).rows())
 
 
 def copy_check_section(files: RunFiles) -> str:
@@ -527,8 +503,7 @@ def compare_cells(row: dict, name_width: int = 20) -> list[str]:
     if row.get("planned_steps") is not None:
         steps += f"/{count_text(row['planned_steps'])}"
     n = f" @{count_text(row['eval_n'])}" if row.get("eval_n") else ""
-    scores = ([f"FID {fid_text(row['fid'])}{n}"] if row.get("fid") is not None else []) + (
-        [f"KID {kid_text(row['kid_mean'])}{n}"] if row.get("kid_mean") is not None else [])
+    scores = [f"{m.label} {m.text(row[m.key])}{n}" for m in (BY_KEY["fid"], BY_KEY["kid_mean"]) if row.get(m.key) is not None]
     ips = row.get("img/s")
     return [abbreviate(str(row["run"]), name_width), abbreviate(str(row.get("objective") or "?"), 10), steps,
             duration(row.get("seconds"), compact=True), "n/a" if ips is None else sig(float(ips)), "\n".join(scores) or "-"]
