@@ -18,6 +18,7 @@ from pydantic import Field
 import ganzoo
 from ganzoo import Params, Regularizer
 from ganzoo.conditional import WithLabels
+from ganzoo.interfaces import unwrap
 from ganzoo.sampling import has_w_space
 
 
@@ -28,26 +29,14 @@ class PathLengthParams(Params):
     batch_shrink: int = Field(2, ge=1, description="regularize on 1/batch_shrink of the step's latents")
 
 
-def _unwrap(net):
-    """The module under DDP (``module``) and torch.compile (``_orig_mod``) wrappers."""
-    while True:
-        inner = getattr(net, "_orig_mod", None)
-        if inner is None and type(net).__name__ == "DistributedDataParallel":
-            inner = net.module
-        if inner is None:
-            return net
-        net = inner
-
-
 def w_space(generator):
     """``(mapping, synthesis, num_ws)`` of a generator with a w-space (labels bound for a conditional one, wrappers
     seen through; ``num_ws`` None unless it takes one w per layer), else None."""
     net, y = (generator.net, generator.y) if isinstance(generator, WithLabels) else (generator, None)
-    net = _unwrap(net)
+    net = unwrap(net, through=("ddp", "compiled"))
     if not has_w_space(net):
         return None
-    core = getattr(net, "inner", net)
-    num_ws = getattr(core, "num_ws", None)
+    num_ws = getattr(unwrap(net), "num_ws", None)
     if y is None:
         return net.mapping, net.synthesis, num_ws
     return (lambda z: net.mapping(z, y)), (lambda w: net.synthesis(w, y)), num_ws

@@ -416,7 +416,7 @@ def _cli(args, cwd=None, **env):
 
 
 def test_a_width_no_output_fits_still_prints_everything(tmp_path, monkeypatch):
-    from ganzoo.cli import _sane_columns
+    from ganzoo.cli.common import sane_columns as _sane_columns
 
     for given, read in (("0", "80"), ("abc", "80"), ("-5", "80"), ("5", "40"), ("39", "40"), ("40", "40"), ("200", "200")):
         monkeypatch.setenv("COLUMNS", given)

@@ -101,9 +101,9 @@ def load_checkpoint(path) -> Checkpoint:
         files = RunFiles(path)
         if not files.last.is_file():
             if files.recipe.is_file():  # a run stopped before its first checkpoint
-                raise GanzooError(f"{path} is a run that stopped before its first checkpoint (no checkpoints/last.safetensors): "
+                raise GanzooError(f"{path} is a run that stopped before its first checkpoint (no {files.last.relative_to(path)}): "
                                   f"nothing to continue; start it again with: ganzoo run {files.recipe} --run-dir {path} --force")
-            raise GanzooError(f"{path} is a folder with no checkpoints/last.safetensors")
+            raise GanzooError(f"{path} is a folder with no {files.last.relative_to(path)}")
         path = files.last
     if not path.is_file():
         raise GanzooError(f"checkpoint not found: {shown(path)}")

@@ -35,6 +35,8 @@ class ConditionalGenerator(Generator):
     with ``embed``, its input is ``z`` followed by the label embedding (input concatenation). A conditional
     batch norm layer inside ``inner`` (``ConditionalBatchNorm``) reads the labels of the current call."""
 
+    wraps_network = True  # ganzoo.interfaces.unwrap sees through it to ``inner``
+
     def __init__(self, inner: Generator, shape: ImageShape, labels, embed: LabelEmbedding | None = None):
         super().__init__(shape)
         self.inner, self.labels, self.embed = inner, labels, embed
@@ -53,6 +55,19 @@ class ConditionalGenerator(Generator):
     def synthesis(self, w: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._call(self.inner.synthesis, w, y, lambda w, y: w)
 
+    @property
+    def w_space(self) -> bool:
+        return bool(getattr(self.inner, "w_space", False))
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """The inner generator's average w (truncation's centre; labels move w around it)."""
+        return self.inner.w_avg
+
+    @property
+    def w_dim(self) -> int | None:
+        return getattr(self.inner, "w_dim", None)
+
     def _input(self, z, y):
         return z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1)
 
@@ -68,6 +83,8 @@ class ConditionalGenerator(Generator):
 class ConditionalCritic(Critic):
     """A critic of (image, label) pairs: ``forward(x, y)`` -> scores ``(N,)``; with ``has_aux``, ``aux="real"|"fake"``
     returns ``(scores, aux_loss)``. ``inner`` is the architecture's critic."""
+
+    wraps_network = True
 
     def __init__(self, inner: Critic, shape: ImageShape, labels):
         super().__init__(shape)

@@ -67,10 +67,6 @@ def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.n
     return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
-
-
 def any_rank(flag: bool, world: World, device) -> bool:
     """True on every rank if it is true on any rank (stop requests, non-finite losses)."""
     if not world.distributed:

@@ -151,6 +151,13 @@ class Generator(nn.Module):
     def sample_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         return torch.randn(n, self.shape.latent_dim, generator=generator, device=device)
 
+    @property
+    def w_space(self) -> bool:
+        """Whether it has an intermediate latent space: ``mapping``, ``synthesis`` and a ``w_avg`` buffer (what
+        truncation in w, projection in w and the path-length penalty use). A generator that has them under other
+        conditions overrides this."""
+        return callable(getattr(self, "mapping", None)) and callable(getattr(self, "synthesis", None)) and hasattr(self, "w_avg")
+
 
 class Critic(nn.Module):
     """Maps images ``(N, C, H, W)`` to one raw score (a logit) per image, shape ``(N,)``.
@@ -424,6 +431,10 @@ class Callback(Configurable):
     * ``on_start(run)``: once, before the first step (after a resume: its saved state is loaded first),
     * ``on_step(run, record)``: after each step; ``record`` is the step's ``StepRecord`` (named values as tensors:
       reading one with ``float()`` waits for the device, so do it in ``on_log``),
+    * ``write_line(run)``: after every observer's ``on_step``: the metrics observer writes the step's line here
+      (then sends ``on_log``); other observers rarely need it,
+    * ``after_step(run)``: last in each step, after the line: act on the step as it ended (the checkpoint observer
+      saves here, so a stop asked for anywhere in the step is saved at that step),
     * ``on_log(run, line)``: each logged step (``train.log_every``), with the metrics line as written to
       metrics.jsonl (floats, values given to ``run.log`` included),
     * ``on_grid(run, step, images)``: each fixed-latent grid (uint8 images),
@@ -448,6 +459,12 @@ class Callback(Configurable):
     def on_step(self, run, record) -> None:
         pass
 
+    def write_line(self, run) -> None:
+        pass
+
+    def after_step(self, run) -> None:
+        pass
+
     def on_log(self, run, line: dict) -> None:
         pass
 
@@ -462,3 +479,26 @@ class Callback(Configurable):
 
     def close(self) -> None:
         pass
+
+
+WRAPPERS = ("ddp", "ema", "compiled", "conditioning")
+
+
+def unwrap(net: nn.Module, through=WRAPPERS) -> nn.Module:
+    """The network under the wrappers ganzoo puts around one, those named in ``through``: ``ddp``
+    (DistributedDataParallel), ``ema`` (the weight average, an ``AveragedModel``), ``compiled`` (``torch.compile``)
+    and ``conditioning`` (``ConditionalGenerator``/``ConditionalCritic``: the architecture's own network)."""
+    from torch.optim.swa_utils import AveragedModel
+
+    while True:
+        if "ddp" in through and isinstance(net, nn.parallel.DistributedDataParallel):
+            net = net.module
+        elif "ema" in through and isinstance(net, AveragedModel):
+            net = net.module
+        elif "compiled" in through and isinstance(getattr(net, "_orig_mod", None), nn.Module):
+            net = net._orig_mod
+        elif "conditioning" in through and getattr(type(net), "wraps_network", False):
+            net = net.inner
+        else:
+            return net
+

@@ -115,7 +115,7 @@ def check_space(generator, space: str, latent: torch.Tensor, where) -> None:
     """A latent from a file must fit the generator it is given to."""
     if space == "w" and not has_w_space(generator):
         raise GanzooError(f"{where}: a w-space latent, but this generator has no w-space (it was projected with another model)")
-    dim = getattr(getattr(generator, "inner", generator), "w_dim", None) if space == "w" else generator.latent_dim
+    dim = getattr(generator, "w_dim", None) if space == "w" else generator.latent_dim
     if latent.dim() != 2 or (dim is not None and latent.shape[1] != dim):
         raise GanzooError(f"{where}: a latent of shape {tuple(latent.shape)}, but this generator takes ({space}) vectors "
                           f"of {dim}: it was projected with another model")
@@ -260,7 +260,7 @@ def _start(generator, x_t, labels, space, starts, seed, device):
     z = generator.sample_latent(n, generator=g).to(device)
     if space == "w":
         if y is None:
-            candidates = getattr(generator, "inner", generator).w_avg.detach().to(device).unsqueeze(0).clone()
+            candidates = generator.w_avg.detach().to(device).unsqueeze(0).clone()
         else:  # conditional: the label moves w, so start from the mapping of draws with their labels
             candidates = generator.mapping(z, y)
     else:

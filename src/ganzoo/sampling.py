@@ -19,7 +19,7 @@ from PIL import Image
 from .data import to_uint8
 from . import limits, rng
 from .errors import GanzooError, Interrupted
-from .interfaces import Callback
+from .interfaces import Callback, Generator
 from .rundir import ModelFiles, RunFiles
 
 
@@ -89,9 +89,11 @@ def png_bytes(image: torch.Tensor) -> bytes:
 
 
 def has_w_space(generator) -> bool:
-    """Whether ``generator`` has an intermediate latent space (``mapping``/``synthesis``/``w_avg``, StyleGAN-style)."""
-    inner = getattr(generator, "inner", generator)  # a conditional wrapper: what it wraps
-    return all(hasattr(inner, a) for a in ("mapping", "synthesis", "w_avg"))
+    """Whether ``generator`` has an intermediate latent space: ``Generator.w_space``; for a network that is not a
+    ``ganzoo.Generator`` (a notebook's own module), whether it has ``mapping``, ``synthesis`` and ``w_avg``."""
+    if isinstance(generator, Generator):
+        return generator.w_space
+    return all(hasattr(generator, a) for a in ("mapping", "synthesis", "w_avg"))
 
 
 def latents(n: int, dim: int, seed: int = 0, truncation: float | None = None, generator=None) -> torch.Tensor:
@@ -108,7 +110,7 @@ def truncated(generator, z: torch.Tensor, y: torch.Tensor | None, psi: float) ->
     """Images of ``z`` with w pulled toward the generator's average w: ``w_avg + psi * (w - w_avg)``."""
     cond = () if y is None else (y,)
     w = generator.mapping(z, *cond)
-    w_avg = getattr(generator, "inner", generator).w_avg
+    w_avg = generator.w_avg
     return generator.synthesis(w_avg + psi * (w - w_avg), *cond)
 
 

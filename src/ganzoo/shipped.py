@@ -15,6 +15,7 @@ import yaml
 
 from .errors import GanzooError
 from .registry import did_you_mean
+from .rundir import RunFiles
 
 log = logging.getLogger("ganzoo")
 
@@ -99,7 +100,7 @@ def resolve(recipe: str | Path) -> Path:
     if name in shipped and not path.exists():
         return shipped[name]
     if path.is_dir():
-        inside = path / "recipe.yaml"
+        inside = RunFiles(path).recipe
         hint = f" (a run folder: its recipe is {inside})" if inside.is_file() else ""
         raise GanzooError(f"{recipe} is a folder, not a recipe file{hint}")
     raise GanzooError(f"recipe file not found: {recipe}{did_you_mean(name, shipped)}; a file, or a shipped recipe: "

@@ -25,7 +25,7 @@ from .checkpoint import Checkpoint, load_checkpoint, restore_training
 from .data import BatchStream, build_augment, load_data
 from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
-from .interfaces import Callback
+from .interfaces import Callback, unwrap
 from .models import build_models, build_objective, build_regularizers, make_ema, preflight
 from .observers import Observers, Run, StepRecord
 from .recipe import Recipe, flat_keys, load_recipe
@@ -49,7 +49,7 @@ class RunResult:
 class GANStep:
     """One training step: the critic updates, then the generator update. Returns the step's ``StepRecord``."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, scaling: "LossScaling | None" = None):
         self.run, cfg = run, run.recipe.train
         G, D = run.generator, run.critic
         if cfg.compile:
@@ -62,7 +62,7 @@ class GANStep:
         self.generator_regs = [(n, r) for n, r in named if getattr(r, "target", "critic") == "generator"]
         # mixed precision on CUDA only (prepare() says so on a CPU); fp16 scales its losses (LossScaling)
         self.amp_dtype = AMP_DTYPES.get(cfg.precision) if run.device.type == "cuda" else None
-        self.scalers = next((o for o in getattr(run, "observers", None) or [] if isinstance(o, LossScaling)), None)
+        self.scalers = scaling  # fp16's gradient scalers (an observer too: checkpoints keep their state)
         self.channels_last = cfg.channels_last
         self.mismatch = run.recipe.condition.mismatch if run.recipe.condition is not None else 0.0
 
@@ -160,7 +160,7 @@ class GANStep:
     def generator_step(self, step: int, real: torch.Tensor, y) -> dict:
         run, bs = self.run, self.run.recipe.train.batch_size
         run.critic.requires_grad_(False)  # no critic weight gradients needed for the G step
-        critic = distributed.unwrap(self.critic)  # nor DDP's all-reduce
+        critic = unwrap(self.critic, through=("ddp",))  # nor DDP's all-reduce
         with self.autocast():
             z, fake = self.fake(bs, y, grad=True)
             fake_scores, aux = self.scores(critic, self.see(fake), y, "generator")
@@ -212,6 +212,15 @@ class LossScaling(Callback):
         self.generator.load_state_dict(state["generator"])
 
 
+def loss_scaling(recipe: Recipe, device, callbacks=()) -> LossScaling | None:
+    """fp16's gradient scalers for ``train.precision: fp16`` on CUDA, or ones given among ``train(callbacks=...)``
+    (the scaled path on any device, as tests drive it); None otherwise."""
+    given = next((c for c in callbacks if isinstance(c, LossScaling)), None)
+    if given is not None:
+        return given
+    return LossScaling(device.type) if recipe.train.precision == "fp16" and device.type == "cuda" else None
+
+
 def term_name(reg, index: int, regularizers: list) -> str:
     """The metrics key of a regularizer's term: ``penalty/NAME`` (``NAME_2``... when the name repeats)."""
     name = getattr(reg, "name", None) or type(reg).__name__.lower()
@@ -219,9 +228,9 @@ def term_name(reg, index: int, regularizers: list) -> str:
     return f"penalty/{name}" + (f"_{len(same) + 1}" if same else "")
 
 
-def fit(run: Run, observers: Observers) -> None:
+def fit(run: Run, observers: Observers, scaling: "LossScaling | None" = None) -> None:
     """The loop: a step, then every observer, until the last step or until an observer asks to stop."""
-    step_fn = GANStep(run)
+    step_fn = GANStep(run, scaling)
     observers.on_start(run)
     for step in range(run.start + 1, run.total + 1):
         record = step_fn(step)
@@ -261,10 +270,11 @@ def _train(recipe: Recipe, run_dir, resume, registry: Registry, progress, callba
     try:
         run, lock = prepare(recipe, run_dir, resume, registry, device, world)
         try:
-            observers = Observers(observers_for(run, registry, progress if world.main else False, callbacks))
+            scaling = loss_scaling(recipe, device, callbacks)
+            observers = Observers(observers_for(run, registry, progress if world.main else False, callbacks, scaling))
             run.observers = observers.items
             try:
-                fit(run, observers)
+                fit(run, observers, scaling)
                 finish(run, observers)
             finally:
                 observers.close()
@@ -408,8 +418,9 @@ def _resume_position(ckpt: Checkpoint, recipe, G, D, opt_g, opt_d, ema, world, t
     return start, epoch, index
 
 
-def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
-    """Every observer of a run, in the order they are called after each step."""
+def observers_for(run: Run, registry: Registry, progress, callbacks=(), scaling: "LossScaling | None" = None) -> list:
+    """Every observer of a run, in the order they are called after each step (``scaling``: fp16's gradient scalers,
+    which the step uses and checkpoints keep)."""
     from .checkpoint import Checkpoints
     from .evaluation import TrainingEval
     from .report import RunSummary
@@ -428,8 +439,8 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=()) -> list:
     if ddp:  # every rank must agree on a stop before the collective metrics and checkpoints
         out.append(distributed.StopAgreement(run.device))
     out.append(Metrics())
-    if recipe.train.precision == "fp16" and run.device.type == "cuda":
-        out.append(LossScaling(run.device.type))
+    if scaling is not None and scaling not in callbacks:
+        out.append(scaling)
     if main:
         out.append(Grids())
         if recipe.eval.every:

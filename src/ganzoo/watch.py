@@ -114,6 +114,15 @@ class Metrics(Callback):
                     self.tb.add_scalar(key, value, line["step"])
         run.emit("on_log", line)
 
+    def on_grid(self, run, step: int, images) -> None:
+        """The fixed-latent grid into TensorBoard, beside the metrics."""
+        if self.tb is not None:
+            from torchvision.utils import make_grid
+
+            nrow = len(images) // run.labels.sizes[0] if run.labels is not None else max(1, int(math.sqrt(len(images))))
+            self.tb.add_image("fixed_z", make_grid(images, nrow=max(1, nrow)), step)
+            self.tb.flush()
+
     def line(self, run) -> dict:
         from . import distributed
 
@@ -127,7 +136,7 @@ class Metrics(Callback):
         bad = next((k for k, v in line.items() if not math.isfinite(v)), None)
         if bad is not None:
             raise GanzooError(f"training diverged: {bad} is {line[bad]} (first non-finite loss at step {int(self.first_bad)}); "
-                              f"the last checkpoint on disk is untouched ({run.run_dir / 'checkpoints'})")
+                              f"the last checkpoint on disk is untouched ({RunFiles(run.run_dir).checkpoints})")
         for value in self.sums.values():
             value.zero_()
         self.steps, self.data_seconds, self.since = 0, 0.0, now
@@ -174,6 +183,7 @@ class Grids(Callback):
             self.y[:, 0] = torch.arange(k).repeat_interleave(self.nrow)
             self.z = self.z[: self.nrow].repeat(k, 1)
         self.last, self.curves_due = None, False
+        self.history = [line for line in RunFiles(run.run_dir).lines() if "d_loss" in line]  # a resume's lines up to its step
         if run.start == 0:
             self.draw(run, 0)  # the untrained generator: not a diversity baseline
 
@@ -181,6 +191,8 @@ class Grids(Callback):
         run.grid = self.draw(run, run.step) if run.step in self.at else None
 
     def on_log(self, run, line) -> None:
+        if "d_loss" in line:
+            self.history.append(line)
         self.write_curves(run)  # a grid's curves once its step's line (if it has one) is written
 
     def on_end(self, run) -> None:
@@ -190,9 +202,8 @@ class Grids(Callback):
 
     def write_curves(self, run) -> None:
         """``curves.png`` redrawn once per grid drawn since the last redraw."""
-        metrics = getattr(run, "metrics_log", None)
-        if self.curves_due and metrics is not None and metrics.history:
-            write_curves(metrics.history, RunFiles(run.run_dir).curves)
+        if self.curves_due and self.history:
+            write_curves(self.history, RunFiles(run.run_dir).curves)
             self.curves_due = False
 
     def draw(self, run, step: int) -> torch.Tensor:
@@ -200,14 +211,8 @@ class Grids(Callback):
         images = render(run.sampler(), self.z, y=self.y, seed=run.recipe.seed + 7919)
         rows = list(run.labels.classes[0]) if self.y is not None else None  # a conditional run: rows named by class
         write_grid(images, RunFiles(run.run_dir).grid(step), nrow=self.nrow, row_labels=rows)
-        metrics = getattr(run, "metrics_log", None)
-        if metrics is not None and metrics.tb is not None:
-            from torchvision.utils import make_grid
-
-            metrics.tb.add_image("fixed_z", make_grid(images, nrow=self.nrow or max(1, int(math.sqrt(len(images))))), step)
-            metrics.tb.flush()
         self.last, self.curves_due = step, True
-        run.emit("on_grid", step, images)
+        run.emit("on_grid", step, images)  # the metrics observer adds it to TensorBoard
         return images
 
 
