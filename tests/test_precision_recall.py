@@ -1,11 +1,13 @@
-"""ganzoo's precision and recall (torch-fidelity's, through ganzoo.metrics.scores) against a direct computation
-of the definition (Kynkäänniemi et al. 2019, "Improved Precision and Recall Metric for Assessing Generative Models"),
-on feature vectors drawn from two partly overlapping Gaussians."""
+"""ganzoo's precision and recall (torch-fidelity's, through ganzoo.metrics.scores) and density and coverage (ganzoo's)
+against direct computations of their definitions (Kynkäänniemi et al. 2019, "Improved Precision and Recall Metric
+for Assessing Generative Models"; Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for Generative
+Models"), on feature vectors drawn from two partly overlapping Gaussians; and a declared metric reaching every place
+that shows scores."""
 
 import pytest
 import torch
 
-from ganzoo.metrics import scores
+from ganzoo.metrics import Scores, scores
 
 K = 3
 
@@ -84,3 +86,33 @@ def test_the_zoo_s_k_nn_statistics_explain_the_same_precision_and_recall():
     assert stats["radius_generated_median"] < stats["radius_real_median"]  # the narrower set has the smaller balls
     assert stats["real_over_generated_balls_median"] > 1 > stats["generated_over_real_balls_median"]  # recall low, precision high
     assert torch.allclose(qb.knn_radii(real), knn_radii(real, K).float(), rtol=1e-5)
+
+
+def density_coverage_by_hand(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> tuple[float, float]:
+    """Naeem et al.'s formulas, one pair of images at a time."""
+    radii = knn_radii(real, k)  # each real image's distance to its k-th nearest other real image
+    density = sum(float(torch.dist(y, x)) <= float(r) for y in fake for x, r in zip(real, radii)) / (k * len(fake))
+    coverage = sum(any(float(torch.dist(y, x)) <= float(r) for y in fake) for x, r in zip(real, radii)) / len(real)
+    return density, coverage
+
+
+@pytest.mark.parametrize("n,dim,shift,spread,seed", [(60, 8, 0.4, 0.6, 0), (50, 4, 0.8, 1.3, 1)])
+def test_density_and_coverage_follow_the_definition(n, dim, shift, spread, seed):
+    fake, real = two_gaussians(n, dim, shift, spread, seed)
+    got = scores(fake, real, seed=0)  # equal sizes: the real subset is every real vector, in another order
+    density, coverage = density_coverage_by_hand(fake.float(), real.float())
+    assert 0.0 < coverage < 1.0 and density > 0.0
+    assert got["density"] == pytest.approx(density, abs=1e-9) and got["coverage"] == pytest.approx(coverage, abs=1e-9)
+    assert got["protocol_extra"]["density_coverage"]["k"] == 5
+    same = scores(real, real, seed=0)  # a set against itself covers every ball
+    assert same["coverage"] == 1.0 and same["density"] >= 1.0
+
+
+def test_a_declared_metric_reaches_the_console_the_report_and_the_card():
+    result = {"fid": 12.5, "kid_mean": 0.01, "kid_std": 0.001, "precision": 0.5, "recall": 0.25, "density": 0.875,
+              "coverage": 0.625, "protocol": {"n_generated": 1000, "n_real": 1000, "reference": {"size": 5000}}}
+    scores_ = Scores.of(result)
+    assert scores_.rows()["density / coverage"] == "0.875 / 0.625"
+    assert "density 0.875, coverage 0.625" in scores_.line()
+    assert {"type": "coverage", "name": "coverage@1000", "value": 0.625} in scores_.card_metrics()
+    assert scores_.flat()["density"] == 0.875

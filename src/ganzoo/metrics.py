@@ -48,6 +48,10 @@ METRICS = (
            about="share of generated images inside the real images' k-NN balls (fidelity)"),
     Metric("recall", "recall", 4, "sig", lower_is_better=False, card_type="recall",
            about="share of real images inside the generated images' k-NN balls (diversity)"),
+    Metric("density", "density", 4, "sig", lower_is_better=False, card_type="density", pair="coverage",
+           about="how many real images' k-NN balls a generated image lies in, over k (fidelity; 1 for a matching set)"),
+    Metric("coverage", "coverage", 4, "sig", lower_is_better=False, card_type="coverage",
+           about="share of real images whose k-NN ball holds a generated image (diversity)"),
 )
 BY_KEY = {m.key: m for m in METRICS}
 PAIRED = {m.pair for m in METRICS if m.pair}
@@ -109,8 +113,33 @@ def scores(gen: torch.Tensor, real: torch.Tensor, *, kid_subset_size: int = 1000
         pr = prc_features_to_metric(g, r, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=True, verbose=False)
         out.update(precision=pr[tf.KEY_METRIC_PRECISION], recall=pr[tf.KEY_METRIC_RECALL])
         protocol["precision_recall"] = {"k": 3, "n_each": n, "features": "the same 2048-d Inception features"}
+        out.update(density_coverage(g, r, DENSITY_K))
+        protocol["density_coverage"] = {"k": DENSITY_K, "n_each": n, "features": "the same 2048-d Inception features",
+                                        "reference": "Naeem et al. 2020, real images' k-NN balls only"}
     out["protocol_extra"] = protocol
     return out
+
+
+DENSITY_K = 5  # Naeem et al. 2020's choice
+
+
+def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = DENSITY_K, chunk: int = 1024) -> dict:
+    """Density and coverage (Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for Generative Models"),
+    from the real images' k-NN balls only (each real image's ball reaches its k-th nearest other real image):
+    density = (1 / kM) * sum over generated images of the number of real balls it lies in; coverage = the share of
+    real images whose ball holds at least one generated image. Unlike precision/recall they do not grow with
+    outliers among the generated images. Distances in chunks of ``chunk`` rows (float32, as precision/recall)."""
+    gen, real = gen.float(), real.float()
+    if len(real) <= k or not len(gen):
+        return {"density": None, "coverage": None}
+    radii = torch.cat([torch.cdist(real[i:i + chunk], real).topk(k + 1, dim=1, largest=False).values[:, k]
+                       for i in range(0, len(real), chunk)])  # the k + 1-th smallest: the ball leaves the image itself out
+    inside, nearest = 0, torch.full((len(real),), float("inf"))
+    for i in range(0, len(gen), chunk):
+        d = torch.cdist(gen[i:i + chunk], real)
+        inside += int((d <= radii[None, :]).sum())
+        nearest = torch.minimum(nearest, d.min(dim=0).values)
+    return {"density": inside / (k * len(gen)), "coverage": float((nearest <= radii).double().mean())}
 
 
 # -- the record and its wording --------------------------------------------------------------------------------------------
