@@ -83,3 +83,57 @@ def build_net(role: str, name: str, shape, initialize: bool = False, **params):
     if initialize:
         builder.initialize(net)
     return net
+
+
+# -- a finished tiny run, and a tiny stand-in for the Inception network --------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny finished run (toyfaces 16 px), shared by the tests of a module that only read it or copy it."""
+    import ganzoo
+
+    r = copy.deepcopy(TINY)
+    base = tmp_path_factory.mktemp("finished_run")
+    r["output"].update(dir=str(base / "runs"), samples=4)
+    return ganzoo.train(ganzoo.load_recipe(r), base / "run", progress=False).run_dir
+
+
+def copy_run(run, to):
+    import shutil
+
+    shutil.copytree(run, to)
+    return to
+
+
+def tiny_feature_network(tmp_path):
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 9, stride=30)
+            self.fc = torch.nn.Linear(4, 2048)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    torch.jit.script(Net().eval()).save(str(tmp_path / "tiny.pt"))
+    return str(tmp_path / "tiny.pt")
+
+
+def write_faces(folder, n=6, size=8):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((size, size, 3), 30 * i, np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def write_recipe(tmp_path, recipe) -> str:
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)

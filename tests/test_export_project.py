@@ -20,6 +20,7 @@ from ganzoo.sampling import generate, write_png
 
 from test_conditional import folders, recipe as cond_recipe  # noqa: F401  (the fixture)
 from test_stylegan2 import TINY_SG2
+from conftest import copy_run
 
 runner = CliRunner()
 
@@ -216,3 +217,29 @@ def test_every_built_in_generator_exports_to_onnx_with_a_dynamic_batch(tiny, tmp
     G, _ = ganzoo.build_models(load_recipe(tiny))
     done = _export_graph(G.eval(), "onnx", tmp_path / "g.onnx")
     assert done.max_difference <= TOLERANCE and done.check_batch == 5
+
+
+def test_export_force_never_deletes_what_an_export_did_not_write(finished_run, tmp_path):
+    import os
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("precious")
+    run = copy_run(finished_run, tmp_path / "run")
+    for target in (user, run, tmp_path):
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", str(target), "--force"], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "nothing was deleted" in res.output, res.output
+    assert (user / "notes.txt").read_text() == "precious" and (run / "checkpoints" / "last.safetensors").is_file()
+    here = os.getcwd()
+    try:
+        os.chdir(user)
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", ".", "--force"], env={"COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+    assert res.exit_code == 2 and (user / "notes.txt").is_file()
+    model = tmp_path / "model"
+    for _ in range(2):  # a model folder an export wrote is replaced with --force
+        res = runner.invoke(app, ["export", str(run), "-f", "folder", "-o", str(model), "--force"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", str(run), "-f", "onnx", "-o", str(user), "--force"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder: give a file name" in res.output and ".tmp" not in res.output, res.output

@@ -168,7 +168,7 @@ def test_any_text_as_a_data_path_is_checked_or_refused_with_one_line(path):
 def test_any_text_as_a_path_option_is_a_path_or_one_clear_refusal(path):
     import typer
 
-    from ganzoo.cli import _path
+    from ganzoo.cli.common import path_arg as _path
     from ganzoo.fileio import expand
 
     try:

@@ -17,6 +17,8 @@ from ganzoo.nearest import NEAR_IDENTICAL, nearest
 from ganzoo.sampling import generate, read_png, write_png
 
 from conftest import TINY
+from conftest import copy_run
+from conftest import write_faces
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +186,16 @@ def test_bench_script_still_runs(run, tmp_path, monkeypatch):
     runpy.run_path(str(nearest_module.__file__).replace("src/ganzoo/nearest.py", "bench/nearest.py"), run_name="__main__")
     saved = json.loads(out.read_text())
     assert saved["n_generated"] == 16 and (tmp_path / "b.png").is_file()
+
+
+def test_the_copy_check_gives_one_verdict_whatever_n_and_names_other_data(finished_run, tmp_path):
+    from ganzoo.nearest import nearest
+
+    run = copy_run(finished_run, tmp_path / "run")
+    small = nearest(run, n=2, grid=tmp_path / "a.png", report=False)
+    large = nearest(run, n=16, grid=tmp_path / "b.png", report=False)
+    assert small.threshold == large.threshold and small.n_train_sampled == large.n_train_sampled == 64
+    assert small.copies == large.copies and "rough estimate" in small.verdict
+    other = write_faces(tmp_path / "other", 8, 16)
+    elsewhere = nearest(run, n=4, data=other, grid=tmp_path / "c.png", report=False)
+    assert elsewhere.verdict.startswith(f"against {other}") and "not the recipe's data" in elsewhere.verdict

@@ -5,6 +5,14 @@ import yaml
 
 import ganzoo
 from ganzoo import GanzooError, load_recipe
+import copy
+from ganzoo.cli import app
+from ganzoo.yamlio import load
+from conftest import TINY
+from typer.testing import CliRunner
+from conftest import write_faces
+
+runner = CliRunner()
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("**/*.yaml"))
 
@@ -125,3 +133,65 @@ def test_yaml_tags_cannot_construct_objects(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
     assert "not valid YAML" in error(evil)
+
+
+def test_numbers_are_read_as_yaml_1_2_no_octal_no_sexagesimal(tmp_path):
+    assert load("a: 010\nb: 0123\nc: 1:30\nd: 1e-4\ne: 0o17\nf: 0x1f\ng: .inf\nh: -2.5", "x") == \
+        {"a": 10, "b": 123, "c": "1:30", "d": 1e-4, "e": 15, "f": 31, "g": float("inf"), "h": -2.5}
+    text = (f"name: octal\nseed: 0123\ndata: {{name: toyfaces, size: 64, resolution: 16}}\n"
+            "generator: {name: dcgan, latent_dim: 8, base_channels: 8}\ncritic: {name: dcgan, base_channels: 8}\n"
+            "objective: {name: bce}\ntrain: {batch_size: 010, steps: 3, threads: 1}\noptim: {generator: {name: adam, lr: 2e-4}}\n")
+    (tmp_path / "r.yaml").write_text(text)
+    r = load_recipe(tmp_path / "r.yaml")
+    assert r.seed == 123 and r.train.batch_size == 10 and r.optim.generator.lr == 2e-4
+    r = load_recipe(tmp_path / "r.yaml", ["train.steps=010"])
+    assert r.train.steps == 10
+    with pytest.raises(GanzooError, match="train.steps"):
+        load_recipe(tmp_path / "r.yaml", ["train.steps=1:30"])  # text, not ninety
+
+
+def test_numbers_a_backend_cannot_hold_are_refused_naming_the_key(tmp_path, tiny):
+    import yaml
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    for override, words in (("optim.generator.lr=1e39", "beyond what float32 holds"), ("optim.critic.lr=.inf", "finite"),
+                            ("optim.generator.lr=.nan", "finite"), ("seed=99999999999999999999999", "seed"),
+                            ("train.steps=100000000000000000000", "train.steps")):
+        with pytest.raises(GanzooError, match=words):
+            load_recipe(tmp_path / "r.yaml", [override])
+    with pytest.raises(GanzooError, match="generator.lr.*float32"):
+        load_recipe(tmp_path / "r.yaml", ["optim.generator.lr=3.5e38"])
+    assert load_recipe(tmp_path / "r.yaml", ["optim.generator.lr=3e38"]).optim.generator.lr == 3e38
+
+
+def test_a_component_named_in_the_wrong_section_is_told_where_it_goes(tmp_path, tiny):
+    import yaml
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    with pytest.raises(GanzooError, match=r"'diffaugment' is a regularizer \(listed under regularizers:\), not a callback"):
+        load_recipe(tmp_path / "r.yaml", ["callbacks=[{name: diffaugment}]"])
+    with pytest.raises(GanzooError, match=r"'r1' is a regularizer .*not an objective"):
+        load_recipe(tmp_path / "r.yaml", ["objective.name=r1"])
+    with pytest.raises(GanzooError, match=r"regularizers.0: give a mapping such as \{name: r1\}"):
+        load_recipe(tmp_path / "r.yaml", ["regularizers=[r1]"])
+
+
+def test_check_refuses_what_run_would_refuse_after_decoding(tmp_path, tiny, monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    write_faces(tmp_path / "faces", 3)
+    (tmp_path / "faces" / "tags.csv").write_text("file,hair\n0.png,red\n1.png,blue\n7.png,red\n")
+    tiny["data"] = {"name": "images", "path": str(tmp_path / "faces"), "labels_file": "tags.csv", "resolution": 16}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    for command in ("check", "run"):
+        res = runner.invoke(app, [command, str(tmp_path / "r.yaml")], env={"COLUMNS": "200"})
+        assert res.exit_code == 2 and "7.png" in res.output and "not images" in res.output, res.output
+    tiny["data"] = copy.deepcopy(TINY["data"])
+    tiny["callbacks"] = [{"name": "mlflow"}]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    res = runner.invoke(app, ["check", str(tmp_path / "r.yaml")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "pip install" in res.output and "mlflow" in res.output, res.output

@@ -9,6 +9,7 @@ from ganzoo import GanzooError, ImageShape, build_models, load_recipe, train
 from ganzoo_plugins.diffaugment import DiffAugment, DiffAugmentParams, cutout, translation
 from ganzoo_plugins.hinge import Hinge
 from ganzoo_plugins.r1 import R1, R1Params
+from conftest import captured_log
 
 
 def test_hinge_losses_by_hand():
@@ -149,3 +150,15 @@ def test_ema_warmup_ramps_the_decay_with_the_averaged_step_count(warmup):
     ema.update_parameters(G)  # n = 1: decay min(0.999, 2/11) with warm-up, else 0.999
     d = 2 / 11 if warmup else 0.999
     assert torch.allclose(ema.module.weight, d * w0 + (1 - d) * (w0 + 1.0), atol=1e-6)
+
+
+def test_wgan_gp_with_a_listed_gradient_penalty_applies_one_penalty_with_the_recipes_weight(tiny):
+    from ganzoo.models import build_regularizers
+
+    tiny["objective"] = {"name": "wgan_gp"}
+    tiny["regularizers"] = [{"name": "gradient_penalty", "weight": 5}]
+    with captured_log() as messages:
+        regs = build_regularizers(load_recipe(tiny))
+    penalties = [r for r in regs if r.name == "gradient_penalty"]
+    assert len(penalties) == 1 and penalties[0].params.weight == 5
+    assert any("gradient_penalty" in m and "wgan_gp" in m for m in messages)

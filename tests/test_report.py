@@ -219,3 +219,16 @@ def test_compare_at_80_columns_short_table_with_n_and_side_by_side_grid(tiny, tm
     assert img.height == 384 and img.width > 2 * 360  # two panels of one height
     res = CliRunner().invoke(app, ["compare", str(tmp_path)])
     assert res.exit_code == 2 and "not a ganzoo run directory" in res.output and "Traceback" not in res.output
+
+
+def test_metrics_lines_that_are_not_json_are_named_and_a_torn_last_line_is_not(tmp_path, capsys):
+    from ganzoo.rundir import read_lines as _read_lines
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\ngarbage\n[1, 2]\n{"step": 2}\n{"step": 3, "lo')  # a killed run's torn last line
+    assert [line["step"] for line in _read_lines(path)] == [1, 2]
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "skipped 2 line(s)" in err and "(line 2, 3)" in err
+    path.write_text('{"step": 1}\n{"step": 2, "lo')
+    assert [line["step"] for line in _read_lines(path)] == [1]
+    assert capsys.readouterr().err == ""

@@ -16,6 +16,10 @@ from typer.testing import CliRunner
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app
+from conftest import copy_run
+from conftest import write_recipe
+
+runner = CliRunner()
 
 
 def assert_same_checkpoint(a, b):
@@ -159,3 +163,88 @@ def test_resume_from_an_older_checkpoint_drops_later_metrics(tiny, tmp_path):
     steps = [yaml.safe_load(s)["step"] for s in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert_same_checkpoint(run / "checkpoints" / "last.safetensors", train(load_recipe(tiny), tmp_path / "full", progress=False).checkpoint)
+
+
+def test_resume_takes_a_checkpoint_file_of_the_run(tmp_path, tiny):
+    tiny["train"].update(steps=4, keep_every=2)
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    res = runner.invoke(app, ["resume", str(run / "checkpoints" / "step_0000002.safetensors"), "--set", "train.steps=6", "-q"],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert ganzoo.load_checkpoint(run).meta["step"] == 6
+    res = runner.invoke(app, ["resume", str(tmp_path / "elsewhere.safetensors")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "not in a run folder" in res.output
+
+
+def test_a_checkpoint_copied_in_from_another_run_is_named_as_such(tmp_path, tiny):
+    import shutil
+
+    tiny["train"].update(steps=4, keep_every=2)
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    other = copy.deepcopy(tiny)
+    other["seed"], other["train"]["steps"] = 5, 2
+    other_run = ganzoo.train(load_recipe(other), tmp_path / "other", progress=False).run_dir
+    shutil.copy(other_run / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors")
+    res = runner.invoke(app, ["resume", str(run), "--set", "train.steps=8"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "belongs to another run" in res.output and "undo" not in res.output, res.output
+
+
+def test_a_checkpoint_with_non_finite_weights_is_not_resumed(finished_run, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    run = copy_run(finished_run, tmp_path / "run")
+    path = run / "checkpoints" / "last.safetensors"
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("critic.") and tensors[k].is_floating_point())
+    tensors[key].fill_(float("inf"))
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(path), metadata=meta)
+    res = runner.invoke(app, ["resume", str(run), "--set", "train.steps=6", "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "critic's weights hold" in res.output and "cannot be resumed" in res.output, res.output
+    assert "diverged" not in res.output and not (run / "grids" / "step_0000004.png").exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_gets_advice_that_works(tmp_path, tiny):
+    import shutil
+
+    tiny["output"]["samples"] = 0
+    run = ganzoo.train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    shutil.rmtree(run / "checkpoints")  # as a double Ctrl-C before the first checkpoint leaves it
+    res = runner.invoke(app, ["resume", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "before its first checkpoint" in res.output and "--force" in res.output, res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "before its first checkpoint" in res.output and "--force" in res.output, res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run), "--force", "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and (run / "checkpoints" / "last.safetensors").is_file(), res.output
+
+
+def test_ctrl_c_while_a_run_writes_its_final_samples_stops_at_once_and_resume_finishes_them(tmp_path, tiny, monkeypatch):
+    import json
+    import os
+    import signal
+
+    from ganzoo import sampling
+
+    tiny["output"]["samples"] = 6
+    real = sampling.generate_distinct
+
+    def ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler raises at the next bytecode: well before 6 images are drawn
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "generate_distinct", ctrl_c)
+    res = runner.invoke(app, ["run", write_recipe(tmp_path, tiny), "--run-dir", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 130 and "final outputs" in res.output and f"ganzoo resume {tmp_path / 'run'}" in res.output, res.output
+    assert not (tmp_path / "run" / "run.json").exists()
+    monkeypatch.setattr(sampling, "generate_distinct", real)
+    res = runner.invoke(app, ["resume", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "run" / "samples").glob("0*.png"))) == 6
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["steps"] == 3 and summary["images_per_second"] > 0
+    res = runner.invoke(app, ["resume", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "nothing to resume" in res.output  # finished now

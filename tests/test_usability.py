@@ -20,6 +20,9 @@ from typer.testing import CliRunner
 import ganzoo
 from conftest import TINY, captured_log
 from ganzoo.cli import app
+from conftest import copy_run
+
+runner = CliRunner()
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -185,3 +188,111 @@ def test_generated_images_display_in_a_notebook(tiny):
     png = images._repr_png_()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and images.shape == (4, 3, 16, 16)
     assert images[0]._repr_png_()[:4] == b"\x89PNG" and images.float()._repr_png_() is None
+
+
+@pytest.mark.parametrize("where", ["-o", "output.dir", "data.path"])
+def test_a_home_folder_that_cannot_be_found_is_one_line(tmp_path, where):
+    r = copy.deepcopy(TINY)
+    r["output"]["dir"] = str(tmp_path / "runs")
+    if where == "data.path":
+        r["data"] = {"name": "images", "path": "~nosuchuser/faces", "resolution": 16}
+    if where == "output.dir":
+        r["output"]["dir"] = "~nosuchuser/runs"
+    import yaml
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
+    args = ["run", str(tmp_path / "r.yaml")] + (["--run-dir", "~nosuchuser/x"] if where == "-o" else [])
+    res = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "cannot expand '~nosuchuser'" in res.output, res.output
+    assert "Traceback" not in res.output and not isinstance(res.exception, RuntimeError)
+
+
+def _cli(args, cwd=None, **env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_a_width_no_output_fits_still_prints_everything(tmp_path, monkeypatch):
+    from ganzoo.cli.common import sane_columns as _sane_columns
+
+    for given, read in (("0", "80"), ("abc", "80"), ("-5", "80"), ("5", "40"), ("39", "40"), ("40", "40"), ("200", "200")):
+        monkeypatch.setenv("COLUMNS", given)
+        _sane_columns()
+        assert __import__("os").environ["COLUMNS"] == read, given
+    listed = _cli(["list"], COLUMNS="0")  # the consoles read COLUMNS when the command starts: a real process
+    assert listed.returncode == 0 and "generators" in listed.stdout and "wgan_gp" in listed.stdout, listed
+    error = _cli(["check", str(tmp_path / "nosuch.yaml")], COLUMNS="0")
+    assert error.returncode == 2 and "error:" in error.stderr and "nosuch.yaml" in error.stderr, error
+
+
+def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); sys.argv = ['ganzoo', 'list']; "
+              "runpy.run_module('ganzoo', run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 2 and "current folder no longer exists" in res.stderr and "MKL" not in res.stderr, res
+    assert res.stderr.count("\n") == 1
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.6)  # torch is loading
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the command finished before the signal arrived")
+    assert proc.returncode == 130 and "Traceback" not in stderr and stderr.strip().count("\n") <= 1, stderr
+    assert "aborted" in stderr
+
+
+def test_outputs_that_are_folders_or_runs_are_named_plainly(finished_run, tmp_path):
+    (tmp_path / "w.gif").mkdir()
+    res = runner.invoke(app, ["interpolate", str(finished_run), "-o", str(tmp_path / "w.gif"), "--force"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder; give a file name" in res.output and ".tmp" not in res.output, res.output
+    run = copy_run(finished_run, tmp_path / "run")
+    res = runner.invoke(app, ["sample", str(run), "-n", "2", "-o", str(run)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a run folder" in res.output and not (run / "00000.png").exists(), res.output
+    res = runner.invoke(app, ["run", str(run / "recipe.yaml"), "--run-dir", str(run / "checkpoints" / "nested")], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "inside the run folder" in res.output and not (run / "checkpoints" / "nested").exists()
+    res = runner.invoke(app, ["check", str(tmp_path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "is a folder, not a recipe file" in res.output
+    res = runner.invoke(app, ["eval", str(run / "samples" / "grid.png"), "-n", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2 and "single file" in res.output and "--ref" not in res.output, res.output
+
+
+def test_ctrl_c_while_sampling_leaves_only_whole_images_and_says_how_many(finished_run, tmp_path, monkeypatch):
+    from ganzoo import sampling
+
+    real, calls = sampling._pil, []
+
+    def interrupted_at_the_fifth(img):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(img)
+
+    monkeypatch.setattr(sampling, "_pil", interrupted_at_the_fifth)
+    res = runner.invoke(app, ["sample", str(finished_run), "-n", "12", "-o", str(tmp_path / "s")], env={"COLUMNS": "200"})
+    assert res.exit_code == 130 and "4 of 12 images were written" in res.output, res.output
+    files = sorted(p.name for p in (tmp_path / "s").iterdir())
+    assert files == [f"{i:05d}.png" for i in range(4)]  # no temporary, no torn file
+    from PIL import Image as I
+
+    for f in files:
+        I.open(tmp_path / "s" / f).load()

@@ -21,7 +21,8 @@ _require_current_folder()  # before torch loads: without a current folder it die
 _quiet_interrupts_while_starting()  # the command only: Ctrl-C while torch loads is one line, not a traceback
 from . import log as _log  # noqa: F401  (the plain stderr channel for the ganzoo logger)
 from .hookspecs import hookimpl
-from .interfaces import (Architecture, Callback, Conditioning, Critic, CriticBuilder, DataReport, Dataset, Generator,
+from .compat import Architecture
+from .interfaces import (Callback, Conditioning, Critic, CriticBuilder, DataReport, Dataset, Generator,
                          GeneratorBuilder, ImageShape, Objective, OptimizerSpec, Params, Regularizer)
 from .labels import LabelSpace
 from .registry import Component, Registry, get_registry

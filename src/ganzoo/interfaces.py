@@ -225,36 +225,6 @@ class CriticBuilder(Configurable):
         """Initialise a freshly built network; the default keeps PyTorch's own layer initialisation."""
 
 
-class Architecture:
-    """The earlier contract for a generator/critic family (one class, two parameter sets), still accepted: ganzoo
-    registers a plugin's ``Architecture`` as a ``GeneratorBuilder`` and a ``CriticBuilder`` of the same name.
-    New code writes those two instead (docs/plugins.md, "Porting").
-
-    An instance holds the params of both roles (``GeneratorParams``, ``CriticParams``; a role the recipe does
-    not give this architecture is ``None``). ``initialize`` is the architecture's own weight initialisation,
-    applied right after building (a recipe's ``init: dcgan`` or ``init: default`` overrides it).
-    """
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-    GeneratorParams: ClassVar[type[Params]] = Params
-    CriticParams: ClassVar[type[Params]] = Params
-
-    def __init__(self, generator: Params | None = None, critic: Params | None = None):
-        self.generator_params = generator if generator is not None else type(self).GeneratorParams()
-        self.critic_params = critic if critic is not None else type(self).CriticParams()
-
-    # Both builders raise ``ValueError`` with a reason for an unsupported shape.
-    def build_generator(self, shape: ImageShape) -> Generator:
-        raise NotImplementedError
-
-    def build_critic(self, shape: ImageShape) -> Critic:
-        raise NotImplementedError
-
-    def initialize(self, module: nn.Module) -> None:
-        """Initialise a freshly built generator or critic; the default keeps PyTorch's own layer initialisation."""
-
-
 class Objective(Configurable):
     """A pair of losses computed from the critic's scores; it knows nothing of loops or optimizers.
 

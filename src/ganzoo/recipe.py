@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from . import yamlio
+from . import compat, yamlio
 from .errors import GanzooError
 from .interfaces import OptimizerSpec, Params, finite_numbers, no_bool_as_number
 from .registry import Registry, did_you_mean, get_registry
@@ -312,7 +312,7 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
     raw = _read_yaml(source) if not isinstance(source, dict) else copy.deepcopy(source)
     for item in overrides or []:
         _apply_override(raw, item)
-    _upgrade(raw, registry)
+    compat.upgrade_recipe(raw, registry)
     context = {"registry": registry, "problems": []}
     try:
         recipe = Recipe.model_validate(raw, context=context)  # one pass: the core schema, then every component's params
@@ -321,25 +321,6 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
     if context["problems"]:
         raise GanzooError(_format_errors(where, context["problems"]))
     return recipe
-
-
-def _upgrade(raw: dict, registry: Registry) -> None:
-    """Recipes of the first version (and the checkpoints that hold them) keep their meaning: ``objective.n_critic``
-    is ``train.n_critic`` now, the one place for it."""
-    objective, train = raw.get("objective"), raw.get("train")
-    if not (isinstance(objective, dict) and "n_critic" in objective and isinstance(train, dict)):
-        return
-    try:
-        params = registry.get("objective", objective.get("name")).cls.Params
-    except GanzooError:
-        return
-    if "n_critic" in params.model_fields:
-        return
-    value = objective.pop("n_critic")
-    if train.get("n_critic") not in (None, value):
-        raise GanzooError(f"objective.n_critic ({value}) and train.n_critic ({train['n_critic']}) disagree: "
-                          "keep train.n_critic, the one place for it")
-    train["n_critic"] = value
 
 
 def _resolve(section: str, sec: _ComponentSection, registry: Registry, where: str | None = None) -> list[str]:

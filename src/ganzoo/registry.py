@@ -28,7 +28,8 @@ import pluggy
 
 from . import contracts, hookspecs
 from .errors import GanzooError
-from .interfaces import Architecture, Callback, Conditioning, CriticBuilder, Dataset, GeneratorBuilder, Objective, Regularizer
+from .compat import LEGACY_HOOK, Architecture, architecture_builders
+from .interfaces import Callback, Conditioning, CriticBuilder, Dataset, GeneratorBuilder, Objective, Regularizer
 from .version import __version__
 
 ENTRY_POINT_GROUP = "ganzoo"
@@ -48,8 +49,6 @@ KINDS: dict[str, tuple[str, type]] = {
 # where a recipe names a component of each kind
 WHERE = {"generator": "generator:", "critic": "critic:", "objective": "objective:", "regularizer": "listed under regularizers:",
          "dataset": "data:", "callback": "listed under callbacks:", "conditioning": "condition:"}
-# the earlier contract: a generator/critic family as one class, registered as a generator and a critic
-LEGACY_HOOK = "register_architectures"
 
 
 def _norm(name: str) -> str:
@@ -58,24 +57,6 @@ def _norm(name: str) -> str:
 
 def _names_in(variable: str) -> set[str]:
     return {_norm(n) for n in os.environ.get(variable, "").split(",") if n.strip()}
-
-
-def architecture_builders(arch: type) -> tuple[type, type]:
-    """A ``GeneratorBuilder`` and a ``CriticBuilder`` class made from an ``Architecture`` class of the earlier
-    contract: a plugin written against it keeps working unchanged."""
-
-    def builder(base, role):
-        def build(self, shape):
-            return getattr(arch(**{role: self.params}), f"build_{role}")(shape)
-
-        def initialize(self, module):
-            arch(**{role: self.params}).initialize(module)
-
-        return type(f"{arch.__name__}{role.title()}", (base,), {
-            "name": arch.name, "description": getattr(arch, "description", ""), "__module__": arch.__module__,
-            "Params": getattr(arch, f"{role.title()}Params"), "build": build, "initialize": initialize, "legacy": arch})
-
-    return builder(GeneratorBuilder, "generator"), builder(CriticBuilder, "critic")
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import signal
 
 from . import training, catalog, images, scores, explore, data  # noqa: F401,E401  (registering the commands, in order)
-from .common import app, err, out, path_arg, sane_columns
-
-_path = path_arg  # the name tests and earlier plugins' code used
+from .common import app, err, out, sane_columns
 
 __all__ = ["app", "main", "out", "err"]
 

@@ -16,6 +16,8 @@ from ..errors import GanzooError
 from ..registry import KINDS, did_you_mean, get_registry
 from .common import app, err, force_option, friendly, out, path_arg
 
+ForceRecipe = force_option("replace an existing NAME.yaml")
+
 
 @app.command()
 @friendly
@@ -57,7 +59,7 @@ def init(
     name: str = typer.Argument(..., help="name of the new recipe (and of its file NAME.yaml)"),
     from_: Optional[str] = typer.Option(None, "--from", help="shipped recipe (or file) to start from; default: NAME"),
     directory: Path = typer.Option(Path("."), "--dir", help="where to write NAME.yaml", parser=path_arg),
-    force: force_option("replace an existing NAME.yaml") = False,
+    force: ForceRecipe = False,
 ):
     """Copy a shipped recipe to NAME.yaml to edit: ganzoo init my_faces --from anime_fast."""
     path = shipped.init(name, from_, directory, force)

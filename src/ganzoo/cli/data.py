@@ -13,6 +13,8 @@ from .. import data as datasets, labels, recipe as recipes, sampling, shipped
 from ..errors import GanzooError
 from .common import app, force_option, friendly, out, path_arg
 
+ForceGrid = force_option("replace the grid image if it exists")
+
 data_app = typer.Typer(help="Look at a recipe's data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -24,7 +26,7 @@ def data_inspect(
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a key"),
     grid: Optional[Path] = typer.Option(None, "--grid", help="PNG of real samples after transforms (default: NAME-data.png)", parser=path_arg),
     n: int = typer.Option(64, "-n", min=1, max=10000, help="images in the grid"),
-    force: force_option("replace the grid image if it exists") = False,
+    force: ForceGrid = False,
 ):
     """Counts, skipped files and why, source sizes, and a grid of real samples after transforms."""
     r = recipes.load_recipe(shipped.resolve(recipe), set_ or [])

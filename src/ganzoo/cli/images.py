@@ -18,6 +18,17 @@ from ..trained import open_trained
 from .common import (Device, Ema, Seed, Source, Truncation, app, err, force_option, friendly, label_choice,
                      labels_option, path_arg, progress_display, report_distinct)
 
+ForceSamples = force_option("replace samples already in the output folder (all of them)")
+SampleLabels = labels_option("conditional runs: ATTRIBUTE=VALUE (repeat for each attribute; those not given follow the training "
+                         "data's frequencies), or 'random'")
+FixedLabels = labels_option("fix another attribute: ATTRIBUTE=VALUE (else drawn per column)")
+ForceFile = force_option("replace the output file if it exists")
+WalkLabels = labels_option("conditional runs: the label kept along the walk, ATTRIBUTE=VALUE (those not given drawn from the "
+                         "training frequencies), or 'random'")
+ForceExport = force_option("replace the output if it exists")
+ForceProjections = force_option("replace projections of the same names")
+ProjectLabels = labels_option("conditional runs: the labels to project with, ATTRIBUTE=VALUE (default: the best of a few draws)")
+
 
 def _generator(source, device: str, ema: bool):
     """The generator of ``source`` on the device ``--device`` names, and that device."""
@@ -38,9 +49,8 @@ def sample(
     batch_size: int = typer.Option(250, min=1),
     device: Device = "auto",
     ema: Ema = True,
-    force: force_option("replace samples already in the output folder (all of them)") = False,
-    label: labels_option("conditional runs: ATTRIBUTE=VALUE (repeat for each attribute; those not given follow the training "
-                         "data's frequencies), or 'random'") = [],
+    force: ForceSamples = False,
+    label: SampleLabels = [],
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     t0 = time.perf_counter()
@@ -61,12 +71,12 @@ def grid(
     output: Path = typer.Option(..., "-o", "--output", help="the grid image (.png)", parser=path_arg),
     by: Optional[str] = typer.Option(None, "--by", help="the label attribute with one row per class (default: the first)"),
     columns: int = typer.Option(8, "--columns", min=1, max=64, help="images per row (the same latent vectors in every row)"),
-    label: labels_option("fix another attribute: ATTRIBUTE=VALUE (else drawn per column)") = [],
+    label: FixedLabels = [],
     seed: Seed = 0,
     truncation: Truncation = None,
     device: Device = "auto",
     ema: Ema = True,
-    force: force_option("replace the output file if it exists") = False,
+    force: ForceFile = False,
 ):
     """A per-class grid of a conditional run: one row per class of an attribute, the same noise in every row."""
     if sampling.image_path(output).exists() and not force:
@@ -89,9 +99,8 @@ def interpolate(
     truncation: Truncation = None,
     device: Device = "auto",
     ema: Ema = True,
-    force: force_option("replace the output file if it exists") = False,
-    label: labels_option("conditional runs: the label kept along the walk, ATTRIBUTE=VALUE (those not given drawn from the "
-                         "training frequencies), or 'random'") = [],
+    force: ForceFile = False,
+    label: WalkLabels = [],
     between: list[Path] = typer.Option([], "--between", help="walk through projected images instead of random points: "
                                        "the .latent.safetensors files of ganzoo project, in order (repeat, at least two)",
                                        parser=path_arg),
@@ -126,7 +135,7 @@ def export(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="file or folder to write (default: RUN/export/generator.onnx, "
                                           "generator.pt or model/)", parser=path_arg),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="export the generator's weight average when the checkpoint has one"),
-    force: force_option("replace the output if it exists") = False,
+    force: ForceExport = False,
 ):
     """Export the generator: ONNX or TorchScript (checked against the torch generator), or a model folder."""
     t0 = time.perf_counter()
@@ -155,8 +164,8 @@ def project(
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the starting draws and of any noise inputs"),
     device: Device = "auto",
     ema: Ema = True,
-    force: force_option("replace projections of the same names") = False,
-    label: labels_option("conditional runs: the labels to project with, ATTRIBUTE=VALUE (default: the best of a few draws)") = [],
+    force: ForceProjections = False,
+    label: ProjectLabels = [],
 ):
     """Find the latent whose image best reproduces each image: writes NAME.latent.safetensors, the reconstruction
     NAME.png and NAME.side.png (image | reconstruction); walk between them with interpolate --between."""

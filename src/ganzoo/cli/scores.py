@@ -19,6 +19,9 @@ from ..metrics import Scores
 from .common import (Device, Ema, Source, app, err, force_option, friendly, key_values, out, path_arg, progress_display,
                      task_progress)
 
+ForceGrid = force_option("replace the grid image if it exists")
+ForceNearestGrid = force_option("replace the -o grid image if it exists")
+
 
 @app.command("eval")
 @friendly
@@ -74,7 +77,7 @@ def report(run_dir: Path = typer.Argument(..., help="run directory", parser=path
 def compare(
     run_dirs: List[Path] = typer.Argument(..., help="run directories", parser=path_arg),
     output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="side-by-side grid image", parser=path_arg),
-    force: force_option("replace the grid image if it exists") = False,
+    force: ForceGrid = False,
 ):
     """One short table (objective, steps, time, img/s, latest FID/KID with N), what each run is, a side-by-side grid."""
     if output.exists() and not force:
@@ -106,7 +109,7 @@ def nearest(
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the latents and of the training subset"),
     device: Device = "auto",
     ema: Ema = True,
-    force: force_option("replace the -o grid image if it exists") = False,
+    force: ForceNearestGrid = False,
 ):
     """Does the generator copy its training set? Generated images vs their nearest training images (RMS pixel distance)."""
     if output is not None and sampling.image_path(output).exists() and not force:

@@ -14,6 +14,8 @@ from ..train import check_resume_changes, resume, resume_source, train as train_
 from ..errors import GanzooError
 from .common import Overrides, Quiet, RecipeArg, app, err, force_option, friendly, path_arg, training_progress
 
+ForceRunDir = force_option("replace a non-empty --run-dir")
+
 
 @app.command()
 @friendly
@@ -22,7 +24,7 @@ def run(
     set_: Overrides = None,
     out_dir: Optional[Path] = typer.Option(None, "--run-dir", help="run directory (default: output.dir/NAME[-TIMESTAMP])", parser=path_arg),
     resume_dir: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last checkpoint", parser=path_arg),
-    force: force_option("replace a non-empty --run-dir") = False,
+    force: ForceRunDir = False,
     quiet: Quiet = False,
 ):
     """Train a recipe: checkpoint, samples and the resolved recipe land in the run directory."""
