@@ -7,11 +7,10 @@ from typing import List, Optional
 
 import torch
 import typer
-from rich.table import Table
 
 from .. import data as datasets, labels, recipe as recipes, sampling, shipped
 from ..errors import GanzooError
-from .common import app, force_option, friendly, out, path_arg
+from .common import app, force_option, friendly, key_values, out, path_arg
 
 ForceGrid = force_option("replace the grid image if it exists")
 
@@ -35,24 +34,24 @@ def data_inspect(
         raise GanzooError(f"{grid_path} exists: pick another name (--grid) or pass --force to replace it")
     data = datasets.load_data(r.data)
     images, report = data.images, data.report
-    table = Table(title=f"data of {r.name}", show_header=False)
-    table.add_row("dataset", f"{r.data.name}: {report.source}")
-    table.add_row("images", f"{len(images)} at {r.data.channels}x{r.data.resolution}x{r.data.resolution}")
-    table.add_row("skipped", ", ".join(f"{v} {k}" for k, v in report.skipped.items()) or "none")
+    rows = []
+    rows.append(("dataset", f"{r.data.name}: {report.source}"))
+    rows.append(("images", f"{len(images)} at {r.data.channels}x{r.data.resolution}x{r.data.resolution}"))
+    rows.append(("skipped", ", ".join(f"{v} {k}" for k, v in report.skipped.items()) or "none"))
     for bad in report.bad_files[:10]:
-        table.add_row("", bad)
+        rows.append(("", bad))
     sizes = sorted(report.source_sizes.items(), key=lambda kv: -kv[1])
-    table.add_row("source sizes", ", ".join(f"{k}: {v}" for k, v in sizes[:8]) + (" ..." if len(sizes) > 8 else "") or "n/a")
-    table.add_row("upscaled", str(report.upscaled))
+    rows.append(("source sizes", ", ".join(f"{k}: {v}" for k, v in sizes[:8]) + (" ..." if len(sizes) > 8 else "") or "n/a"))
+    rows.append(("upscaled", str(report.upscaled)))
     aug = datasets.build_augment(r.data.augment)
-    table.add_row("augment", str(aug) if aug else "none")
+    rows.append(("augment", str(aug) if aug else "none"))
     for attr, counts in labels.summary(data.columns).items():
         used = " (conditions the model)" if attr in r.data.labels else ""
-        table.add_row(f"label {attr}{used}", f"{len([c for c in counts if c != '(none)'])} classes: "
-                      + ", ".join(f"{c} {k}" for c, k in counts.items()))
+        rows.append((f"label {attr}{used}", f"{len([c for c in counts if c != '(none)'])} classes: "
+                      + ", ".join(f"{c} {k}" for c, k in counts.items())))
     if not data.columns:
-        table.add_row("labels", "none (class sub-folders, a labels file, or a labelled dataset give them)")
-    out.print(table)
+        rows.append(("labels", "none (class sub-folders, a labels file, or a labelled dataset give them)"))
+    out.print(key_values(f"data of {r.name}", rows))
     torch.manual_seed(r.seed)
     batch = next(datasets.BatchStream(images, min(n, len(images)), r.seed, "cpu", augment=aug))
     path = sampling.write_grid(datasets.to_uint8(batch), grid_path)
