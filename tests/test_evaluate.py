@@ -287,7 +287,7 @@ def test_non_finite_weights_are_refused_for_sampling_and_evaluation(finished_run
     save_file(tensors, str(path), metadata=meta)
     assert ckpt.meta["step"] == load_checkpoint(path).meta["step"]
     for args in (["sample", str(run), "-n", "4", "-o", str(tmp_path / "s"), "--no-ema"],
-                 ["eval", str(run), "-n", "4", "--no-ema", "--no-prc", "--weights", tiny_feature_network(tmp_path)]):
+                 ["eval", str(run), "-n", "4", "--no-ema", "--no-prc", "--weights", tiny_feature_network(tmp_path, 16)]):
         res = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert res.exit_code == 2 and "NaN or infinite" in res.output and "Traceback" not in res.output, res.output
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
@@ -318,7 +318,7 @@ def test_an_evaluation_never_files_its_scores_under_a_run_that_replaced_the_one_
         return out
 
     monkeypatch.setattr(evaluation, "evaluate_images", replace_meanwhile)
-    weights = tiny_feature_network(tmp_path)
+    weights = tiny_feature_network(tmp_path, 16)
     before = (run / "metrics.jsonl").read_text()
     with pytest.raises(GanzooError, match="changed while it was being scored.*not written"):
         evaluation.evaluate(run, n=4, n_real=8, prc=False, weights=weights)
@@ -343,7 +343,7 @@ def test_an_evaluation_of_a_read_only_run_says_so_first_and_still_prints_its_sco
     run = copy_run(finished_run, tmp_path / "run")
     os.chmod(run, stat.S_IRUSR | stat.S_IXUSR)
     try:
-        res = runner.invoke(app, ["eval", str(run), "-n", "4", "--n-real", "8", "--no-prc", "--weights", tiny_feature_network(tmp_path)],
+        res = runner.invoke(app, ["eval", str(run), "-n", "4", "--n-real", "8", "--no-prc", "--weights", tiny_feature_network(tmp_path, 16)],
                             env={"COLUMNS": "200"})
     finally:
         os.chmod(run, stat.S_IRWXU)

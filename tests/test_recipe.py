@@ -195,3 +195,41 @@ def test_check_refuses_what_run_would_refuse_after_decoding(tmp_path, tiny, monk
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
     res = runner.invoke(app, ["check", str(tmp_path / "r.yaml")], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "pip install" in res.output and "mlflow" in res.output, res.output
+
+
+# -- --set KEY=null on a component's parameter -------------------------------------------------------------------------
+class _ClipParams(ganzoo.Params):
+    clip: float | None = 0.01  # None: no clipping
+    margin: float = 1.0
+
+
+class _ClipObjective(ganzoo.Objective):
+    name = "clip_test"
+    Params = _ClipParams
+
+    def critic_loss(self, real_scores, fake_scores):
+        return fake_scores.mean() - real_scores.mean()
+
+    def generator_loss(self, fake_scores, real_scores=None):
+        return -fake_scores.mean()
+
+
+class _ClipPlugin:
+    @staticmethod
+    @ganzoo.hookimpl
+    def register_objectives(register):
+        register(_ClipObjective)
+
+
+def test_null_on_a_components_parameter_sets_null_where_it_may_be_and_the_default_elsewhere(tiny):
+    reg = ganzoo.Registry().load_plugins()
+    reg.add_plugin(_ClipPlugin, name="clip_plugin", package="clip-plugin")
+    tiny["objective"] = {"name": "clip_test", "clip": 0.05, "margin": 2.0}
+    assert load_recipe(tiny, registry=reg).objective.params.clip == 0.05
+    r = load_recipe(tiny, ["objective.clip=null"], registry=reg)
+    assert r.objective.params.clip is None  # not the default 0.01, and not the recipe's 0.05
+    r = load_recipe(tiny, ["objective.margin=null"], registry=reg)
+    assert r.objective.params.margin == 1.0  # a parameter that cannot be null: removed, its default applies
+    tiny["regularizers"] = [{"name": "r1", "gamma": 10.0}]
+    assert load_recipe(tiny, ["regularizers.0.gamma=null"], registry=reg).regularizers[0].params.gamma is None
+    assert load_recipe(tiny, ["objective.clip=null"], registry=reg).to_dict()["objective"]["clip"] is None  # kept as resolved

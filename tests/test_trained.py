@@ -22,6 +22,8 @@ from ganzoo.rundir import ModelFiles, RunFiles
 from ganzoo.sampling import read_png, write_png
 from ganzoo.trained import open_trained
 
+from conftest import tiny_feature_network
+
 runner = CliRunner()
 SRC = Path(ganzoo.__file__).parent
 SOURCES = ("run", "checkpoint", "outside", "model")
@@ -128,8 +130,9 @@ def test_explore_takes_every_source(sources, name):
 
 @pytest.mark.parametrize("name", SOURCES)
 def test_eval_takes_every_source_and_a_model_folder_is_scored_as_a_generator(sources, name, tmp_path):
+    weights = tiny_feature_network(tmp_path, features=16)  # what is scored is the point here, not the network (tests/test_evaluate.py)
     res = runner.invoke(app, ["eval", str(sources[name]), "-n", "4", "--n-real", "6", "--ref", str(sources["images"]),
-                              "--no-prc", "--backend", "torch"], env={"COLUMNS": "200"})
+                              "--weights", weights, "--backend", "torch"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert re.search(r"FID\s*│\s*\d+\.\d\d", res.output) and re.search(r"N generated\s*│\s*4 \(", res.output)
     if name == "model":

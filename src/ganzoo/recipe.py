@@ -311,7 +311,7 @@ def load_recipe(source: str | Path | dict, overrides: list[str] | None = None, r
     where = str(source) if not isinstance(source, dict) else "recipe"
     raw = _read_yaml(source) if not isinstance(source, dict) else copy.deepcopy(source)
     for item in overrides or []:
-        _apply_override(raw, item)
+        _apply_override(raw, item, registry)
     compat.upgrade_recipe(raw, registry)
     context = {"registry": registry, "problems": []}
     try:
@@ -366,7 +366,7 @@ def _read_yaml(path) -> dict:
     return data
 
 
-def _apply_override(raw: dict, item: str) -> None:
+def _apply_override(raw: dict, item: str, registry: Registry | None = None) -> None:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise GanzooError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
@@ -397,7 +397,7 @@ def _apply_override(raw: dict, item: str) -> None:
                 # --set objective.name=rahinge: the old component's parameters do not carry over
                 node.clear()
                 node.update({**_core_keys(_component_section(raw, parts[:-1]), dict(node)), "name": parsed})
-            elif parsed is None and isinstance(node, dict) and not _takes_null(raw, parts):
+            elif parsed is None and isinstance(node, dict) and not _takes_null(raw, parts, registry):
                 node.pop(part, None)  # --set key=null on a key that cannot be null: remove it, its default applies
             elif isinstance(parsed, dict) and isinstance(node, dict) and isinstance(node.get(part), dict):
                 node[part] = _merged(node[part], parsed)  # --set train={steps: 5}: the section's other keys stay
@@ -437,10 +437,25 @@ def _core_keys(section, current) -> dict:
     return {k: v for k, v in current.items() if k in section.model_fields and k != "name"}
 
 
-def _takes_null(raw: dict, parts: list[str]) -> bool:
-    """Whether the key at ``parts`` accepts null (``ema.decay``, ``eval.n_real``): then ``--set key=null`` sets it."""
+def _takes_null(raw: dict, parts: list[str], registry: Registry | None = None) -> bool:
+    """Whether the key at ``parts`` accepts null: a core key (``ema.decay``, ``eval.n_real``) or a component's parameter
+    (``objective.clip`` of an objective whose ``clip`` may be None). Then ``--set key=null`` sets null; on any other
+    key it removes the key, so that its default applies."""
     from .interfaces import _allows_none
 
+    section = _component_section(raw, parts[:-1])
+    if section is not None and parts[-1] not in section.model_fields:  # a component's own parameter
+        node = raw
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.get(part)
+        kind = COMPONENT_SECTIONS["regularizer" if parts[0] == "regularizers" else "callback" if parts[0] == "callbacks"
+                                  else parts[0]][0]
+        try:
+            params = (registry or get_registry()).get(kind, node.get("name")).cls.Params
+        except (GanzooError, AttributeError):
+            return False  # an unknown component: validation names it
+        field = params.model_fields.get(parts[-1])
+        return field is not None and _allows_none(field.annotation)
     model = Recipe
     for i, part in enumerate(parts):
         field = model.model_fields.get(part) if isinstance(model, type) else None
