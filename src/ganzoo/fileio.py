@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def expand(path) -> Path:
     except RuntimeError:  # ~nosuchuser, or no HOME
         raise GanzooError(f"{path}: cannot expand '{str(path).split('/')[0]}' (no such user, or no home folder): "
                           "give the path in full") from None
+
+
+def last_part(text) -> str:
+    """A path-like string by its file or folder name (pages meant for sharing show no local folders); other text as is."""
+    text = str(text)
+    if "/" in text or "\\" in text:
+        return re.split(r"[/\\]", text.rstrip("/\\"))[-1] or text
+    return text
 
 
 def shown(path) -> str:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 
 from .errors import GanzooError
+from .fileio import last_part
 
 
 # -- the metrics -----------------------------------------------------------------------------------------------------------
@@ -143,12 +142,6 @@ def density_coverage(gen: torch.Tensor, real: torch.Tensor, k: int = DENSITY_K, 
 
 
 # -- the record and its wording --------------------------------------------------------------------------------------------
-def _last_part(value) -> str:
-    """A path by its last part: no local folder names on a page meant for sharing."""
-    text = str(value)
-    return Path(text).name or text if ("/" in text or "\\" in text) else text
-
-
 @dataclass
 class Scores:
     """One evaluation: the metrics' values (by key, spreads included), its protocol (what was scored against what,
@@ -209,7 +202,7 @@ class Scores:
         proto = self.protocol
         source = (proto.get("reference") or {}).get("source")
         return (f"on {self.n} generated images against {self.n_real} real images"
-                + (f" ({_last_part(source)})" if source else "")
+                + (f" ({last_part(source)})" if source else "")
                 + (f", at {proto['image_resolution']} px" if proto.get("image_resolution") else ""))
 
     def rows(self) -> dict[str, str]:
@@ -232,11 +225,11 @@ class Scores:
             rows["N generated"] += (f" ({'model folder, ' if 'model_folder' in what else ''}step {what['step']}"
                                     + (", weight average" if what.get("ema") else "") + ")")
         elif "images" in what:
-            rows["N generated"] += f" (images in {_last_part(what['images'])})"
+            rows["N generated"] += f" (images in {last_part(what['images'])})"
         rows["N real"] = f"{proto.get('n_real', '?')} of {ref.get('size', '?')}" + (
-            f" ({ref.get('dataset')}: {_last_part(ref['source'])})" if ref.get("source") else "")
+            f" ({ref.get('dataset')}: {last_part(ref['source'])})" if ref.get("source") else "")
         if net:
-            rows["feature network"] = f"{_last_part(net.get('file', '?'))}, sha256 {str(net.get('sha256', '?'))[:12]}"
+            rows["feature network"] = f"{last_part(net.get('file', '?'))}, sha256 {str(net.get('sha256', '?'))[:12]}"
         rows["protocol"] = f"{proto.get('library', '?')}, {proto.get('image_resolution', '?')} px, seed {proto.get('seed', '?')}"
         acc = self.label_accuracy
         if acc:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .fileio import atomic_write
+from .fileio import atomic_write, last_part
 from .interfaces import Callback
 from .metrics import BY_KEY, Scores
 from .rundir import RunFiles
@@ -102,9 +102,7 @@ def _value(value) -> str:
 
 def _last_part(value) -> str:
     """A path-like string by its file or folder name; anything else as ``_value`` shows it."""
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return re.split(r"[/\\]", value.rstrip("/\\"))[-1] or value
-    return _value(value)
+    return last_part(value) if isinstance(value, str) else _value(value)
 
 
 def _img(path_or_bytes, alt: str) -> str:

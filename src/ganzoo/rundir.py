@@ -158,8 +158,6 @@ class RunFiles:
         self.append_metrics(line)
         return kept
 
-    def write_copy_check(self, result: dict) -> Path:
-        return atomic_write(self.nearest, json.dumps(result, indent=2).encode(), "copy check")
 
 
 def read_json(path: Path) -> dict:

@@ -26,7 +26,7 @@ from .labels import LabelSpace
 from .models import build_models
 from .recipe import Recipe, load_recipe
 from .registry import Registry
-from .rundir import ModelFiles, RunFiles, is_model_folder  # noqa: F401  (is_model_folder: part of this module's API)
+from .rundir import ModelFiles, RunFiles
 
 log = logging.getLogger("ganzoo")
 
