@@ -89,3 +89,17 @@ def test_ragan_trains_on_toyfaces_and_resumes_bit_exactly(tiny, tmp_path):
     for key in ("generator", "critic"):
         names = [k for k in a if k.startswith(key + ".")]
         assert names and all(torch.equal(a[k], b[k]) for k in names)
+
+
+def test_run_log_cannot_overwrite_a_value_ganzoo_logs_itself(tiny, tmp_path):
+    from ganzoo.observers import Run
+
+    class Logs(ganzoo.Callback):
+        def on_step(self, run, record):
+            run.log({"g_loss": 0.0})
+
+    with pytest.raises(ValueError, match=r"'g_loss' is a value ganzoo logs itself.*'my/g_loss'"):
+        ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "run", progress=False, callbacks=[Logs()])
+    for key in ("d_loss", "penalty/r1", "lr_g"):
+        with pytest.raises(ValueError, match="a value ganzoo logs itself"):
+            Run.log(Run.__new__(Run), {key: 1.0})

@@ -157,6 +157,8 @@ def test_eval_of_a_model_folder_without_its_data_says_to_give_ref(sources, tmp_p
     ("config_dir", "its config.json is a folder, not a file"),
     ("latent", "latent_dim is 9, but the weights and recipe beside it are of 8"),
     ("not_ours", "is not a ganzoo model folder's config"),
+    ("width", "the generator's parameters ({'base_channels': 16"),
+    ("condition", "condition is 'concat', the recipe beside it says None"),
 ])
 def test_a_damaged_model_folder_is_named_as_one(sources, tmp_path, broken, message):
     folder = tmp_path / "m"
@@ -167,9 +169,15 @@ def test_a_damaged_model_folder_is_named_as_one(sources, tmp_path, broken, messa
     elif broken == "config_dir":
         files.config.unlink()
         files.config.mkdir()
-    elif broken == "latent":
+    elif broken in ("latent", "width", "condition"):
         config = json.loads(files.config.read_text())
-        files.config.write_text(json.dumps({**config, "latent_dim": 9}))
+        if broken == "latent":
+            config["latent_dim"] = 9
+        elif broken == "width":
+            config["generator"]["params"]["base_channels"] = 16
+        else:
+            config["condition"] = "concat"
+        files.config.write_text(json.dumps(config))
     else:
         files.config.write_text('{"format": "something-else"}')
     with pytest.raises(GanzooError, match=re.escape(message)):

@@ -134,6 +134,9 @@ class Run:
         for key, value in values.items():
             if not isinstance(key, str) or not key or key in ("step", "epoch"):
                 raise ValueError(f"run.log: {key!r} is not a name a value can be logged under")
+            if key in STANDARD_KEYS or key.startswith("penalty/"):
+                raise ValueError(f"run.log: '{key}' is a value ganzoo logs itself (it would be overwritten, or overwrite it): "
+                                 f"log yours under another name, e.g. 'my/{key}'")
             number = float(value)
             if not math.isfinite(number):
                 logging.getLogger("ganzoo").warning(f"run.log: {key} is {number} at step {self.step}")

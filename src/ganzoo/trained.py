@@ -166,6 +166,11 @@ def _check_config(config: dict, generator, recipe: Recipe, where: Path) -> None:
         if value != built[key]:
             raise GanzooError(f"{where}: {key} is {value!r}, but the weights and recipe beside it are of {built[key]!r}: "
                               "the config was edited or belongs to another model; export the model again")
+    params = (config.get("generator") or {}).get("params")
+    if params != recipe.generator.params.model_dump(mode="json"):
+        raise GanzooError(f"{where}: the generator's parameters ({params}) are not those of the recipe beside it "
+                          f"({recipe.generator.params.model_dump(mode='json')}): the config was edited or belongs to another "
+                          "model; export the model again")
     if (config.get("condition") or None) != (recipe.condition.name if recipe.condition is not None else None):
         raise GanzooError(f"{where}: condition is {config.get('condition')!r}, the recipe beside it says "
                           f"{recipe.condition.name if recipe.condition is not None else None!r}; export the model again")
