@@ -179,3 +179,37 @@ def test_example_observer_plugin_installs_and_a_recipe_names_it(tmp_path, tiny):
     assert rows[0] == "step,d_loss,g_loss" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
     logged = [json.loads(line) for line in (Path(tiny["output"]["dir"]) / "tiny" / "metrics.jsonl").read_text().splitlines()]
     assert float(rows[2].split(",")[1]) == pytest.approx(logged[-1]["d_loss"])
+
+
+def test_a_removed_run_attribute_says_what_replaced_it():
+    from ganzoo.observers import Run
+
+    with pytest.raises(AttributeError, match=r"run.extra was removed: the last in-training evaluation is run.eval"):
+        Run.__new__(Run).extra
+    with pytest.raises(AttributeError, match=r"^'Run' object has no attribute 'nothing'$"):
+        Run.__new__(Run).nothing
+
+
+def test_a_recipe_for_a_plugin_whose_name_a_built_in_took_is_told_which_to_name(tiny):
+    from pydantic import Field
+
+    class OwnParams(ganzoo.Params):
+        strength: float = Field(1.0)
+
+    class Own(ganzoo.Regularizer):
+        name = "bcr"  # as a third-party plugin named it before the built-in existed
+        Params = OwnParams
+
+    class Plugin:
+        @staticmethod
+        @ganzoo.hookimpl
+        def register_regularizers(register):
+            register(Own)
+
+    reg = Registry().load_plugins()
+    reg.add_plugin(Plugin, name="own_bcr", package="my-pkg")
+    tiny["regularizers"] = [{"name": "bcr", "strength": 2.0}]
+    with pytest.raises(GanzooError, match=r"'bcr' is ganzoo's regularizer here; 'my-pkg:bcr' also has that name: name it so"):
+        ganzoo.load_recipe(tiny, registry=reg)
+    tiny["regularizers"] = [{"name": "my-pkg:bcr", "strength": 2.0}]
+    assert ganzoo.load_recipe(tiny, registry=reg).regularizers[0].params.strength == 2.0

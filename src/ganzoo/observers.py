@@ -38,6 +38,8 @@ from typing import Any, Literal
 import torch
 
 SEVERITY = {"end": 0, "interrupt": 1, "error": 2}
+# attributes of Run that earlier versions had, and what replaced each (ganzoo.compat's table says when these notes go)
+REMOVED = {"extra": "the last in-training evaluation is run.eval (step, n and scores); values of your own go to run.log"}
 
 
 # the keys of a metrics line that ganzoo itself writes; anything else in a line was given to run.log
@@ -115,6 +117,12 @@ class Run:
     observers: list = field(default_factory=list)
     pending: dict = field(default_factory=dict)  # values given to run.log since the last metrics line
     metrics_log: Any = None  # the metrics observer (watch.Metrics), for events and TensorBoard
+
+    def __getattr__(self, name: str):
+        replaced = REMOVED.get(name)
+        if replaced is None:
+            raise AttributeError(f"'Run' object has no attribute '{name}'")
+        raise AttributeError(f"run.{name} was removed: {replaced} (docs/plugins.md, 'Porting')")
 
     def sampler(self) -> torch.nn.Module:
         """The generator that grids, evaluation and samples use: the weight average once it has begun."""

@@ -336,7 +336,13 @@ def _resolve(section: str, sec: _ComponentSection, registry: Registry, where: st
         sec._params = model.model_validate(sec.plugin_keys())
     except ValidationError as exc:
         known = list(model.model_fields) + list(type(sec).model_fields)
-        return [_describe(dict(e, loc=(*where.split("."), *e["loc"])), Recipe, known_override=known) for e in exc.errors()]
+        problems = [_describe(dict(e, loc=(*where.split("."), *e["loc"])), Recipe, known_override=known) for e in exc.errors()]
+        others = [c for (k, qualified), c in registry.shadowed.items() if k == kind and c.name == sec.name]
+        if others:  # two packages register this name: the recipe's keys may be the other one's
+            alt = ", ".join(f"'{c.qualified_name}'" for c in others)
+            problems.append(f"{where}.name: '{sec.name}' is {component.package}'s {kind} here; {alt} also has that name: "
+                            f"name it so (name: {others[0].qualified_name}) if these parameters are its")
+        return problems
     return []
 
 
