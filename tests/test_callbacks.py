@@ -103,3 +103,20 @@ def test_run_log_cannot_overwrite_a_value_ganzoo_logs_itself(tiny, tmp_path):
     for key in ("d_loss", "penalty/r1", "lr_g"):
         with pytest.raises(ValueError, match="a value ganzoo logs itself"):
             Run.log(Run.__new__(Run), {key: 1.0})
+
+
+def test_run_log_in_on_log_is_refused_and_values_given_in_on_end_are_kept(tiny, tmp_path):
+    class LateLog(ganzoo.Callback):
+        def on_log(self, run, line):
+            run.log({"too_late": 1.0})
+
+    with pytest.raises(ValueError, match=r"run.log\('too_late'\) in on_log: this step's line is already written"):
+        ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "a", progress=False, callbacks=[LateLog()])
+
+    class FinalLog(ganzoo.Callback):
+        def on_end(self, run):
+            run.log({"final_score": 42.0})
+
+    ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "b", progress=False, callbacks=[FinalLog()])
+    lines = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1] == {"step": 3, "final_score": 42.0}  # before, the value was lost

@@ -138,10 +138,15 @@ class Run:
 
     def log(self, values: dict) -> None:
         """Add values of your own to the run's metrics: each name goes into the next line of metrics.jsonl (this
-        step's when it is a logged step; the last value given wins), TensorBoard, MLflow and the report."""
+        step's when it is a logged step; the last value given wins), TensorBoard, MLflow and the report. Not from
+        ``on_log`` (that line is written already); values given after the last line (in ``on_end``) are written as a
+        line of their own when the run closes."""
         for key, value in values.items():
             if not isinstance(key, str) or not key or key in ("step", "epoch"):
                 raise ValueError(f"run.log: {key!r} is not a name a value can be logged under")
+            if self.__dict__.get("delivering_line"):
+                raise ValueError(f"run.log({key!r}) in on_log: this step's line is already written; give values in "
+                                 "on_step (they join this step's line) or later (they join the next)")
             if key in STANDARD_KEYS or key.startswith("penalty/"):
                 raise ValueError(f"run.log: '{key}' is a value ganzoo logs itself (it would be overwritten, or overwrite it): "
                                  f"log yours under another name, e.g. 'my/{key}'")

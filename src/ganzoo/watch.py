@@ -59,20 +59,18 @@ class Metrics(Callback):
     name = "metrics"
 
     def __init__(self):
-        self.file = self.tb = None
-        self.history: list[dict] = []
+        self.file = self.tb = self.run = None
 
     def on_start(self, run) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.first_bad = torch.full((), -1, dtype=torch.long, device=run.device)  # first non-finite step, no host sync
         self.steps, self.data_seconds, self.since = 0, 0.0, time.perf_counter()
-        run.metrics_log = self
+        run.metrics_log, self.run = self, run
         if not run.world.main:
             return
         path = RunFiles(run.run_dir).metrics_lines
         kept = _lines_up_to(path, run.start)  # resuming from an older checkpoint: drop what comes after it
         path.write_text("".join(json.dumps(line) + "\n" for line in kept))
-        self.history = [line for line in kept if "d_loss" in line]
         self.file = path.open("a")
         if run.recipe.output.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -104,15 +102,21 @@ class Metrics(Callback):
         line.update(run.pending)
         run.pending.clear()
         run.metrics = line
+        self._write(line)
+        run.delivering_line = True  # run.log now would miss this line: refused (observers.Run.log)
+        try:
+            run.emit("on_log", line)
+        finally:
+            run.delivering_line = False
+
+    def _write(self, line: dict) -> None:
         if self.file is not None:
-            self.history.append(line)
             self.file.write(json.dumps(line) + "\n")
             self.file.flush()
         if self.tb is not None:
             for key, value in line.items():
                 if key not in ("step", "epoch"):
                     self.tb.add_scalar(key, value, line["step"])
-        run.emit("on_log", line)
 
     def on_grid(self, run, step: int, images) -> None:
         """The fixed-latent grid into TensorBoard, beside the metrics."""
@@ -150,6 +154,11 @@ class Metrics(Callback):
         self.file.flush()
 
     def close(self) -> None:
+        run = self.run
+        if run is not None and run.pending:  # values given to run.log after the last line (in on_end): a line of their own
+            self._write({"step": run.step, **run.pending})
+            run.metrics.update(run.pending)
+            run.pending.clear()
         if self.file is not None:
             self.file.close()
             self.file = None
