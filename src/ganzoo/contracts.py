@@ -77,6 +77,9 @@ def class_problems(kind: str, cls: type, base: type) -> list[str]:
         model = getattr(cls, attr, None)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             problems.append(f"{cls.__name__}.{attr} must be a pydantic model (a subclass of ganzoo.Params), got {model!r}")
+        elif model.model_config.get("extra") != "forbid":  # a plain BaseModel would drop a misspelt recipe key silently
+            problems.append(f"{cls.__name__}.{attr} must derive from ganzoo.Params (or forbid extra keys), so that a misspelt "
+                            f"recipe key is an error, not silently ignored; {model.__name__} derives from {model.__mro__[1].__name__}")
     for method in REQUIRED.get(kind, ()):
         if getattr(cls, method, None) is getattr(base, method, None):
             problems.append(f"{cls.__name__} does not implement {method}()")
@@ -93,6 +96,13 @@ def class_problems(kind: str, cls: type, base: type) -> list[str]:
         problems.append(f"{cls.__name__}.every must be >= 1")
     if kind == "regularizer" and getattr(cls, "target", "critic") not in ("critic", "generator"):
         problems.append(f"{cls.__name__}.target must be 'critic' or 'generator', got {getattr(cls, 'target')!r}")
+    elif kind == "regularizer":  # a penalty method the loop never calls for this target is a silent no-op
+        target, own = cls.target, {m for m in ("penalty", "generator_penalty") if getattr(cls, m) is not getattr(base, m)}
+        wrong = own - {"penalty" if target == "critic" else "generator_penalty"}
+        if wrong and not own - wrong:
+            problems.append(f"{cls.__name__} defines {', '.join(sorted(wrong))}() but its target is '{target}', for which the loop "
+                            f"calls {'penalty' if target == 'critic' else 'generator_penalty'}(): set target = "
+                            f"'{'generator' if target == 'critic' else 'critic'}' or rename the method")
     return problems
 
 

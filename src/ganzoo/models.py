@@ -94,6 +94,9 @@ def build_models(recipe, registry: Registry | None = None, regularizers: list | 
         except ValueError as exc:
             raise GanzooError(f"{role} '{section.name}' cannot be built for "
                               f"{shape.channels}x{shape.resolution}x{shape.resolution}: {exc}") from None
+        if not isinstance(getattr(net, "__dict__", {}).get("shape"), ImageShape):  # Generator/Critic.__init__ sets it
+            raise contracts.ContractError(f"{contracts.who(registry.get(role, section.name))}: the {role} it built "
+                                          f"({type(net).__name__}) has no shape: its __init__ must call super().__init__(shape)")
         if section.init == "dcgan":
             dcgan_init(net)
         elif section.init == "architecture":
