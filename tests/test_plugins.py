@@ -213,3 +213,43 @@ def test_a_recipe_for_a_plugin_whose_name_a_built_in_took_is_told_which_to_name(
         ganzoo.load_recipe(tiny, registry=reg)
     tiny["regularizers"] = [{"name": "my-pkg:bcr", "strength": 2.0}]
     assert ganzoo.load_recipe(tiny, registry=reg).regularizers[0].params.strength == 2.0
+
+
+def test_a_run_made_with_a_preferred_plugin_is_not_resumed_with_another_component(tiny, tmp_path, monkeypatch):
+    class MyHinge(ganzoo.Objective):
+        name = "hinge"  # the built-in's name: GANZOO_PREFER_PLUGINS decides which one "hinge" is
+
+        def critic_loss(self, real_scores, fake_scores):
+            return (1 - real_scores).clamp(min=0).mean() + (1 + fake_scores).clamp(min=0).mean() * 0.5
+
+        def generator_loss(self, fake_scores, real_scores=None):
+            return -fake_scores.mean()
+
+    class Plugin:
+        @staticmethod
+        @ganzoo.hookimpl
+        def register_objectives(register):
+            register(MyHinge)
+
+    def registry():
+        reg = Registry().load_plugins()
+        reg.add_plugin(Plugin, name="my_hinge", package="my-pkg")
+        return reg
+
+    tiny["objective"] = {"name": "hinge"}
+    tiny["train"]["steps"] = 2
+    monkeypatch.setenv("GANZOO_PREFER_PLUGINS", "my-pkg")
+    preferred = registry()
+    run = ganzoo.train(ganzoo.load_recipe(tiny, registry=preferred), tmp_path / "run", registry=preferred, progress=False)
+    meta = ganzoo.load_checkpoint(run.checkpoint).meta
+    assert meta["components"]["objective"]["name"] == "my-pkg:hinge" and meta["components"]["generator"]["name"] == "ganzoo:dcgan"
+    monkeypatch.delenv("GANZOO_PREFER_PLUGINS")
+    plain = registry()
+    with pytest.raises(GanzooError, match=r"objective 'hinge' was my-pkg:hinge when this run started and is ganzoo:hinge now; "
+                                          r"resuming would train another component. Resume with GANZOO_PREFER_PLUGINS=my-pkg"):
+        ganzoo.train(ganzoo.load_recipe(tiny, ["train.steps=4"], registry=plain), tmp_path / "run", resume=tmp_path / "run",
+                     registry=plain, progress=False)
+    monkeypatch.setenv("GANZOO_PREFER_PLUGINS", "my-pkg")
+    again = registry()
+    assert ganzoo.train(ganzoo.load_recipe(tiny, ["train.steps=4"], registry=again), tmp_path / "run", resume=tmp_path / "run",
+                        registry=again, progress=False).steps == 4

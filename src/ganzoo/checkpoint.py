@@ -232,7 +232,8 @@ def save_run(run, name: str = "last", **extra_meta) -> Path | None:
         return None
     rng_tensors, rng_meta = rng.get_state()
     meta = {"recipe": run.recipe.to_dict(), "step": run.step, "epoch": run.batches.epoch, "batch_index": run.batches.index,
-            "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), "run_id": run.run_id, **run.states(), **extra_meta}
+            "rng": rng_meta, "world_size": run.world.size, "time": run.elapsed(), "run_id": run.run_id,
+            "components": run.recipe.components(), **run.states(), **extra_meta}
     if run.labels is not None:
         meta["labels"] = run.labels.to_dict()
     return save_checkpoint(RunFiles(run.run_dir).checkpoint(name), generator=run.generator, critic=run.critic,

@@ -38,6 +38,7 @@ class _ComponentSection(BaseModel):
     _finite_numbers = finite_numbers
     name: str
     _params: Params | None = PrivateAttr(default=None)
+    _component: Any = PrivateAttr(default=None)  # the registry's Component the name resolved to
 
     @property
     def params(self) -> Params:
@@ -256,6 +257,14 @@ class Recipe(_Strict):
             problems += schedules.problems(self, registry)
         return self
 
+    def components(self) -> dict[str, dict]:
+        """What each component section resolved to when the recipe was loaded: ``{"objective": {"name":
+        "PACKAGE:NAME", "version": ...}, "regularizers.0": ...}`` (checkpoints keep it; a resume compares it)."""
+        sections = [(s, getattr(self, s)) for s in SINGLE_SECTIONS if getattr(self, s) is not None]
+        sections += [(f"{key}.{i}", sec) for key in LIST_SECTIONS for i, sec in enumerate(getattr(self, key))]
+        return {at: {"name": sec._component.qualified_name, "version": sec._component.version}
+                for at, sec in sections if sec._component is not None}
+
     def to_dict(self) -> dict:
         """The recipe as resolved: every default filled in, ready to save as YAML."""
         out = self.model_dump(mode="json")
@@ -332,6 +341,7 @@ def _resolve(section: str, sec: _ComponentSection, registry: Registry, where: st
     except GanzooError as exc:
         return [f"{where}.name: {exc}"]
     model = params_of(component)
+    sec._component = component
     try:
         sec._params = model.model_validate(sec.plugin_keys())
     except ValidationError as exc:

@@ -326,6 +326,8 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     preflight(recipe, registry)  # before decoding anything: a recipe that cannot run stops here
     data = load_data(recipe.data, registry)
     images, labels = data.images, data.labels
+    if resume is not None:
+        _same_components(resume, recipe)
     if resume is not None and recipe.condition is not None:
         saved = checkpoint_labels(resume)
         if saved is None:
@@ -372,6 +374,19 @@ def prepare(recipe: Recipe, run_dir, resume, registry: Registry, device, world) 
     run = Run(recipe, run_dir, device, world, G, D, ema, opt_g, opt_d, objective, regularizers, batches, n_critic,
               len(images), start, total, resumed_from=resume, step=start, labels=labels, run_id=run_id)
     return run, lock
+
+
+def _same_components(ckpt: Checkpoint, recipe: Recipe) -> None:
+    """A resume trains with the components the run started with: a name that resolves to another package now (a
+    plugin preferred then, ``GANZOO_PREFER_PLUGINS``, and not now; a built-in that took a plugin's name) is refused."""
+    saved, now = ckpt.meta.get("components") or {}, recipe.components()
+    moved = [(at, saved[at]["name"], now[at]["name"]) for at in saved if at in now and saved[at].get("name") != now[at]["name"]]
+    if moved:
+        at, then, here = moved[0]
+        package = then.partition(":")[0]
+        raise GanzooError(f"{ckpt.path}: {at} '{here.partition(':')[2]}' was {then} when this run started and is {here} now; "
+                          f"resuming would train another component. Resume with GANZOO_PREFER_PLUGINS={package}, or name it "
+                          f"{then} in the recipe" + (f" ({len(moved) - 1} more differ)" if len(moved) > 1 else ""))
 
 
 def _end_unfinished(run_dir: Path, ckpt: Checkpoint) -> bool:
