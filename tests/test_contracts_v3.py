@@ -267,6 +267,7 @@ def test_debug_shows_a_plugins_traceback(tiny, tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(tiny))
     res = CliRunner().invoke(app, ["run", str(path), "-q"], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "Traceback" not in res.output and "on_start raised ZeroDivisionError" in res.output
+    assert "(its traceback: ganzoo --debug COMMAND ...)" in res.output  # where --debug goes, said where it is needed
     res = CliRunner().invoke(app, ["--debug", "run", str(path), "-q", "--run-dir", str(tmp_path / "r2")], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "Traceback" in res.output and "ZeroDivisionError: plugin bug" in res.output
 

@@ -248,3 +248,18 @@ def test_ctrl_c_while_a_run_writes_its_final_samples_stops_at_once_and_resume_fi
     assert summary["steps"] == 3 and summary["images_per_second"] > 0
     res = runner.invoke(app, ["resume", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "nothing to resume" in res.output  # finished now
+
+
+
+def test_compare_checkpoints_tells_identical_runs_from_different_ones(tmp_path, tiny):
+    tiny["train"]["steps"] = 2
+    a = ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "a", progress=False)
+    b = ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "b", progress=False)
+    c = ganzoo.train(ganzoo.load_recipe(tiny, ["seed=2"]), tmp_path / "c", progress=False)
+    same = ganzoo.compare_checkpoints(a.run_dir, b.checkpoint)
+    assert same["same"] and not same["differ"] and not same["only_a"] and not same["only_b"]
+    assert (tmp_path / "a" / "checkpoints" / "last.safetensors").read_bytes() != b.checkpoint.read_bytes()  # digests differ
+    other = ganzoo.compare_checkpoints(a.run_dir, c.run_dir)
+    assert other["differ"] and all(isinstance(v, float) and v > 0 for v in other["differ"].values())
+    everything = ganzoo.compare_checkpoints(a.run_dir, b.run_dir, prefixes=())
+    assert any(n.startswith("optim.") for n in everything["same"])

@@ -27,7 +27,7 @@ from .interfaces import (Callback, Conditioning, Critic, CriticBuilder, DataRepo
 from .labels import LabelSpace
 from .registry import Component, Registry, get_registry
 from .recipe import Recipe, load_recipe
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import compare_checkpoints, load_checkpoint, save_checkpoint
 from .models import build_models, dcgan_init, pyramid
 from .trained import Trained, load_generator, load_models, open_trained
 from .observers import Run, StepRecord
@@ -41,5 +41,5 @@ __all__ = [
     "Architecture", "Callback", "CriticBuilder", "GeneratorBuilder", "pyramid", "Component", "Conditioning", "ConditionalCritic", "ConditionalGenerator", "LabelSpace", "class_grid", "load_data", "Run", "StepRecord", "dcgan_init", "Interrupted", "evaluate", "Critic", "DataReport", "Dataset", "GanzooError", "Generator", "ImageShape", "Objective",
     "OptimizerSpec", "Params", "Recipe", "Regularizer", "Registry", "RunResult", "build_models", "generate", "get_registry",
     "hookimpl", "load_checkpoint", "load_dataset", "load_generator", "load_models", "load_recipe",
-    "resume", "save_checkpoint", "train", "write_grid", "write_samples", "Trained", "open_trained",
+    "resume", "save_checkpoint", "compare_checkpoints", "train", "write_grid", "write_samples", "Trained", "open_trained",
 ]

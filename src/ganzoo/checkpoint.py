@@ -126,6 +126,27 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(path, meta, tensors)
 
 
+def compare_checkpoints(a, b, prefixes=("generator.", "critic.", "generator_ema.")) -> dict:
+    """Which tensors of two checkpoints (files or run folders) differ: ``{"same": [...], "differ": {name: max abs
+    difference, or "shape"/"dtype"}, "only_a": [...], "only_b": [...]}`` over the tensors whose names start with
+    ``prefixes`` (networks and the weight average; ``()`` for all, optimizer state and RNG included). The files'
+    own digests never match (their metadata holds times and paths): this is how to check that two runs are
+    bit-identical."""
+    ta, tb = load_checkpoint(a).tensors, load_checkpoint(b).tensors
+    keep = lambda names: {n for n in names if not prefixes or n.startswith(tuple(prefixes))}  # noqa: E731
+    na, nb = keep(ta), keep(tb)
+    out = {"same": [], "differ": {}, "only_a": sorted(na - nb), "only_b": sorted(nb - na)}
+    for name in sorted(na & nb):
+        x, y = ta[name], tb[name]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            out["differ"][name] = "shape" if x.shape != y.shape else "dtype"
+        elif torch.equal(x, y):
+            out["same"].append(name)
+        else:
+            out["differ"][name] = float((x.double() - y.double()).abs().max()) if x.is_floating_point() else "values"
+    return out
+
+
 def checkpoint_identity(path) -> tuple[str | None, int | None]:
     """``(run_id, step)`` from a checkpoint file's header alone (no tensors read); ``(None, None)`` when unreadable."""
     try:

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..version import __version__
+from ..contracts import ContractError
 from ..errors import GanzooError
 from ..fileio import expand
 from ..log import PlainHandler
@@ -77,7 +78,9 @@ def friendly(fn):
                 err.print("".join(traceback.format_exception(exc.__cause__)), highlight=False, markup=False, soft_wrap=True)
             label = getattr(exc, "label", "error")  # "stopped" for a clean interruption (its checkpoint written)
             style = "bold red" if label == "error" else "bold yellow"
-            err.print(f"[{style}]{label}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            hint = (" (its traceback: ganzoo --debug COMMAND ...)" if isinstance(exc, ContractError) and exc.__cause__ is not None
+                    and not DEBUG["on"] else "")
+            err.print(f"[{style}]{label}:[/] {escape(str(exc) + hint)}", highlight=False, soft_wrap=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except OSError as exc:  # an unwritable output folder, a full disk: still one line
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
