@@ -140,3 +140,22 @@ def write_recipe(tmp_path, recipe) -> str:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return str(path)
+
+
+def registry_with(package: str = "author-pkg", name: str = "author_plugin", **hooks):
+    """A registry of the built-ins and one plugin of ``package`` whose hooks register the given classes:
+    ``registry_with(register_objectives=[MyLoss])`` (as ``add_plugin`` takes a notebook's own plugin)."""
+    import ganzoo
+
+    class Plugin:
+        pass
+
+    for hook, classes in hooks.items():
+        def impl(register, classes=classes):
+            for cls in classes:
+                register(cls)
+        setattr(Plugin, hook, staticmethod(ganzoo.hookimpl(impl, specname=hook)))
+    reg = ganzoo.Registry().load_plugins()
+    reg.add_plugin(Plugin, name=name, package=package)
+    return reg
+

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 import ganzoo
-from conftest import TINY
+from conftest import TINY, registry_with
 from ganzoo.cli import app
 from ganzoo.registry import get_registry
 
@@ -322,20 +322,6 @@ def register_objectives(register):
 
 
 # -- contract mistakes an author makes, caught at registration or at the first build ------------------------------------
-def _registry_with(**components):
-    class Plugin:
-        pass
-
-    for hook, classes in components.items():
-        def impl(register, classes=classes):
-            for cls in classes:
-                register(cls)
-        setattr(Plugin, hook, staticmethod(ganzoo.hookimpl(impl, specname=hook)))
-    reg = ganzoo.Registry().load_plugins()
-    reg.add_plugin(Plugin, name="author_plugin", package="author-pkg")
-    return reg
-
-
 def test_a_regularizer_whose_target_does_not_match_its_method_is_left_out_with_the_reason():
     from pydantic import BaseModel
 
@@ -358,11 +344,11 @@ def test_a_regularizer_whose_target_does_not_match_its_method_is_left_out_with_t
     # a notebook's own plugin (add_plugin) is told at once; an installed one is left out with the same line
     with pytest.raises(ganzoo.GanzooError, match=r"regularizer 'wrong_target' breaks the regularizer contract.*WrongTarget "
                                                  r"defines generator_penalty\(\) but its target is 'critic'.*set target = 'generator'"):
-        _registry_with(register_regularizers=[WrongTarget])
+        registry_with(register_regularizers=[WrongTarget])
     with pytest.raises(ganzoo.GanzooError, match=r"Plain.Params must derive from ganzoo.Params.*misspelt recipe key"):
-        _registry_with(register_regularizers=[Plain])
+        registry_with(register_regularizers=[Plain])
     WrongTarget.target = "generator"  # the fix the message gives
-    assert _registry_with(register_regularizers=[WrongTarget]).get("regularizer", "wrong_target").name == "wrong_target"
+    assert registry_with(register_regularizers=[WrongTarget]).get("regularizer", "wrong_target").name == "wrong_target"
 
 
 def test_a_generator_that_skips_super_init_is_named_not_a_raw_attribute_error(tmp_path):
@@ -384,7 +370,7 @@ def test_a_generator_that_skips_super_init_is_named_not_a_raw_attribute_error(tm
         def build(self, shape):
             return NoShape(shape)
 
-    reg = _registry_with(register_generators=[Builder])
+    reg = registry_with(register_generators=[Builder])
     r = copy.deepcopy(TINY)
     r["generator"] = {"name": "no_shape", "latent_dim": 8}
     r["output"]["dir"] = str(tmp_path)

@@ -12,9 +12,9 @@ from PIL import Image
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 
-from conftest import ANIME_ZIP, MNIST_ROOT, captured_log, needs_anime, needs_mnist
 from ganzoo.labels import _natural
-from conftest import write_faces
+
+from conftest import ANIME_ZIP, MNIST_ROOT, captured_log, needs_anime, needs_mnist, write_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 

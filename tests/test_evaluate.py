@@ -1,3 +1,4 @@
+import copy
 import importlib.util
 import json
 import re
@@ -9,14 +10,10 @@ import torch
 from typer.testing import CliRunner
 
 import ganzoo
-from ganzoo import load_recipe, train
+from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app
-import copy
-from ganzoo import GanzooError
-from conftest import TINY
-from conftest import captured_log
-from conftest import copy_run
-from conftest import tiny_feature_network
+
+from conftest import TINY, captured_log, copy_run, tiny_feature_network
 
 runner = CliRunner()
 

@@ -20,6 +20,7 @@ from ganzoo.sampling import generate, write_png
 
 from test_conditional import folders, recipe as cond_recipe  # noqa: F401  (the fixture)
 from test_stylegan2 import TINY_SG2
+
 from conftest import copy_run
 
 runner = CliRunner()

@@ -16,9 +16,8 @@ from ganzoo.cli import app
 from ganzoo.nearest import NEAR_IDENTICAL, nearest
 from ganzoo.sampling import generate, read_png, write_png
 
-from conftest import TINY
-from conftest import copy_run
-from conftest import write_faces
+from conftest import TINY, copy_run, write_faces
+
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import ganzoo
 from ganzoo import GanzooError, Registry
 from ganzoo.cli import app
 
+from conftest import registry_with
+
 ROOT = Path(__file__).resolve().parents[1]
 
 README = (ROOT / "README.md").read_text()
@@ -200,14 +202,7 @@ def test_a_recipe_for_a_plugin_whose_name_a_built_in_took_is_told_which_to_name(
         name = "bcr"  # as a third-party plugin named it before the built-in existed
         Params = OwnParams
 
-    class Plugin:
-        @staticmethod
-        @ganzoo.hookimpl
-        def register_regularizers(register):
-            register(Own)
-
-    reg = Registry().load_plugins()
-    reg.add_plugin(Plugin, name="own_bcr", package="my-pkg")
+    reg = registry_with(package="my-pkg", register_regularizers=[Own])
     tiny["regularizers"] = [{"name": "bcr", "strength": 2.0}]
     with pytest.raises(GanzooError, match=r"'bcr' is ganzoo's regularizer here; 'my-pkg:bcr' also has that name: name it so"):
         ganzoo.load_recipe(tiny, registry=reg)
@@ -225,16 +220,8 @@ def test_a_run_made_with_a_preferred_plugin_is_not_resumed_with_another_componen
         def generator_loss(self, fake_scores, real_scores=None):
             return -fake_scores.mean()
 
-    class Plugin:
-        @staticmethod
-        @ganzoo.hookimpl
-        def register_objectives(register):
-            register(MyHinge)
-
     def registry():
-        reg = Registry().load_plugins()
-        reg.add_plugin(Plugin, name="my_hinge", package="my-pkg")
-        return reg
+        return registry_with(package="my-pkg", register_objectives=[MyHinge])
 
     tiny["objective"] = {"name": "hinge"}
     tiny["train"]["steps"] = 2

@@ -1,16 +1,16 @@
+import copy
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 import ganzoo
 from ganzoo import GanzooError, load_recipe
-import copy
 from ganzoo.cli import app
 from ganzoo.yamlio import load
-from conftest import TINY
-from typer.testing import CliRunner
-from conftest import write_faces
+
+from conftest import TINY, registry_with, write_faces
 
 runner = CliRunner()
 
@@ -214,16 +214,8 @@ class _ClipObjective(ganzoo.Objective):
         return -fake_scores.mean()
 
 
-class _ClipPlugin:
-    @staticmethod
-    @ganzoo.hookimpl
-    def register_objectives(register):
-        register(_ClipObjective)
-
-
 def test_null_on_a_components_parameter_sets_null_where_it_may_be_and_the_default_elsewhere(tiny):
-    reg = ganzoo.Registry().load_plugins()
-    reg.add_plugin(_ClipPlugin, name="clip_plugin", package="clip-plugin")
+    reg = registry_with(package="clip-plugin", register_objectives=[_ClipObjective])
     tiny["objective"] = {"name": "clip_test", "clip": 0.05, "margin": 2.0}
     assert load_recipe(tiny, registry=reg).objective.params.clip == 0.05
     r = load_recipe(tiny, ["objective.clip=null"], registry=reg)

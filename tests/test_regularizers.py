@@ -9,6 +9,7 @@ from ganzoo import GanzooError, ImageShape, build_models, load_recipe, train
 from ganzoo_plugins.diffaugment import DiffAugment, DiffAugmentParams, cutout, translation
 from ganzoo_plugins.hinge import Hinge
 from ganzoo_plugins.r1 import R1, R1Params
+
 from conftest import captured_log
 
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app
-from conftest import copy_run
-from conftest import write_recipe
+
+from conftest import copy_run, write_recipe
 
 runner = CliRunner()
 

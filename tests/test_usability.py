@@ -18,9 +18,9 @@ import yaml
 from typer.testing import CliRunner
 
 import ganzoo
-from conftest import TINY, captured_log
 from ganzoo.cli import app
-from conftest import copy_run
+
+from conftest import TINY, captured_log, copy_run
 
 runner = CliRunner()
 
