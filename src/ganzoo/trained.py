@@ -122,14 +122,6 @@ class Trained:
         """The critic in eval mode, or None (a model folder has none)."""
         return self.networks(True, device)[1]
 
-    def require_run(self, what: str) -> RunFiles:
-        """The run folder, or one line saying why ``what`` needs one."""
-        if self.files is not None:
-            return self.files
-        if self.kind == "model":
-            raise GanzooError(f"{self.source} is an exported model folder (a generator alone): {what} needs a run folder")
-        raise GanzooError(f"{self.checkpoint.path} is not in a run folder's checkpoints/: {what} needs a run folder")
-
     def output(self, given, default: str, what: str) -> Path:
         """``given``, else ``default`` inside the run folder; with neither, one line asking for ``-o``."""
         if given is not None:
