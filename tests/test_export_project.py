@@ -5,6 +5,7 @@ own image again."""
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,6 +121,10 @@ def test_a_model_folder_loads_back_samples_the_same_and_carries_a_card_the_hub_r
     assert torch.equal(plain(generate(G, 12, labels="random")), plain(generate(F, 12, labels="random")))
     assert F.labels.attributes == G.labels.attributes and F.labels.classes == G.labels.classes
     config = json.loads((folder / "config.json").read_text())
+    for published in ("config.json", "recipe.yaml", "README.md"):  # nothing in a model folder names a local folder
+        text = (folder / published).read_text()
+        assert str(cond_run.parent) not in text and "/tmp" not in text, published
+    assert config["recipe"]["data"]["path"] == Path(ganzoo.load_recipe(cond_run / "recipe.yaml").data.params.path).name
     assert config["generator"]["name"] == "dcgan" and config["image"] == {"channels": 3, "resolution": 16}
     assert config["latent_dim"] == 8 and list(config["labels"]) == ["folder"]
     card = huggingface_hub.ModelCard.load(folder / "README.md")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .errors import GanzooError
-from .fileio import atomic_write
+from .fileio import atomic_write, last_part
 from .metrics import Scores
 from .rundir import ModelFiles, RunFiles, is_model_folder
 from .trained import Trained, open_trained
@@ -234,7 +235,7 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
         "image": {"channels": recipe.data.channels, "resolution": recipe.data.resolution},
         "latent_dim": generator.latent_dim, "output_range": [-1, 1],
         "labels": None if labels is None else labels.to_dict(),
-        "weights": weights, "step": trained.step, "recipe": recipe.to_dict(),
+        "weights": weights, "step": trained.step, "recipe": portable(recipe.to_dict()),
     }
     if output.exists() and not output.is_dir():
         output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
@@ -246,6 +247,18 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
     atomic_write(files.recipe, (_yaml(config["recipe"]) + "\n").encode())
     atomic_write(files.card, model_card(config, trained, output.name).encode())
     return Exported(output, "folder", None, False, 64)
+
+
+def portable(value):
+    """``value`` (a recipe as a dict) with every local path shortened to its last part (``/home/me/data/faces.zip`` ->
+    ``faces.zip``, ``../shared/data/mnist`` -> ``mnist``): what a model folder carries is published as it is."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith(("~", "./", "../", ".\\", "..\\"))):
+        return last_part(value)
+    return value
 
 
 def _yaml(value) -> str:
