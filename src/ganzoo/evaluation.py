@@ -118,12 +118,12 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
             raise GanzooError(f"--per-class {per_class}: {trained.weights_path} is not a conditional model (it was trained without "
                               "data.labels), so it has no classes to score one by one")
         files = _writable(trained.files)
-        log.info(f"eval: generating {n} images from {trained.weights_path} (step {trained.step}, seed {seed})")
-        images = generate(G, n, seed=seed, labels="random" if conditional else None)  # classes as often as in the data
         if ref is None:
             ref = trained.recipe.data
-            if trained.kind == "model":
+            if trained.kind == "model":  # before any image is generated
                 _require_data(ref, trained.source, registry)
+        log.info(f"eval: generating {n} images from {trained.weights_path} (step {trained.step}, seed {seed})")
+        images = generate(G, n, seed=seed, labels="random" if conditional else None)  # classes as often as in the data
     else:
         target = Path(target)
         if per_class:

@@ -34,8 +34,6 @@ from .version import __version__
 FORMATS = ("onnx", "torchscript", "folder")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
 TOLERANCE = 1e-4
-FOLDER_FORMAT = ModelFiles.FORMAT
-FOLDER_VERSION = ModelFiles.VERSION
 
 
 @dataclass
@@ -113,9 +111,6 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     return _export_graph(generator, format, output)
 
 
-MODEL_FILES = ModelFiles.NAMES
-
-
 def _may_write(output: Path, format: str, force: bool) -> None:
     """Refuse what an export must not write over: anything without ``--force``; a folder where a file goes; and, for a
     model folder, any folder but an empty one or a model folder an export wrote (nothing is ever deleted: its files
@@ -128,7 +123,7 @@ def _may_write(output: Path, format: str, force: bool) -> None:
     elif output.is_dir():
         if not any(output.iterdir()):
             return
-        other = sorted(p.name for p in output.iterdir() if p.name not in MODEL_FILES)
+        other = sorted(p.name for p in output.iterdir() if p.name not in ModelFiles.NAMES)
         if other or not is_model_folder(output):
             raise GanzooError(f"-o {output} holds {', '.join(other[:5]) or 'files'}{' ...' if len(other) > 5 else ''}, which an "
                               "export does not write: a model folder goes into an empty or new folder, or replaces (--force) "
@@ -229,7 +224,7 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     labels = getattr(generator, "labels", None)
     config = {
-        "library_name": "ganzoo", "format": FOLDER_FORMAT, "format_version": FOLDER_VERSION, "ganzoo_version": __version__,
+        "library_name": "ganzoo", "format": ModelFiles.FORMAT, "format_version": ModelFiles.VERSION, "ganzoo_version": __version__,
         "generator": {"name": recipe.generator.name, "params": recipe.generator.params.model_dump(mode="json")},
         "condition": None if recipe.condition is None else recipe.condition.name,
         "image": {"channels": recipe.data.channels, "resolution": recipe.data.resolution},
@@ -240,7 +235,7 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
     if output.exists() and not output.is_dir():
         output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
     output.mkdir(parents=True, exist_ok=True)  # an empty folder, or a model folder whose files are written over
-    atomic_write(files.weights, save(state, {"format": "pt", "ganzoo": json.dumps({"format": FOLDER_FORMAT})}))
+    atomic_write(files.weights, save(state, {"format": "pt", "ganzoo": json.dumps({"format": ModelFiles.FORMAT})}))
     atomic_write(files.config, (json.dumps(config, indent=2) + "\n").encode())
     images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
     atomic_write(files.samples, png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))

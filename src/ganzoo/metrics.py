@@ -151,25 +151,19 @@ class Scores:
     protocol: dict = field(default_factory=dict)
     label_accuracy: dict | None = None
     per_class: dict | None = None
-    step: int | None = None
     n: int | None = None
     n_real: int | None = None
 
     @classmethod
     def of(cls, result: dict | None) -> "Scores":
-        """An evaluation's result (``evaluate``), metrics.json, or a metrics.jsonl evaluation (``step``, ``n``,
-        ``n_real`` and the values side by side)."""
+        """An evaluation's result (``evaluate``), metrics.json, or a metrics.jsonl evaluation (``n``, ``n_real`` and
+        the values side by side)."""
         result = result if isinstance(result, dict) else {}
         proto = result.get("protocol") if isinstance(result.get("protocol"), dict) else {}
         keys = set(BY_KEY) | {m.spread for m in METRICS if m.spread}
         values = {k: v for k, v in result.items() if k in keys}
-        evaluated = proto.get("evaluated") or {}
-        return cls(values, proto, result.get("label_accuracy"), result.get("per_class"),
-                   result.get("step", evaluated.get("step")), result.get("n", proto.get("n_generated")),
+        return cls(values, proto, result.get("label_accuracy"), result.get("per_class"), result.get("n", proto.get("n_generated")),
                    result.get("n_real", proto.get("n_real")))
-
-    def __getitem__(self, key: str):
-        return self.values.get(key)
 
     def measured(self) -> list[Metric]:
         return [m for m in METRICS if self.values.get(m.key) is not None]

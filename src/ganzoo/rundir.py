@@ -159,7 +159,6 @@ class RunFiles:
         return kept
 
 
-
 def read_json(path: Path) -> dict:
     """A JSON object from ``path``; ``{}`` when missing, unreadable or not an object."""
     try:

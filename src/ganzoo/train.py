@@ -392,13 +392,9 @@ def _same_components(ckpt: Checkpoint, recipe: Recipe) -> None:
 def _end_unfinished(run_dir: Path, ckpt: Checkpoint) -> bool:
     """Whether the run was cut after its last checkpoint but before its final outputs: run.json (written last) is
     missing, or is of another run or an earlier step."""
-    try:
-        summary = RunFiles(run_dir).summary()
-        if not summary:
-            return True
-        return summary.get("steps") != ckpt.meta.get("step") or summary.get("run_id", ckpt.meta.get("run_id")) != ckpt.meta.get("run_id")
-    except AttributeError:
-        return True
+    summary = RunFiles(run_dir).summary()  # {} when missing or unreadable
+    return (not summary or summary.get("steps") != ckpt.meta.get("step")
+            or summary.get("run_id", ckpt.meta.get("run_id")) != ckpt.meta.get("run_id"))
 
 
 def _claim(run_dir: Path, recipe, named: bool):

@@ -160,16 +160,15 @@ def key_values(title: str, rows) -> Table:
 
 
 # -- option types shared by several commands (one declaration, one wording) -----------------------------------------------
-EMA_HELP = "use the generator's weight average when the checkpoint has one"
-Ema = Annotated[bool, typer.Option("--ema/--no-ema", help=EMA_HELP)]
+Ema = Annotated[bool, typer.Option("--ema/--no-ema", help="use the generator's weight average when the checkpoint has one")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
 Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="seed of the latent vectors")]
 Truncation = Annotated[Optional[float], typer.Option("--truncation", min=0.05, help="truncation trick: draw z from N(0,1) cut to [-t, t]")]
 Overrides = Annotated[Optional[List[str]], typer.Option("--set", "-s", help="override a key: --set train.steps=200")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 RecipeArg = Annotated[str, typer.Argument(help="recipe YAML file, or the name of a shipped recipe (ganzoo recipes)")]
-SOURCE_HELP = "run directory, checkpoint .safetensors file or exported model folder"
-Source = Annotated[Path, typer.Argument(help=SOURCE_HELP, parser=path_arg)]
+Source = Annotated[Path, typer.Argument(help="run directory, checkpoint .safetensors file or exported model folder",
+                                        parser=path_arg)]
 
 
 def force_option(help: str):
