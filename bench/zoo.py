@@ -1,51 +1,45 @@
-"""The zoo table: every shipped family trained for the same wall-clock budget on each data set, then scored.
+"""The zoo: every shipped family trained on each data set and scored along the way (learning curves).
 
-    python bench/zoo.py run --minutes 20                                # every family on anime64, tagged64, mnist32
-    python bench/zoo.py run --minutes 20 --data-sets mnist32 --only anime_fast ragan
-    python bench/zoo.py run --minutes 0.2 --n 64 --n-real 64 --data-sets mnist32 --only e2_dcgan \\
-        --out /tmp/zoo/zoo.json --runs /tmp/zoo/runs                 # a smoke test: seconds of training, tiny N
-    python bench/zoo.py page                                          # docs/zoo.md + docs/zoo/*.png + recipes/scores.json
+    python bench/zoo.py train --data-sets anime32 --only anime_fast ragan --threads 1   # rows to their budget
+    python bench/zoo.py score --data-sets anime32                                       # every kept point not scored
+    python bench/zoo.py speed --data-sets anime32 mnist32                               # img/s, alone on the machine
+    python bench/zoo.py page                              # docs/zoo.md + docs/zoo/*.png + recipes/scores.json
+    python bench/zoo.py train --data-sets anime64 --only anime_fast --kimg 153.6        # extend a row by resuming it
 
-**Rows.** One row per family and data set: the family's shipped recipe (``FAMILIES``; ``fastgan`` and ``ragan``
-have no recipe of their own, so their rows are ``anime_fast`` with FastGAN's nets, or with the ``ragan`` loss), its
-data section replaced by the data set's, trained with ``train.time_limit`` = ``--minutes`` (bench/quality_budget.py's
-``train_budget``: the budget, not the recipe's length, ends the run), then scored by ``score_generator`` (the
-protocol of docs/evaluation.md: FID and KID at each ``--n``, precision/recall k = 3 against a real subset of N).
-All rows of a data set run in one process, data set after data set, so a table is one machine's; each row records
-its machine and versions anyway, and rows are merged into ``--out`` as they finish (a row already there with the
-same budget is skipped unless ``--again``), so a table can be built across sessions with ``--only``/``--skip``.
+**A row** is one family on one data set: the family's shipped recipe (``FAMILIES``; ``fastgan`` and ``ragan`` have
+no recipe of their own, so their rows are ``anime_fast`` with FastGAN's nets, or with the ``ragan`` loss), its data
+section replaced by the data set's, trained for a number of *images seen* (real images the critic saw: steps x batch
+x critic steps) into ``RUNS/DATA_SET/ROW``. It keeps a checkpoint every ``POINT_KIMG[data set]`` thousand images
+(``train.keep_every``): those are the curve's points. ``score`` scores each point once (FID and KID at N = 1,000;
+at the middle point and the point the row is trained to also FID, KID, precision/recall at N = 5,000) and merges it into ``--out``. Images seen
+do not depend on what else runs on the machine, so rows may train two at a time, with one torch thread each, or
+beside other work; ``speed`` measures each row's img/s alone on the machine (default threads), which converts images
+seen into CPU-minutes on the page. ``train --kimg K`` on a row that exists resumes it to K (exact resume: the points
+are those of one run to K).
 
-**The MNIST-size variant of each family is overrides here, not a shipped recipe per family.** Every architecture
-builds for any supported resolution and channel count, so the family's recipe trains at 1x32x32 as it is, with the
-data section swapped; the two things that do not carry over are made by ``small_overrides`` (horizontal flips
-off: digits are not mirror-symmetric; ``sagan_anime``'s attention at 16 px, since 32 px would be the output
-itself). Eight more recipe files would only repeat the anime ones with another data section, and would drift from
-them; the overrides keep one recipe per family, and the row records what was overridden.
+**Budgets** (``BUDGET_KIMG``): on anime32, mnist32 and fmnist32 every family gets at least the images a 20-minute
+anime_fast run sees on that set; on anime64 the long rows (``LONG_ROWS``: the three best of anime32 plus r3gan and
+stylegan2) get the images of a 60-minute anime_fast run.
 
-**Data sets** (``DATA_SETS``; files under ../shared/data): ``anime64`` (anime-faces-64.zip, 22,969 faces),
-``tagged64`` (anime-tagged-96.zip at 64 px, unconditional: its tags.csv is not read), ``mnist32`` (MNIST's 60,000
-training digits at 32 px, one channel) and ``fmnist32`` (Fashion-MNIST, the same way; only where its four files
-are given, under ../shared/data/fashion-mnist/FashionMNIST/raw/ or ../shared/data/mnist/FashionMNIST/raw/).
-``--n-real`` defaults to every real image on the anime sets and a seeded 10,000 on the 60,000-image sets.
-
-**Each row** keeps: the recipe, its fingerprint (``ganzoo.shipped.fingerprint``: ``ganzoo recipes`` marks a score
-of an earlier version of the recipe) and overrides, steps, images seen (real images the critic saw), img/s, train and
-scoring seconds, for each N: FID, KID (mean, std, subsets), precision and recall (k, N each side), N generated and
-N real; the reference set's description; the machine (platform, CPU, cores, torch threads, device) and the torch,
-ganzoo and torch-fidelity versions; and ``strip``: 8 images from fixed latents (seed 0), a PNG next to the JSON
-(``OUT_STEM/DATA_SET/ROW-Mmin.png``) that docs/zoo.md's figures are drawn from after the runs are gone.
+**The 1x32x32 variant of each family is overrides here, not a shipped recipe per family** (``small_overrides``):
+horizontal flips off on digits and clothes (not mirror-symmetric), ``sagan_anime``'s attention at 16 px (32 px would
+be the output itself). Every architecture builds for any supported resolution and channel count.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
+import fcntl
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,9 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ganzoo  # noqa: E402
 import zoo_page  # noqa: E402
+from ganzoo.errors import GanzooError  # noqa: E402
 from ganzoo.recipe import load_data_section  # noqa: E402
 from ganzoo.shipped import fingerprint, shipped_recipes  # noqa: E402
-from quality_budget import score_generator, strip_at, train_budget  # noqa: E402
+from quality_budget import score_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -77,50 +72,52 @@ FAMILIES: dict[str, tuple[str, dict]] = {
 }
 assert list(FAMILIES) == list(zoo_page.FAMILIES)
 
-# data set -> its data section and the default --n-real (None: every real image)
+ANIME = str(SHARED / "anime-faces-64.zip")
+# data set -> its data section and the real images scored against (a seeded subset of 10,000 on every set)
 DATA_SETS: dict[str, dict] = {
-    "anime64": {"section": {"name": "images", "path": str(SHARED / "anime-faces-64.zip"), "resolution": 64, "channels": 3},
-                "n_real": None},
-    "tagged64": {"section": {"name": "images", "path": str(SHARED / "anime-tagged-96.zip"), "resolution": 64, "channels": 3},
-                 "n_real": None},
+    "anime32": {"section": {"name": "images", "path": ANIME, "resolution": 32, "channels": 3}, "n_real": 10000},
     "mnist32": {"section": {"name": "mnist", "root": str(SHARED / "mnist"), "resolution": 32, "channels": 1}, "n_real": 10000},
     "fmnist32": {"section": {"name": "fashion_mnist", "root": str(SHARED / "fashion-mnist"), "resolution": 32, "channels": 1},
                  "n_real": 10000},
+    "anime64": {"section": {"name": "images", "path": ANIME, "resolution": 64, "channels": 3}, "n_real": 10000},
+    "tagged64": {"section": {"name": "images", "path": str(SHARED / "anime-tagged-96.zip"), "resolution": 64, "channels": 3},
+                 "n_real": 9714},
 }
 assert list(DATA_SETS) == list(zoo_page.DATA_SETS)
-DEFAULT_DATA_SETS = ("anime64", "tagged64", "mnist32", "fmnist32")  # fmnist32 where its files are given
+# thousands of images seen per row (measured: anime_fast alone on the 2-core machine of docs/zoo.md sees 54 img/s on
+# anime32, 66 on mnist32, 20 on anime64: 20 minutes are 65k, 79k images; 60 minutes on anime64 72k)
+BUDGET_KIMG = {"anime32": 80.0, "mnist32": 80.0, "fmnist32": 80.0, "anime64": 76.8, "tagged64": 76.8}
+POINTS = 10  # curve points per budget: one every BUDGET_KIMG / POINTS thousand images, also past the budget
+LONG_ROWS = ("anime_fast", "ragan", "sagan_anime", "r3gan_anime", "stylegan2_anime")  # the rows anime64 trains
+N_CURVE, N_FULL = 1000, 5000  # N at every point; N (with precision/recall) at the middle and last point
+
+
+def point_kimg(ds: str) -> float:
+    return BUDGET_KIMG[ds] / POINTS
+
+
+def default_rows(ds: str) -> list[str]:
+    return list(LONG_ROWS) if ds in ("anime64", "tagged64") else list(FAMILIES)
 
 
 def small(ds: str) -> bool:
-    """A one-channel 32 px set: the families' MNIST-size variant (``small_overrides``)."""
+    """A 32 px set: the families' small variant (``small_overrides``)."""
     return DATA_SETS[ds]["section"]["resolution"] == 32
-
-
-def _fashion_root() -> str | None:
-    for root in (SHARED / "fashion-mnist", SHARED / "fashion_mnist", SHARED / "mnist"):
-        if (root / "FashionMNIST" / "raw").is_dir():
-            return str(root)
-    return None
 
 
 def available(ds: str) -> str | None:
     """None when the data set's files are here, else why not."""
     sec = DATA_SETS[ds]["section"]
-    if ds == "fmnist32":
-        root = _fashion_root()
-        if root is None:
-            return f"Fashion-MNIST's files are not under {SHARED} (fashion-mnist/FashionMNIST/raw/)"
-        sec["root"] = root
-        return None
-    where = Path(sec.get("path") or Path(sec["root"]) / "MNIST" / "raw")
+    where = Path(sec["path"]) if "path" in sec else Path(sec["root"]) / ("FashionMNIST" if ds == "fmnist32" else "MNIST") / "raw"
     return None if where.exists() else f"{where} not found"
 
 
-def small_overrides(raw: dict) -> dict:
-    """What the 1x32x32 variant of a family changes besides the data: flips off; attention at 16 px, not 32."""
+def small_overrides(raw: dict, ds: str) -> dict:
+    """What the 32 px variant of a family changes besides the data: flips off on one-channel sets (digits and clothes
+    are not mirror-symmetric); attention at 16 px, not 32."""
     changed = {}
     augment = raw["data"].get("augment")
-    if augment and augment.get("hflip"):
+    if augment and augment.get("hflip") and DATA_SETS[ds]["section"]["channels"] == 1:
         changed["data.augment.hflip"] = False
     for role in ("generator", "critic"):
         if 32 in (raw[role].get("attention") or []):
@@ -137,7 +134,7 @@ def recipe_for(row: str, ds: str) -> tuple[dict, dict]:
     augment = raw["data"].get("augment")
     raw["data"] = dict(DATA_SETS[ds]["section"], **({"augment": augment} if augment else {}))
     if small(ds):
-        changed = small_overrides(raw)
+        changed = small_overrides(raw, ds)
         for key, value in changed.items():
             section, _, rest = key.partition(".")
             if section == "data":
@@ -146,8 +143,52 @@ def recipe_for(row: str, ds: str) -> tuple[dict, dict]:
                 raw[section][rest] = value
         overrides.update(changed)
     raw["name"] = f"zoo_{row}_{ds}"
-    raw["output"].update(samples=0)  # the row's images are scored from the checkpoint; no sample folder needed
+    raw["output"].update(samples=0, tensorboard=False)  # points are scored from the kept checkpoints
+    raw["eval"]["every"] = None
     return raw, overrides
+
+
+def images_per_step(raw: dict) -> int:
+    recipe = ganzoo.load_recipe(raw)
+    return recipe.train.batch_size * recipe.train.n_critic
+
+
+def row_recipe(row: str, ds: str, kimg: float, threads: int | None) -> tuple[dict, dict]:
+    """The row's recipe trained to ``kimg`` thousand images, keeping a checkpoint at every point."""
+    raw, overrides = recipe_for(row, ds)
+    per_step = images_per_step(raw)
+    every = point_kimg(ds) * 1000 / per_step
+    if every != int(every):
+        raise SystemExit(f"{row} on {ds}: a point ({point_kimg(ds):g} kimg) is not a whole number of steps of {per_step} images")
+    keep = int(every)
+    raw["train"].update(epochs=None, steps=max(keep, math.ceil(kimg * 1000 / per_step / keep) * keep), time_limit=None,
+                        keep_every=keep, checkpoint_every=max(1, keep // 4), threads=threads)
+    raw["output"].update(grid_every=keep)
+    return raw, overrides
+
+
+def row_dir(runs: Path, row: str, ds: str) -> Path:
+    return runs / ds / row
+
+
+def train_row(row: str, ds: str, args) -> None:
+    raw, _ = row_recipe(row, ds, args.kimg or BUDGET_KIMG[ds], args.threads)
+    run_dir = row_dir(args.runs, row, ds)
+    steps = raw["train"]["steps"]
+    last = run_dir / "checkpoints" / "last.safetensors"
+    t0 = time.perf_counter()
+    if last.is_file():
+        done = ganzoo.load_checkpoint(last).meta["step"]
+        if done >= steps:
+            print(f"{row} on {ds}: trained to step {done} already ({run_dir})", flush=True)
+            return
+        print(f"{row} on {ds}: resuming at step {done} to {steps}", flush=True)
+        overrides = [f"train.steps={steps}"] + ([f"train.threads={args.threads}"] if args.threads else [])
+        ganzoo.resume(run_dir, progress=False, overrides=overrides)
+    else:
+        print(f"{row} on {ds}: training to step {steps} ({steps * images_per_step(raw) / 1000:g} kimg) in {run_dir}", flush=True)
+        ganzoo.train(ganzoo.load_recipe(raw), run_dir, progress=False)
+    print(f"{row} on {ds}: done in {time.perf_counter() - t0:.0f}s", flush=True)
 
 
 def machine(device: str = "cpu") -> dict:
@@ -159,90 +200,136 @@ def machine(device: str = "cpu") -> dict:
                 break
     except OSError:
         pass
-    if device == "cuda" and torch.cuda.is_available():
-        device = f"cuda ({torch.cuda.get_device_name()})"
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": device, "torch": torch.__version__, "ganzoo": ganzoo.__version__,
             "torch_fidelity": importlib.metadata.version("torch-fidelity")}
 
 
-def write_json(path: Path, results: dict) -> None:
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@contextlib.contextmanager
+def updating(path: Path):
+    """The results at ``path`` to change in place: read under an exclusive lock, written back atomically on exit
+    (several score/speed processes may merge into one file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = zoo_page.load(path)
+        yield results
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(results, indent=1) + "\n")
+        os.replace(tmp, path)
 
 
-def measure(row: str, ds: str, args) -> dict:
-    """Train one row for the budget, score it and keep its strip: the row's JSON entry."""
+def kept_points(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, checkpoint) of every kept point of a row's run, in order."""
+    found = []
+    for p in sorted((run_dir / "checkpoints").glob("step_*.safetensors")):
+        with contextlib.suppress(ValueError):
+            found.append((int(p.stem.split("_", 1)[1]), p))
+    return found
+
+
+def row_entry(results: dict, row: str, ds: str) -> dict | None:
+    return next((r for r in results["rows"] if (r["row"], r["data_set"]) == (row, ds)), None)
+
+
+def score_row(row: str, ds: str, args) -> None:
+    """Score every kept point of a row that ``--out`` does not have yet; strip of the last point."""
+    run_dir = row_dir(args.runs, row, ds)
+    points = kept_points(run_dir)
+    if not points:
+        print(f"{row} on {ds}: no kept point in {run_dir} yet", flush=True)
+        return
     raw, overrides = recipe_for(row, ds)
-    run, recipe = train_budget(raw, args.minutes, args.runs / ds, args.again, run_name=f"{row}-{args.minutes:g}min")
-    print(f"{row} on {ds}: {run.steps} steps in {run.seconds:.0f}s ({run.images_per_second:.1f} img/s)", flush=True)
-    t0 = time.perf_counter()
-    ckpt = ganzoo.load_checkpoint(run.checkpoint)
-    G = ganzoo.load_generator(run.checkpoint)
+    per_step = images_per_step(raw)
     ref = load_data_section(DATA_SETS[ds]["section"])  # the data without augmentation
-    n_real = args.n_real if args.n_real is not None else DATA_SETS[ds]["n_real"]
-    measured, ref_info = score_generator(G, ref, args.n, n_real, radii=True)
-    strip = Path(args.out.stem) / ds / f"{row}-{args.minutes:g}min.png"
-    if (args.out.parent / strip).is_file():
-        (args.out.parent / strip).unlink()  # a re-measured row gets its own images
-    strip_at(args.out.parent / strip, run.run_dir)
-    cfg = recipe.train
-    return {"row": row, "recipe": FAMILIES[row][0], "recipe_fingerprint": fingerprint(shipped_recipes()[FAMILIES[row][0]]),
-            "overrides": overrides, "data_set": ds, "minutes": args.minutes,
-            "steps": run.steps, "batch_size": cfg.batch_size, "n_critic": cfg.n_critic,
-            "images_seen": run.steps * cfg.batch_size * cfg.n_critic, "img_per_s": round(run.images_per_second, 1),
-            "train_s": round(run.seconds, 1), "eval_s": round(time.perf_counter() - t0, 1), "ema": ganzoo.trained.has_ema(ckpt),
-            "scores": measured, "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n",
-                                                                    "subset_seed") if k in ref_info},
-            "generated": "seed 0; the EMA generator where the checkpoint has one", "strip": strip.as_posix(),
-            "machine": machine(recipe.train.device if recipe.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")),
-            "measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "run_dir": str(run.run_dir)}
-
-
-def run(args) -> int:
-    rows = [r for r in FAMILIES if (not args.only or r in args.only) and r not in (args.skip or [])]
-    unknown = [r for r in (args.only or []) + (args.skip or []) if r not in FAMILIES]
-    if unknown:
-        print(f"unknown row(s) {', '.join(unknown)}: the rows are {', '.join(FAMILIES)}", file=sys.stderr)
-        return 2
-    results = zoo_page.load(args.out)
-    for ds in args.data_sets:
-        missing = available(ds)
-        if missing:
-            print(f"{ds}: skipped ({missing})", flush=True)
+    n_real = args.n_real or DATA_SETS[ds]["n_real"]
+    mid = POINTS // 2 * point_kimg(ds)
+    final = ganzoo.load_recipe(run_dir / "recipe.yaml").train.steps  # the length the row is trained to
+    for step, ckpt in points:
+        kimg = round(step * per_step / 1000, 3)
+        last = step == points[-1][0]  # the latest point keeps the row's strip
+        entry = row_entry(zoo_page.load(args.out), row, ds) or {}
+        have = {p["kimg"]: p for p in entry.get("points", [])}
+        full = step == final or math.isclose(kimg, mid)
+        if kimg in have and (str(N_FULL) in have[kimg]["scores"] or not full) and (not last or have[kimg].get("strip")):
             continue
-        for row in rows:
-            key = (row, ds, args.minutes)
-            if any((r["row"], r["data_set"], r["minutes"]) == key for r in results["rows"]) and not args.again:
-                print(f"{row} on {ds}: already in {args.out} at {args.minutes:g} min, skipped (--again to re-run)", flush=True)
-                continue
-            entry = measure(row, ds, args)
-            results = zoo_page.load(args.out)  # another process may have added rows meanwhile
-            results["rows"] = [r for r in results["rows"] if (r["row"], r["data_set"], r["minutes"]) != key] + [entry]
-            write_json(args.out, results)
-            top = entry["scores"][str(max(args.n))]
-            print(f"{row} on {ds}: FID@{max(args.n)} {top['fid']:.2f}, KID {1e3 * top['kid_mean']:.2f}e-3, precision "
-                  f"{top['precision']:.4f}, recall {top['recall']:.4f} (N real {top['n_real']}; eval {entry['eval_s']:.0f}s)",
-                  flush=True)
-    return 0
+        t0 = time.perf_counter()
+        G = ganzoo.load_generator(ckpt)
+        ns = [N_CURVE, N_FULL] if full else [N_CURVE]
+        measured, ref_info = score_generator(G, ref, ns, n_real, radii=full)
+        strip = None
+        if last:
+            strip = Path(args.out.stem) / ds / f"{row}.png"
+            images = ganzoo.sampling.generate(G, 8, seed=0)
+            (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
+            ganzoo.sampling.write_png(torch.cat(list(images), dim=2), args.out.parent / strip)
+        point = {"step": step, "kimg": kimg, "scores": measured, "eval_s": round(time.perf_counter() - t0, 1), "measured": now(),
+                 **({"strip": strip.as_posix()} if strip else {})}
+        with updating(args.out) as results:
+            entry = row_entry(results, row, ds)
+            if entry is None:
+                entry = {"row": row, "data_set": ds}
+                results["rows"].append(entry)
+            entry.update({"recipe": FAMILIES[row][0], "recipe_fingerprint": fingerprint(shipped_recipes()[FAMILIES[row][0]]),
+                          "overrides": overrides, "images_per_step": per_step, "point_kimg": point_kimg(ds),
+                          "ema": ganzoo.trained.has_ema(ganzoo.load_checkpoint(ckpt)),
+                          "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n",
+                                                                 "subset_seed") if k in ref_info},
+                          "generated": "seed 0; the EMA generator where the checkpoint has one",
+                          "machine": machine(), "run_dir": str(run_dir)})
+            kept = [p for p in entry.get("points", []) if p["kimg"] != kimg]
+            if strip:  # only the last point keeps a strip
+                kept = [{k: v for k, v in p.items() if k != "strip"} for p in kept]
+            entry["points"] = sorted(kept + [point], key=lambda p: p["kimg"])
+        top = measured[str(max(ns))]
+        print(f"{row} on {ds} at {kimg:g} kimg: FID@{max(ns)} {top['fid']:.2f}, KID {1e3 * top['kid_mean']:.2f}e-3"
+              + (f", precision {top['precision']:.3f}, recall {top['recall']:.3f}" if full else "")
+              + f" ({point['eval_s']:.0f}s)", flush=True)
+
+
+def speed_row(row: str, ds: str, args) -> None:
+    """img/s of the row's recipe alone on the machine: ``--seconds`` of training after ``--warmup`` steps."""
+    raw, _ = recipe_for(row, ds)
+    per_step = images_per_step(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw["train"].update(epochs=None, steps=args.warmup, time_limit=None, keep_every=None, checkpoint_every=None)
+        raw["output"].update(dir=tmp, grid_every=None)
+        ganzoo.train(ganzoo.load_recipe(raw), Path(tmp) / "run", progress=False)  # warm-up (allocator, caches, data)
+        raw["train"].update(steps=10**7, time_limit=args.seconds / 60)
+        run = ganzoo.resume(Path(tmp) / "run", progress=False, overrides=[f"train.steps={10**7}", f"train.time_limit={args.seconds / 60}"])
+    steps = run.steps - args.warmup
+    img_per_s = steps * per_step / run.seconds if run.seconds else 0.0
+    with updating(args.out) as results:
+        speeds = [s for s in results.setdefault("speeds", []) if (s["row"], s["data_set"]) != (row, ds)]
+        results["speeds"] = speeds + [{"row": row, "data_set": ds, "img_per_s": round(img_per_s, 2), "steps": steps,
+                                       "seconds": round(run.seconds, 1), "machine": machine(), "measured": now()}]
+    print(f"{row} on {ds}: {img_per_s:.1f} img/s ({steps} steps in {run.seconds:.0f}s)", flush=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train and score rows, merged into --out as they finish")
-    r.add_argument("--minutes", type=float, default=20, help="training budget per row (train.time_limit)")
-    r.add_argument("--data-sets", nargs="+", default=list(DEFAULT_DATA_SETS), choices=list(DATA_SETS))
-    r.add_argument("--only", nargs="+", metavar="ROW", help=f"only these rows ({', '.join(FAMILIES)})")
-    r.add_argument("--skip", nargs="+", metavar="ROW", help="every row but these")
-    r.add_argument("--n", type=int, nargs="+", default=[1000, 5000], help="generated images to score (each N)")
-    r.add_argument("--n-real", type=int, default=None,
-                   help="real images to score against (a seeded subset); default every image of the anime sets, 10,000 of MNIST's")
-    r.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "zoo.json")
-    r.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo", help="run directories (one folder per data set)")
-    r.add_argument("--again", action="store_true", help="re-train and re-score rows already in --out")
+    for name, what in (("train", "train rows to their budget (or --kimg), resuming rows that exist"),
+                       ("score", "score every kept point not in --out yet"),
+                       ("speed", "img/s of each row alone on the machine")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--data-sets", nargs="+", default=["anime32", "mnist32", "fmnist32", "anime64"], choices=list(DATA_SETS))
+        p.add_argument("--only", nargs="+", metavar="ROW", choices=list(FAMILIES), help=f"only these rows ({', '.join(FAMILIES)})")
+        p.add_argument("--skip", nargs="+", metavar="ROW", choices=list(FAMILIES), default=[], help="every row but these")
+        p.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo", help="run folders (RUNS/DATA_SET/ROW)")
+        p.add_argument("--out", type=Path, default=zoo_page.RESULTS, help="the results JSON points and speeds merge into")
+    t = sub.choices["train"]
+    t.add_argument("--kimg", type=float, help="thousands of images seen to train to (default: the data set's budget)")
+    t.add_argument("--threads", type=int, help="torch threads (1 to train two rows at once)")
+    sub.choices["score"].add_argument("--n-real", type=int, help="real images (a seeded subset; default 10,000)")
+    s = sub.choices["speed"]
+    s.add_argument("--seconds", type=float, default=90, help="seconds of training timed")
+    s.add_argument("--warmup", type=int, default=20, help="steps before the timing starts")
     p = sub.add_parser("page", help="docs/zoo.md, its figures and recipes/scores.json from the JSON")
     p.add_argument("--results", type=Path, default=zoo_page.RESULTS)
     p.add_argument("--page", type=Path, default=zoo_page.PAGE)
@@ -253,9 +340,22 @@ def main(argv=None) -> int:
         zoo_page.build(args.results, args.page, args.figures, args.scores)
         print(f"wrote {args.page}, {args.figures}/ and {args.scores}")
         return 0
-    if min(args.n) < 2:
-        ap.error("--n: at least 2 images to score")
-    return run(args)
+    if args.command != "train":
+        zoo_page.load(args.out)  # refuse a file that is not the zoo's before any work
+    action = {"train": train_row, "score": score_row, "speed": speed_row}[args.command]
+    for ds in args.data_sets:
+        missing = available(ds)
+        if missing:
+            print(f"{ds}: skipped ({missing})", flush=True)
+            continue
+        for row in args.only or default_rows(ds):
+            if row not in args.skip:
+                try:
+                    action(row, ds, args)
+                except GanzooError as e:
+                    print(f"{row} on {ds}: {e}", file=sys.stderr, flush=True)
+                    return 1
+    return 0
 
 
 if __name__ == "__main__":

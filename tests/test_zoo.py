@@ -1,12 +1,16 @@
-"""bench/zoo.py's rows: every family builds for every data set of the zoo (without training or data)."""
+"""bench/zoo.py's rows: every family builds for every data set of the zoo; a row keeps its points, is scored point by
+point into the JSON, and extended by resuming it gives the points of one run to that length."""
 
+import copy
 import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from conftest import TINY
 from ganzoo.models import preflight
 from ganzoo.recipe import load_recipe
 
@@ -25,13 +29,18 @@ def zoo():
         sys.path.remove(str(BENCH))
 
 
-@pytest.mark.parametrize("data_set", ["anime64", "mnist32"])
-def test_every_family_builds_on_the_data_set(zoo, data_set):
+@pytest.mark.parametrize("data_set", ["anime32", "mnist32", "anime64"])
+def test_every_family_builds_on_the_data_set_with_whole_steps_per_point(zoo, data_set):
     for row in zoo.FAMILIES:
-        raw, overrides = zoo.recipe_for(row, data_set)
+        raw, overrides = zoo.row_recipe(row, data_set, zoo.BUDGET_KIMG[data_set], threads=1)
         recipe = load_recipe(raw)
         want = zoo.DATA_SETS[data_set]["section"]
         assert (recipe.data.name, recipe.data.resolution, recipe.data.channels) == (want["name"], want["resolution"], want["channels"])
+        per_step = recipe.train.batch_size * recipe.train.n_critic
+        # a point every tenth of the budget, a whole number of steps; the budget reached exactly
+        assert recipe.train.keep_every * per_step == zoo.point_kimg(data_set) * 1000
+        assert recipe.train.steps * per_step == zoo.BUDGET_KIMG[data_set] * 1000
+        assert recipe.train.time_limit is None and recipe.train.threads == 1
         # both nets built for the data set's shape (procedural images of that shape: no data set needed here)
         shape_only = dict(raw, data={"name": "toyfaces", "size": 16, "resolution": want["resolution"], "channels": want["channels"]})
         counts = preflight(load_recipe(shape_only))
@@ -41,46 +50,99 @@ def test_every_family_builds_on_the_data_set(zoo, data_set):
 def test_rows_are_the_shipped_recipes_with_only_the_listed_changes(zoo):
     raw, overrides = zoo.recipe_for("anime_fast", "anime64")
     assert overrides == {}
-    raw, overrides = zoo.recipe_for("fastgan", "anime64")
+    raw, overrides = zoo.recipe_for("fastgan", "anime32")
     assert (raw["generator"]["name"], raw["critic"]["name"], raw["objective"]["name"]) == ("fastgan", "fastgan", "hinge")
     assert overrides == {"generator.name": "fastgan", "critic.name": "fastgan"}
     raw, overrides = zoo.recipe_for("ragan", "tagged64")
     assert raw["objective"]["name"] == "ragan" and raw["generator"]["name"] == "resnet"
-    assert raw["data"]["path"].endswith("anime-tagged-96.zip") and not raw["data"].get("labels_file")  # unconditional
-    # the MNIST-size variant: flips off (E2 flips its faces), attention moved to 16 px, nothing else
+    assert raw["data"]["path"].endswith("anime-tagged-96.zip") and not raw["data"].get("labels")  # unconditional
+    # the 32 px variant: flips off on one channel only (E2 flips its faces), attention moved to 16 px, nothing else
     raw, overrides = zoo.recipe_for("e2_dcgan", "mnist32")
     assert overrides == {"data.augment.hflip": False} and raw["data"]["augment"]["brightness"] == 0.5
-    raw, overrides = zoo.recipe_for("sagan_anime", "mnist32")
+    assert zoo.recipe_for("e2_dcgan", "anime32")[1] == {}
+    raw, overrides = zoo.recipe_for("sagan_anime", "anime32")
     assert overrides == {"generator.attention": [16], "critic.attention": [16]}
     assert zoo.recipe_for("sagan_anime", "anime64")[0]["generator"]["attention"] == [32]
 
 
-def test_unknown_rows_are_refused_with_the_list(zoo, capsys, tmp_path):
-    assert zoo.main(["run", "--only", "dcgan", "--out", str(tmp_path / "z.json")]) == 2
-    assert "unknown row(s) dcgan: the rows are e2_dcgan, e0_wgan_gp" in capsys.readouterr().err
-    assert not (tmp_path / "z.json").exists()
+def test_unknown_rows_are_refused_by_the_parser(zoo, capsys):
+    with pytest.raises(SystemExit):
+        zoo.main(["train", "--only", "dcgan"])
+    assert "invalid choice: 'dcgan'" in capsys.readouterr().err
 
 
-def test_rows_are_merged_into_the_json_as_they_finish_and_kept_across_sessions(zoo, tmp_path, monkeypatch, capsys):
-    measured = []
+def _tiny_zoo(zoo, monkeypatch, tmp_path):
+    """The zoo on a tiny procedural data set: one family (TINY), 4 points of 2 steps (8 images a step)."""
+    tiny = copy.deepcopy(TINY)
+    monkeypatch.setitem(zoo.DATA_SETS, "toy", {"section": dict(TINY["data"]), "n_real": 16})
+    monkeypatch.setitem(zoo.BUDGET_KIMG, "toy", 0.064)
+    monkeypatch.setattr(zoo, "POINTS", 4)
 
-    def fake_measure(row, ds, args):  # stands for training and scoring: what run() does around it is under test
-        measured.append((row, ds, args.minutes))
-        score = {"fid": 1.0, "kid_mean": 0.0, "precision": 0.5, "recall": 0.5, "n_real": 10}
-        return {"row": row, "recipe": zoo.FAMILIES[row][0], "data_set": ds, "minutes": args.minutes, "scores": {"5000": score},
-                "eval_s": 0.0}
+    def recipe_for(row, ds):
+        raw = copy.deepcopy(tiny)
+        raw.update(name=f"zoo_{row}_{ds}", output={"samples": 0, "tensorboard": False, "dir": str(tmp_path)},
+                   eval={"every": None})
+        return raw, {}
 
-    monkeypatch.setattr(zoo, "measure", fake_measure)
-    monkeypatch.setattr(zoo, "available", lambda ds: None if ds != "fmnist32" else "Fashion-MNIST's files are not here")
-    out = tmp_path / "zoo.json"
-    base = ["run", "--out", str(out), "--data-sets", "mnist32", "fmnist32"]
-    assert zoo.main(base + ["--only", "anime_fast", "ragan"]) == 0
-    assert "fmnist32: skipped (Fashion-MNIST's files are not here)" in capsys.readouterr().out
-    assert zoo.main(base + ["--skip", "ragan", "e2_dcgan", "e0_wgan_gp", "fastgan", "r3gan_anime", "stylegan2_anime"]) == 0
-    assert "anime_fast on mnist32: already in" in capsys.readouterr().out  # sagan_anime is new, anime_fast is not redone
-    assert zoo.main(base + ["--only", "anime_fast", "--minutes", "5"]) == 0  # another budget: another row
-    assert zoo.main(base + ["--only", "anime_fast", "--again"]) == 0  # measured again: replaces its row
-    rows = json.loads(out.read_text())["rows"]
-    assert measured == [("anime_fast", "mnist32", 20), ("ragan", "mnist32", 20), ("sagan_anime", "mnist32", 20),
-                        ("anime_fast", "mnist32", 5), ("anime_fast", "mnist32", 20)]
-    assert sorted((r["row"], r["minutes"]) for r in rows) == [("anime_fast", 5), ("anime_fast", 20), ("ragan", 20), ("sagan_anime", 20)]
+    monkeypatch.setattr(zoo, "recipe_for", recipe_for)
+    monkeypatch.setattr(zoo, "available", lambda ds: None)
+    monkeypatch.setattr(zoo, "default_rows", lambda ds: ["anime_fast"])
+
+
+def _points(run_dir):
+    from safetensors.torch import load_file
+
+    return {p.name: {k: v for k, v in load_file(str(p)).items() if k.startswith("generator")}
+            for p in sorted((run_dir / "checkpoints").glob("step_*.safetensors"))}
+
+
+def test_a_row_extended_by_resume_has_the_points_of_one_run_to_that_length(zoo, tmp_path, monkeypatch):
+    _tiny_zoo(zoo, monkeypatch, tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert zoo.main(["train", "--data-sets", "toy", "--runs", str(one), "--kimg", "0.064"]) == 0
+    assert zoo.main(["train", "--data-sets", "toy", "--runs", str(two), "--kimg", "0.032"]) == 0
+    assert len(_points(two / "toy" / "anime_fast")) == 2
+    assert zoo.main(["train", "--data-sets", "toy", "--runs", str(two), "--kimg", "0.064"]) == 0  # resumed, not retrained
+    a, b = _points(one / "toy" / "anime_fast"), _points(two / "toy" / "anime_fast")
+    assert list(a) == list(b) == [f"step_{s:07d}.safetensors" for s in (2, 4, 6, 8)]
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), (name, key)
+
+
+def test_points_are_scored_once_into_the_json_with_n_5000_at_the_middle_and_the_end(zoo, tmp_path, monkeypatch, capsys):
+    _tiny_zoo(zoo, monkeypatch, tmp_path)
+    calls = []
+
+    def fake_score(G, ref, ns, n_real, radii=False):  # stands for the Inception scores: what score does around it is tested
+        calls.append(list(ns))
+        fid = float(sum(p.detach().double().sum() for p in G.parameters()))
+        return {str(n): {"fid": fid, "kid_mean": 0.001, "kid_std": 0.0001, "n_real": n_real, "n_generated": n,
+                         **({"precision": 0.5, "recall": 0.25} if n == zoo.N_FULL else {})} for n in ns}, {"n": n_real}
+
+    monkeypatch.setattr(zoo, "score_generator", fake_score)
+    runs, out = tmp_path / "runs", tmp_path / "results" / "zoo.json"
+    args = ["--data-sets", "toy", "--runs", str(runs), "--out", str(out)]
+    assert zoo.main(["train", *args]) == 0
+    assert zoo.main(["score", *args]) == 0
+    assert calls == [[1000], [1000, 5000], [1000], [1000, 5000]]  # 4 points: the middle and the last in full
+    assert zoo.main(["score", *args]) == 0
+    assert len(calls) == 4  # nothing scored twice
+    row = json.loads(out.read_text())["rows"][0]
+    assert [p["kimg"] for p in row["points"]] == [0.016, 0.032, 0.048, 0.064]
+    assert [p.get("strip") for p in row["points"]][:3] == [None] * 3 and (out.parent / row["points"][-1]["strip"]).is_file()
+    assert row["images_per_step"] == 8 and row["point_kimg"] == 0.016
+    # extended: the new points are scored, the new end in full, and the strip moves to it
+    assert zoo.main(["train", *args, "--kimg", "0.08"]) == 0
+    assert zoo.main(["score", *args]) == 0
+    assert calls[4:] == [[1000, 5000]]
+    row = json.loads(out.read_text())["rows"][0]
+    assert [p["kimg"] for p in row["points"]][-1] == 0.08 and sum(1 for p in row["points"] if p.get("strip")) == 1
+
+
+def test_a_results_file_that_is_not_the_zoos_is_refused(zoo, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": [{"minutes": 3}]}')
+    with pytest.raises(SystemExit, match="is not the zoo's results"):
+        zoo.main(["score", "--out", str(other), "--data-sets", "mnist32", "--runs", str(tmp_path / "none")])
+    assert json.loads(other.read_text()) == {"rows": [{"minutes": 3}]}

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from ganzoo.sampling import read_png, write_png
@@ -26,16 +27,15 @@ zoo_page = _module("zoo_page")
 
 
 def _fixture(tmp_path: Path) -> Path:
-    """The fixture JSON in tmp_path/results/, with grid strips for two of its three rows (the third's is missing)."""
+    """The fixture JSON in tmp_path/results/, with the strips of three of its four rows (ragan's is missing)."""
     results = tmp_path / "results" / "zoo_fixture.json"
     results.parent.mkdir(parents=True)
     shutil.copy(DATA / "zoo_fixture.json", results)
     g = torch.Generator().manual_seed(0)
-    for strip, channels in (("anime64/anime_fast-20min.png", 3), ("mnist32/e2_dcgan-5min.png", 1)):
+    for strip, channels in (("anime32/anime_fast.png", 3), ("anime32/r3gan_anime.png", 3), ("mnist32/e2_dcgan.png", 1)):
         path = results.parent / "zoo_fixture" / strip
         path.parent.mkdir(parents=True, exist_ok=True)
-        size = 64 if channels == 3 else 32
-        write_png(torch.randint(0, 256, (channels, size, 8 * size), dtype=torch.uint8, generator=g), path)
+        write_png(torch.randint(0, 256, (channels, 32, 8 * 32), dtype=torch.uint8, generator=g), path)
     return results
 
 
@@ -48,62 +48,72 @@ def test_the_page_of_a_fixture_is_the_expected_page(tmp_path):
         expected.write_text(text)
     assert (docs / "zoo.md").read_text() == text
     assert text == expected.read_text(), "the generated page differs from tests/data/zoo_expected.md"
-    # one figure per data set with a strip: a labelled row per family that has one (ragan's strip is missing)
-    anime, digits = read_png(docs / "zoo" / "anime64.png"), read_png(docs / "zoo" / "mnist32.png")
-    assert anime.shape[0] == 3 and anime.shape[1] == 64 + 4 and anime.shape[2] > 8 * 66  # one row + the label margin
-    assert digits.shape[0] == 1 and digits.shape[1] == 64 + 4  # 32 px enlarged to 64 for the labelled grid
-    assert not (docs / "zoo" / "tagged64.png").exists()
-    # what `ganzoo recipes` reads: a recipe's own rows only (ragan is anime_fast with another loss), largest N of each
+    # per data set: the curves where a row has a speed (mnist32's has none), the strips where a row has one
+    assert sorted(p.name for p in (docs / "zoo").iterdir()) == ["anime32-curves.png", "anime32.png", "mnist32.png"]
+    anime = read_png(docs / "zoo" / "anime32.png")
+    assert anime.shape[0] == 3 and anime.shape[1] > 2 * 64  # two labelled rows (ragan's strip is missing)
+    # what `ganzoo recipes` reads: a recipe's own rows only (ragan is anime_fast with another loss), at its last full point
     scores = json.loads((tmp_path / "scores.json").read_text())["recipes"]
-    assert scores == {"anime_fast": [{"data_set": "anime64", "minutes": 20, "fid": 118.9, "n": 5000, "n_real": 22969, "recall": 0.0002}],
-                      "e2_dcgan": [{"data_set": "mnist32", "minutes": 5, "fid": 80.0, "n": 64, "n_real": 10000, "recall": 0.25}]}
+    assert scores["anime_fast"] == [{"data_set": "anime32", "kimg": 80.0, "minutes": 24.7, "fid": 73.5, "n": 5000, "n_real": 10000,
+                                     "recall": 0.1274}]
+    assert scores["e2_dcgan"][0]["minutes"] is None and scores["e2_dcgan"][0]["kimg"] == 32.0  # no speed: images seen only
+    assert set(scores) == {"anime_fast", "e2_dcgan", "r3gan_anime"}
 
 
-def test_the_page_shows_each_number_with_its_n_and_changes_with_the_json(tmp_path):
-    results = _fixture(tmp_path)
-    data = json.loads(results.read_text())
-    text = zoo_page.page(data)
-    assert ("| FID@1,000 | FID@5,000 | KID@5,000 (x1e3) | precision@5,000 | recall@5,000 | 3-NN radius G / real@5,000 "
-            "| real in G balls@5,000 | N real |") in text
-    assert "| 118.90 | 98.70 ± 1.00 | 0.3300 | 0.0002 | 11.5 / 17.2 | 1.93 | 22,969 |" in text
-    assert "| 150.12 | - | - | - | - | - | - | 22,969 |" in text  # ragan has no N = 5,000 score: a dash, not a number
-    assert "`anime_fast` with objective.name=\"ragan\"" in text
-    assert "tagged64" in text and "No row measured yet." in text
-    data["rows"][1]["scores"]["5000"]["recall"] = 0.5
-    assert zoo_page.page(data) != text
+def test_the_page_reads_budgets_off_the_curves_and_says_where_lines_cross(tmp_path):
+    data = json.loads(_fixture(tmp_path).read_text())
+    text = zoo_page.page(data, current={})
+    # anime_fast sees 54 img/s alone: 10 minutes are 32.4k images, so its 10-minute cell is the 32 kimg point
+    assert "| anime_fast | 54.0 | 200.0 (200.0), 8 | 100.0 (100.0), 32 | 80.0 (80.0), 64 |" in text
+    assert "| r3gan_anime | 30.0 | (first point later) |" in text
+    assert "anime_fast and r3gan_anime cross at about 24 min; r3gan_anime is ahead at 25 min." in text
+    assert "Still improving at the end of its curve: r3gan_anime." in text
+    assert "60 min" not in text.split("## anime32")[1].split("## mnist32")[0]  # no row reaches 60 minutes
+    data["rows"][0]["points"][-1]["scores"]["5000"]["recall"] = 0.5
+    assert zoo_page.page(data, current={}) != text
 
 
 def test_a_row_of_an_earlier_version_of_its_recipe_is_marked_on_the_page(tmp_path):
     data = json.loads(_fixture(tmp_path).read_text())
     for r in data["rows"]:
-        r["recipe_fingerprint"] = {"anime_fast": "aaaaaaaaaaaa", "e2_dcgan": "eeeeeeeeeeee"}[r["recipe"]]
+        r["recipe_fingerprint"] = {"anime_fast": "aaaaaaaaaaaa", "e2_dcgan": "eeeeeeeeeeee", "r3gan_anime": "rrrrrrrrrrrr"}[r["recipe"]]
     same = zoo_page.page(data, current={"anime_fast": "aaaaaaaaaaaa", "e2_dcgan": "eeeeeeeeeeee"})
     assert "†" not in same
     changed = zoo_page.page(data, current={"anime_fast": "bbbbbbbbbbbb", "e2_dcgan": "eeeeeeeeeeee"})
     marked = [line.split(" | ")[0] for line in changed.splitlines() if line.startswith("| ") and " † |" in line]
-    assert marked == ["| anime_fast", "| ragan"]  # both rows built from anime_fast; e2_dcgan's recipe is unchanged
-    assert changed.count("† measured on an earlier version of the recipe") == 1  # one note, under the anime64 table
+    assert marked == ["| anime_fast", "| ragan"]  # both rows built from anime_fast; the others' recipes are unchanged
+    assert changed.count("† measured on an earlier version of the recipe") == 1
 
 
 def test_an_empty_table_says_that_nothing_is_measured():
-    text = zoo_page.page({"rows": []})
+    empty = {"version": 2, "rows": [], "speeds": []}
+    text = zoo_page.page(empty, current={})
     assert "No row has been measured yet" in text
-    assert "FID@" not in text.split("## anime64")[1]  # no table, no number
-    assert zoo_page.recipe_scores({"rows": []})["recipes"] == {}
+    assert "FID@1,000 (" not in text.split("## anime32")[1]  # no table, no number
+    assert zoo_page.recipe_scores(empty)["recipes"] == {}
+
+
+def test_a_missing_or_foreign_results_file_writes_nothing(tmp_path):
+    page = tmp_path / "zoo.md"
+    with pytest.raises(SystemExit, match="not found"):
+        zoo_page.build(tmp_path / "misspelt.json", page, tmp_path / "fig", tmp_path / "scores.json")
+    (tmp_path / "old.json").write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="is not the zoo's results"):
+        zoo_page.build(tmp_path / "old.json", page, tmp_path / "fig", tmp_path / "scores.json")
+    assert not page.exists() and not (tmp_path / "scores.json").exists()
 
 
 def test_the_committed_page_and_scores_are_generated_from_the_committed_json():
     results = zoo_page.load(zoo_page.RESULTS)
-    links = zoo_page.figure_links(results, zoo_page.RESULTS.parent)
-    assert zoo_page.PAGE.read_text() == zoo_page.page(results, links), \
+    links = {ds: {kind: f"zoo/{name}" for kind, name in (("curves", f"{ds}-curves.png"), ("strips", f"{ds}.png"))
+                  if (zoo_page.FIGURES / name).is_file()} for ds in zoo_page.DATA_SETS}
+    assert zoo_page.PAGE.read_text() == zoo_page.page(results, {k: v for k, v in links.items() if v}), \
         "docs/zoo.md is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
     assert json.loads(zoo_page.SCORES.read_text()) == zoo_page.recipe_scores(results), \
         "recipes/scores.json is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
-    for ds, link in links.items():
-        assert (zoo_page.PAGE.parent / link).is_file(), f"docs/{link} is missing"
 
 
-def test_ganzoo_recipes_shows_the_measured_scores_the_page_generator_writes(tmp_path, monkeypatch):
+def test_ganzoo_recipes_shows_the_longest_measured_score_with_its_budget(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import ganzoo.shipped
@@ -111,46 +121,22 @@ def test_ganzoo_recipes_shows_the_measured_scores_the_page_generator_writes(tmp_
 
     results = _fixture(tmp_path)
     scores = tmp_path / "scores.json"
-    zoo_page.build(results, tmp_path / "docs" / "zoo.md", tmp_path / "docs" / "zoo", scores, draw=False)
+    zoo_page.build(results, tmp_path / "docs" / "zoo.md", tmp_path / "docs" / "zoo", scores, figures=False)
     monkeypatch.setattr(ganzoo.shipped, "scores_path", lambda: scores)
     res = CliRunner().invoke(app, ["recipes", "--all"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}
-    assert rows["anime_fast"].rstrip().endswith("118.9 @5k, 20 min, anime64")
-    assert rows["e2_dcgan"].rstrip().endswith("80.0 @64, 5 min, mnist32")
-    assert rows["sagan_anime"].rstrip().endswith(" -") and rows["dcgan_mnist"].rstrip().endswith(" -")  # not measured
-    assert "FID@N, budget, data" in res.output
+    assert rows["anime_fast"].rstrip().endswith("73.5 @5k, 80k img = 24.7 min, anime32")
+    assert rows["e2_dcgan"].rstrip().endswith("50.0 @5k, 32k img, mnist32")
+    assert rows["sagan_anime"].rstrip().endswith(" -")  # not measured
+    # narrow: one block per recipe, every score line (and its wrapped rest) indented alike
+    for width in (40, 60, 100):
+        res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": str(width)})
+        lines = res.output.splitlines()
+        block = lines[lines.index("anime_fast") + 1:]
+        block = block[:next(i for i, line in enumerate(block) if not line.startswith(" "))]
+        assert block and all(line.startswith("  ") and len(line) <= width for line in block), (width, block)
+        assert any("73.5 @5k" in line for line in block)
     scores.write_text("{not json")
     res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "recipes are listed without their scores" in res.output
-    assert {line.split()[0]: line for line in res.output.splitlines() if line.strip()}["anime_fast"].rstrip().endswith(" -")
-
-
-def test_a_score_of_an_earlier_version_of_a_recipe_says_so(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    import ganzoo.shipped
-    from ganzoo.cli import app
-    from ganzoo.shipped import fingerprint, shipped_recipes
-
-    # what the fingerprint sees: the training sections, not words, output or where the data lies
-    path = tmp_path / "r.yaml"
-    path.write_text("name: a\ndescription: x\ndata: {name: images, path: one.zip}\ntrain: {batch_size: 16}\noutput: {samples: 5}\n")
-    before = fingerprint(path)
-    path.write_text("name: b\ndescription: y\ndata: {name: images, path: two.zip}\ntrain: {batch_size: 16}\noutput: {samples: 0}\n")
-    assert fingerprint(path) == before
-    path.write_text("name: a\ndata: {name: images, path: one.zip}\ntrain: {batch_size: 8}\n")
-    assert fingerprint(path) != before
-    path.write_text("name: a\ndata: {name: images, path: one.zip, augment: {hflip: true}}\ntrain: {batch_size: 16}\n")
-    assert fingerprint(path) != before
-    # ganzoo recipes marks a score measured on another version; the current version's score shows plainly
-    now = fingerprint(shipped_recipes()["anime_fast"])
-    entry = {"data_set": "anime64", "minutes": 3.0, "fid": 301.54, "n": 5000, "n_real": 22969, "recall": 0.0}
-    scores = tmp_path / "scores.json"
-    monkeypatch.setattr(ganzoo.shipped, "scores_path", lambda: scores)
-    for fp, shown in ((now, "301.5 @5k, 3 min, anime64"), ("0" * 12, "301.5 @5k, 3 min, anime64 (an earlier version)")):
-        scores.write_text(json.dumps({"recipes": {"anime_fast": [dict(entry, fingerprint=fp)]}}))
-        res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
-        assert res.exit_code == 0, res.output
-        row = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}["anime_fast"]
-        assert row.rstrip().endswith(shown), row

@@ -95,10 +95,14 @@ def check_inputs(generator, n: int, seed: int = 0):
     return z, y
 
 
-def export(source, format: str, output=None, ema: bool = True, force: bool = False) -> Exported:
+def export(source, format: str, output=None, ema: bool = True, force: bool = False, half: bool = False,
+           name: str | None = None) -> Exported:
     """Export the generator of ``source`` (a run folder, a checkpoint or a model folder: ``ganzoo.trained``) as
     ``format`` (``onnx``, ``torchscript``, ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt``
-    or ``RUN/export/model/``)."""
+    or ``RUN/export/model/``). A folder's weights are stored in fp16 with ``half`` (half the size; loaded back
+    into fp32), and ``name`` (default: the folder's name) is what its config and card call the model."""
+    if half and format != "folder":
+        raise GanzooError(f"--half stores a model folder's weights in fp16; {format} files keep fp32")
     if format not in FORMATS:
         raise GanzooError(f"--format {format}: choose one of {', '.join(FORMATS)}")
     trained = open_trained(source)
@@ -107,7 +111,7 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     _may_write(output, format, force)
     generator = trained.generator(ema)
     if format == "folder":
-        return write_folder(generator, trained, output, ema)
+        return write_folder(generator, trained, output, ema, half=half, name=name)
     return _export_graph(generator, format, output)
 
 
@@ -213,7 +217,7 @@ def _run_exported(format: str, path: Path, args):
 
 
 # -- model folders --------------------------------------------------------------------------------------------------
-def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Exported:
+def write_folder(generator, trained: Trained, output: Path, ema: bool, half: bool = False, name: str | None = None) -> Exported:
     from safetensors.torch import save
 
     from .sampling import generate, grid_image, png_bytes
@@ -222,15 +226,22 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
     weights = "ema" if trained.uses_ema(ema) else "raw"
     files = ModelFiles(output)
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    name = name or output.name
+    metrics = scores_of(trained, trained.uses_ema(ema))
     labels = getattr(generator, "labels", None)
     config = {
         "library_name": "ganzoo", "format": ModelFiles.FORMAT, "format_version": ModelFiles.VERSION, "ganzoo_version": __version__,
+        "name": name,
         "generator": {"name": recipe.generator.name, "params": recipe.generator.params.model_dump(mode="json")},
         "condition": None if recipe.condition is None else recipe.condition.name,
         "image": {"channels": recipe.data.channels, "resolution": recipe.data.resolution},
         "latent_dim": generator.latent_dim, "output_range": [-1, 1],
         "labels": None if labels is None else labels.to_dict(),
-        "weights": weights, "step": trained.step, "recipe": portable(recipe.to_dict()),
+        "weights": weights, "weights_dtype": "float16" if half else "float32", "step": trained.step,
+        "images_seen": images_seen(trained), "evaluation": Scores.of(metrics).summary() if metrics else None,
+        "recipe": portable(recipe.to_dict()),
     }
     if output.exists() and not output.is_dir():
         output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
@@ -240,8 +251,17 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool) -> Export
     images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
     atomic_write(files.samples, png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))
     atomic_write(files.recipe, (_yaml(config["recipe"]) + "\n").encode())
-    atomic_write(files.card, model_card(config, trained, output.name).encode())
+    atomic_write(files.card, model_card(config, trained, name).encode())
     return Exported(output, "folder", None, False, 64)
+
+
+def images_seen(trained: Trained) -> int | None:
+    """Real images the critic saw up to the weights' step: steps x batch x critic steps x processes."""
+    if not isinstance(trained.step, int):
+        return None
+    train = trained.recipe.train
+    world = (trained.checkpoint.meta.get("world_size") if trained.checkpoint is not None else None) or 1
+    return trained.step * train.batch_size * (train.n_critic or 1) * world
 
 
 def portable(value):

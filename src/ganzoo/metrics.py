@@ -240,6 +240,13 @@ class Scores:
                 f"{k} {text('fid', v['fid'])}" for k, v in pc["classes"].items())
         return rows
 
+    def summary(self) -> dict:
+        """The numbers with their N and reference, for a model folder's config.json (``ganzoo models`` reads it)."""
+        source = (self.protocol.get("reference") or {}).get("source")
+        return {**{k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in self.flat().items()},
+                "n": self.n, "n_real": self.n_real, "reference": last_part(source) if source else None,
+                "seed": self.protocol.get("seed")}
+
     def card_metrics(self) -> list[dict]:
         """The model-index entries of a model card: type, name with N, value."""
         return [{"type": m.card_type, "name": f"{m.label}@{self.n}", "value": round(float(self.values[m.key]), 6)}

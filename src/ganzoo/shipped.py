@@ -1,7 +1,8 @@
-"""The recipes that ship with ganzoo: listed by ``ganzoo recipes``, run by name, copied by ``ganzoo init``.
+"""What ships with ganzoo: the recipes (listed by ``ganzoo recipes``, run by name, copied by ``ganzoo init``) and the
+trained models (listed by ``ganzoo models``, opened by name wherever a model folder is taken).
 
-They are the files of ``recipes/`` in a checkout, installed as the package ``ganzoo_recipes``, so they are
-found outside a checkout too.
+They are the files of ``recipes/`` and ``models/`` in a checkout, installed as the packages ``ganzoo_recipes`` and
+``ganzoo_models``, so they are found outside a checkout too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import yaml
 
 from .errors import GanzooError
 from .registry import did_you_mean
-from .rundir import RunFiles
+from .rundir import ModelFiles, RunFiles
 
 log = logging.getLogger("ganzoo")
 
@@ -30,6 +31,26 @@ def shipped_recipes() -> dict[str, Path]:
     """Recipe name (its file's stem) -> path, the reference experiments included."""
     root = recipes_dir()
     return {p.stem: p for p in sorted(root.rglob("*.yaml"))}
+
+
+def shipped_models() -> dict[str, Path]:
+    """Model name (its folder's name) -> the model folder, for every trained model installed with ganzoo."""
+    import ganzoo_models
+
+    root = Path(ganzoo_models.__file__).parent
+    return {p.name: p for p in sorted(root.iterdir()) if ModelFiles(p).is_model()}
+
+
+def model_summary(path: Path) -> dict:
+    """What ``ganzoo models`` shows of a shipped model: its config.json's name, image, labels, training and scores."""
+    config = json.loads(ModelFiles(path).config.read_text())
+    recipe = config.get("recipe") or {}
+    data = recipe.get("data") or {}
+    return {"name": config.get("name") or path.name, "image": config.get("image") or {}, "labels": config.get("labels"),
+            "recipe": recipe.get("name"), "generator": (config.get("generator") or {}).get("name"),
+            "objective": (recipe.get("objective") or {}).get("name"), "data": data.get("path") or data.get("name"),
+            "step": config.get("step"), "images_seen": config.get("images_seen"), "evaluation": config.get("evaluation"),
+            "size": ModelFiles(path).weights.stat().st_size, "path": path}
 
 
 def scores_path() -> Path:
@@ -75,16 +96,22 @@ def earlier_version(recorded: str | None, current: str | None) -> bool:
 
 
 def measured_text(entries: list[dict], current: str | None = None) -> str:
-    """A recipe's measured FIDs as ``ganzoo recipes`` shows them, one a line: ``FID@N value, budget, data set``;
-    with ``current`` (the recipe's fingerprint now), a score measured on another version of it says so."""
+    """A recipe's measured FIDs as ``ganzoo recipes`` shows them, one a line: ``FID@N value, budget, data set``
+    (the budget in images seen, and in CPU-minutes where measured); with ``current`` (the recipe's fingerprint now),
+    a score measured on another version of it says so."""
     def n(value) -> str:
         return f"{value // 1000}k" if value >= 1000 and value % 1000 == 0 else f"{value:,}"
+
+    def budget(e) -> str:
+        parts = ([f"{e['kimg']:g}k img"] if e.get("kimg") is not None else []) + (
+            [f"{e['minutes']:g} min"] if e.get("minutes") is not None else [])
+        return " = ".join(parts) or "?"
 
     def older(e) -> str:
         return " (an earlier version)" if earlier_version(e.get("fingerprint"), current) else ""
 
     try:
-        return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {e['minutes']:g} min, {e['data_set']}{older(e)}"
+        return "\n".join(f"{e['fid']:.1f} @{n(int(e['n']))}, {budget(e)}, {e['data_set']}{older(e)}"
                          for e in entries) or "-"
     except (KeyError, TypeError, ValueError, AttributeError):
         return "?"

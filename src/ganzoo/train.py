@@ -475,7 +475,7 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=(), scaling:
 
 
 # what a resume may change: the length, logging and outputs; anything else would not continue the same run
-RESUMABLE_KEYS = ("description", "expected_time", "train.steps", "train.epochs", "train.time_limit", "train.log_every", "train.checkpoint_every",
+RESUMABLE_KEYS = ("description", "expected_time", "train.steps", "train.epochs", "train.time_limit", "train.threads", "train.log_every", "train.checkpoint_every",
                   "train.keep_every", "output.", "eval.every", "monitor.")
 
 

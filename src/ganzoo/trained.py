@@ -1,7 +1,8 @@
 """A trained run's one home: open what a user points at once, and hand out what every tool needs.
 
 ``open_trained(source)`` takes a run folder, a checkpoint file (inside its run folder's ``checkpoints/`` or
-anywhere else) or an exported model folder (``ganzoo export --format folder``, a Hub download), and returns a
+anywhere else), an exported model folder (``ganzoo export --format folder``, a Hub download) or the name of a
+model that ships with ganzoo (``ganzoo models``: a path that exists always wins over a name), and returns a
 ``Trained``: the generator (its weight average or not), the critic where there is one, the recipe, the
 checkpoint's metadata and, when the source lives in a run folder, that folder's ``RunFiles``.
 
@@ -25,8 +26,9 @@ from .fileio import file_sha256, shown
 from .labels import LabelSpace
 from .models import build_models
 from .recipe import Recipe, load_recipe
-from .registry import Registry
+from .registry import Registry, did_you_mean
 from .rundir import ModelFiles, RunFiles
+from .shipped import shipped_models
 
 log = logging.getLogger("ganzoo")
 
@@ -68,6 +70,8 @@ class Trained:
         """What to call it on a page: the run folder's name, a model folder's name, else the file's stem."""
         if self.files is not None:
             return self.files.root.name
+        if self.kind == "model" and isinstance((self.config or {}).get("name"), str) and self.config["name"].strip():
+            return self.config["name"]  # not the folder's name (a Hub download's folder is a commit hash)
         return self.source.name if self.source.is_dir() else self.source.stem
 
     @property
@@ -190,8 +194,13 @@ def open_trained(source, registry: Registry | None = None) -> Trained:
                               "exported model folder (no config.json and model.safetensors)")
         return _from_checkpoint(load_checkpoint(files.last), path, registry, files)
     if not path.exists():
+        shipped = shipped_models()
+        if str(source) in shipped:
+            return _from_model_folder(shipped[str(source)], registry)
         what = "checkpoint not found" if path.suffix == ".safetensors" else "not found"
-        raise GanzooError(f"{what}: {shown(path)} (give a run folder, a checkpoint .safetensors file or a model folder)")
+        hint = did_you_mean(str(source), shipped) if len(path.parts) == 1 else ""
+        raise GanzooError(f"{what}: {shown(path)}{hint} (give a run folder, a checkpoint .safetensors file, a model folder "
+                          f"or a shipped model{': ' + ', '.join(shipped) if shipped else ''})")
     ckpt = load_checkpoint(path)
     return _from_checkpoint(ckpt, path, registry)
 

@@ -1,4 +1,4 @@
-"""What is installed: recipes, init, list, show."""
+"""What is installed: recipes, models, init, list, show."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -42,15 +43,59 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
         out.print(table)
     else:  # too narrow for seven columns: one block per recipe, its lines wrapped whole
         for name, experiment, model, objective, data, time, measured in rows:
-            out.print(f"[bold]{name}[/]" + (f" ({experiment})" if experiment != "-" else ""), highlight=False)
-            out.print(f"  {model}, {objective}, {data}, {time}", highlight=False)
-            if measured != "-":
-                out.print(f"  FID {measured}", highlight=False)
-    out.print("(time: a full run on a 2-core CPU; FID@N, budget, data: FID of N generated images after that many "
-              "minutes of training on that data set; docs/zoo.md)",
+            out.print(Text(name, style="bold") + Text(f" ({experiment})" if experiment != "-" else ""))
+            lines = [f"{model}, {objective}, {data}, {time}"] + (["FID " + m for m in measured.split("\n")] if measured != "-" else [])
+            for line in lines:  # every line and its wrapped rest indented alike
+                out.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+    out.print("(time: a full run on a 2-core CPU; FID@N, budget, data: the longest measured score, FID of N generated "
+              "images after that many images seen, or CPU-minutes of training, on that data set; docs/zoo.md)",
               style="dim", highlight=False)
     if not all_:
         out.print("(ganzoo recipes --all: also the reference experiments E0-E2 as run)", style="dim", highlight=False)
+
+
+def _model_rows() -> list[tuple[str, str, str, str]]:
+    """(name, what it draws, scores, where it came from) of each shipped model."""
+    rows = []
+    for path in shipped.shipped_models().values():
+        m = shipped.model_summary(path)
+        image, labels = m["image"], m["labels"]
+        what = (f"{image.get('channels')}x{image.get('resolution')}x{image.get('resolution')}, "
+                + ("conditional on " + ", ".join(labels) if labels else "unconditional") + f", {m['size'] / 1e6:.1f} MB")
+        ev = m["evaluation"] or {}
+        scores = "not evaluated"
+        if ev.get("fid") is not None:
+            scores = (f"FID {ev['fid']:.1f}, KID {ev.get('kid_mean', float('nan')):.4f}, recall {ev.get('recall', float('nan')):.3f} "
+                      f"(N {ev.get('n'):,} vs {ev.get('n_real'):,} real {ev.get('reference') or ''})".replace(" )", ")"))
+        seen = f", {m['images_seen'] / 1000:,.1f}k images seen" if isinstance(m["images_seen"], int) else ""
+        origin = f"recipe {m['recipe']} ({m['generator']}, {m['objective']}){seen}, data {m['data']}"
+        rows.append((m["name"], what, scores, origin))
+    return rows
+
+
+@app.command()
+@friendly
+def models():
+    """List the trained models that ship with ganzoo: use one by name wherever a model folder goes
+    (ganzoo sample anime-faces -n 64 -o faces/, ganzoo explore NAME, ganzoo.load_generator("NAME"))."""
+    rows = _model_rows()
+    if not rows:
+        out.print("no trained model is installed with this copy of ganzoo", highlight=False)
+        return
+    if out.width >= 140:
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("images", {}), ("scores", {}), ("trained", {})):
+            table.add_column(col, **kw)
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
+        out.print(table)
+    else:  # one block per model; wrapped lines keep their indentation
+        for name, what, scores, origin in rows:
+            out.print(Text(name, style="bold"))
+            for line in (what, scores, origin):
+                out.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+    out.print("(scores: of the shipped weights themselves, N generated images against N real ones; docs/models.md)",
+              style="dim", highlight=False)
 
 
 @app.command()

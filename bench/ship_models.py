@@ -1,0 +1,110 @@
+"""The trained models that ship with ganzoo (``ganzoo models``): train, score and export each one.
+
+    python bench/ship_models.py train anime-faces --threads 1   # its zoo row to the data set's budget (resumes)
+    python bench/ship_models.py ship anime-faces                # score the row's last point, export models/anime-faces
+    python bench/ship_models.py all                             # both, every model
+
+Each shipped model is the generator of one zoo row (bench/zoo.py: the same recipe, data set and budget in images
+seen; the class-conditional MNIST model is that row with the digit labels and projection conditioning added). ``ship``
+scores the chosen point with the zoo's protocol (N = 5,000 generated images, seed 0, against a seeded 10,000 real
+images: FID, KID, precision/recall) through ``ganzoo.evaluate``, so the scores are kept with exactly those weights,
+then exports it with ``ganzoo.export(..., "folder", half=True)``: fp16 weights, config, card with the scores, samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ganzoo  # noqa: E402
+import zoo  # noqa: E402
+from ganzoo.export import export  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = ROOT / "models"
+N, N_REAL = 5000, 10000
+
+# name -> the zoo row it comes from, and what is added to the row's recipe (a conditional variant trains its own run)
+MODELS: dict[str, dict] = {
+    "anime-faces": {"data_set": "anime64", "row": "anime_fast", "changes": {}},
+    "anime-faces-32": {"data_set": "anime32", "row": "anime_fast", "changes": {}},
+    "mnist-digits": {"data_set": "mnist32", "row": "anime_fast",
+                     "changes": {"data": {"labels": ["digit"]}, "condition": {"name": "projection"}}},
+    "fashion": {"data_set": "fmnist32", "row": "anime_fast", "changes": {}},
+}
+
+
+def run_dir(name: str, runs: Path) -> Path:
+    spec = MODELS[name]
+    folder = zoo.row_dir(runs, spec["row"], spec["data_set"])
+    return folder.with_name(f"{folder.name}-{name}") if spec["changes"] else folder
+
+
+def recipe(name: str, kimg: float | None, threads: int | None) -> dict:
+    spec = MODELS[name]
+    raw, _ = zoo.row_recipe(spec["row"], spec["data_set"], kimg or zoo.BUDGET_KIMG[spec["data_set"]], threads)
+    for section, values in copy.deepcopy(spec["changes"]).items():
+        raw[section] = {**(raw.get(section) or {}), **values}
+    raw["name"] = name.replace("-", "_")
+    return raw
+
+
+def train(name: str, args) -> None:
+    raw = recipe(name, args.kimg, args.threads)
+    folder = run_dir(name, args.runs)
+    last = folder / "checkpoints" / "last.safetensors"
+    if last.is_file():
+        done = ganzoo.load_checkpoint(last).meta["step"]
+        if done >= raw["train"]["steps"]:
+            print(f"{name}: trained already ({folder}, step {done})", flush=True)
+            return
+        ganzoo.resume(folder, progress=False, overrides=[f"train.steps={raw['train']['steps']}"]
+                      + ([f"train.threads={args.threads}"] if args.threads else []))
+    else:
+        ganzoo.train(ganzoo.load_recipe(raw), folder, progress=False)
+    print(f"{name}: trained ({folder})", flush=True)
+
+
+def ship(name: str, args) -> None:
+    folder = run_dir(name, args.runs)
+    points = zoo.kept_points(folder)
+    if not points:
+        raise SystemExit(f"{name}: no kept point in {folder}; train it first: python bench/ship_models.py train {name}")
+    step, ckpt = next(((s, p) for s, p in points if s == args.step), points[-1]) if args.step else points[-1]
+    spec = MODELS[name]
+    ref = dict(zoo.DATA_SETS[spec["data_set"]]["section"])
+    result = ganzoo.evaluate(ckpt, ref=ref, n=N, n_real=N_REAL, seed=0)
+    print(f"{name}: step {step}: {ganzoo.metrics.Scores.of(result).line()}", flush=True)
+    target = MODELS_DIR / name
+    if target.exists():
+        shutil.rmtree(target)
+    export(ckpt, "folder", target, half=True, name=name)
+    print(f"{name}: exported to {target}", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["train", "ship", "all"])
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"models ({', '.join(MODELS)}); default all")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo")
+    ap.add_argument("--kimg", type=float, help="train to this many thousand images (default: the data set's zoo budget)")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--step", type=int, help="ship this kept point (default: the last)")
+    args = ap.parse_args(argv)
+    for name in args.names or list(MODELS):
+        if name not in MODELS:
+            ap.error(f"unknown model {name!r}: the models are {', '.join(MODELS)}")
+        if args.command in ("train", "all"):
+            train(name, args)
+        if args.command in ("ship", "all"):
+            ship(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
