@@ -10,7 +10,7 @@
 no recipe of their own, so their rows are ``anime_fast`` with FastGAN's nets, or with the ``ragan`` loss), its data
 section replaced by the data set's, trained for a number of *images seen* (real images the critic saw: steps x batch
 x critic steps) into ``RUNS/DATA_SET/ROW``. It keeps a checkpoint every ``POINT_KIMG[data set]`` thousand images
-(``train.keep_every``): those are the curve's points. ``score`` scores each point once (FID and KID at N = 1,000;
+(``train.keep_every``, about a tenth of the budget): those are the curve's points. ``score`` scores each point once (FID and KID at N = 1,000;
 at the middle point and the point the row is trained to also FID, KID, precision/recall at N = 5,000) and merges it into ``--out``. Images seen
 do not depend on what else runs on the machine, so rows may train two at a time, with one torch thread each, or
 beside other work; ``speed`` measures each row's img/s alone on the machine (default threads), which converts images
@@ -84,16 +84,22 @@ DATA_SETS: dict[str, dict] = {
                  "n_real": 9714},
 }
 assert list(DATA_SETS) == list(zoo_page.DATA_SETS)
-# thousands of images seen per row (measured: anime_fast alone on the 2-core machine of docs/zoo.md sees 54 img/s on
-# anime32, 66 on mnist32, 20 on anime64: 20 minutes are 65k, 79k images; 60 minutes on anime64 72k)
-BUDGET_KIMG = {"anime32": 80.0, "mnist32": 80.0, "fmnist32": 80.0, "anime64": 76.8, "tagged64": 76.8}
-POINTS = 10  # curve points per budget: one every BUDGET_KIMG / POINTS thousand images, also past the budget
+# thousands of images seen per row: anime_fast alone on the zoo's 2-core machine sees 64.4 img/s on anime32, 68.7 on
+# mnist32, 66.5 on fmnist32 (bench/zoo.py speed), so 20 of its minutes are 77k, 82k, 80k images; a 60-minute run on
+# anime64 saw 72k
+BUDGET_KIMG = {"anime32": 80.0, "mnist32": 88.0, "fmnist32": 80.0, "anime64": 76.8, "tagged64": 76.8}
+POINT_KIMG = {"anime32": 8.0, "mnist32": 8.0, "fmnist32": 8.0, "anime64": 7.68, "tagged64": 7.68}  # a kept point every so many
 LONG_ROWS = ("anime_fast", "ragan", "sagan_anime", "r3gan_anime", "stylegan2_anime")  # the rows anime64 trains
 N_CURVE, N_FULL = 1000, 5000  # N at every point; N (with precision/recall) at the middle and last point
 
 
 def point_kimg(ds: str) -> float:
-    return BUDGET_KIMG[ds] / POINTS
+    return POINT_KIMG[ds]
+
+
+def middle_kimg(ds: str) -> float:
+    """The point nearest half the budget (scored at N = 5,000 too)."""
+    return max(1, round(BUDGET_KIMG[ds] / 2 / POINT_KIMG[ds])) * POINT_KIMG[ds]
 
 
 def default_rows(ds: str) -> list[str]:
@@ -248,7 +254,7 @@ def score_row(row: str, ds: str, args) -> None:
     per_step = images_per_step(raw)
     ref = load_data_section(DATA_SETS[ds]["section"])  # the data without augmentation
     n_real = args.n_real or DATA_SETS[ds]["n_real"]
-    mid = POINTS // 2 * point_kimg(ds)
+    mid = middle_kimg(ds)
     final = ganzoo.load_recipe(run_dir / "recipe.yaml").train.steps  # the length the row is trained to
     for step, ckpt in points:
         kimg = round(step * per_step / 1000, 3)
@@ -328,7 +334,7 @@ def main(argv=None) -> int:
     t.add_argument("--threads", type=int, help="torch threads (1 to train two rows at once)")
     sub.choices["score"].add_argument("--n-real", type=int, help="real images (a seeded subset; default 10,000)")
     s = sub.choices["speed"]
-    s.add_argument("--seconds", type=float, default=90, help="seconds of training timed")
+    s.add_argument("--seconds", type=float, default=60, help="seconds of training timed")
     s.add_argument("--warmup", type=int, default=20, help="steps before the timing starts")
     p = sub.add_parser("page", help="docs/zoo.md, its figures and recipes/scores.json from the JSON")
     p.add_argument("--results", type=Path, default=zoo_page.RESULTS)

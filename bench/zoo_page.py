@@ -236,7 +236,7 @@ def page(results: dict, figures: dict[str, dict[str, str]] | None = None, curren
             "other work without changing a number; a row is extended later by resuming it (exact resume: the same "
             "points as one run to that length).",
             "- **CPU-minutes**: images seen / the row's **img/s alone**, measured separately with nothing else running "
-            "(torch's default threads, after 20 warm-up steps, 90 s of training): what the same training would take "
+            "(torch's default threads, after 20 warm-up steps, 60 s of training or more): what the same training would take "
             "on this machine by itself.",
             "- **generated images**: N images of the point's checkpoint (its weight average where the recipe keeps one), "
             "latents from seed 0; FID@N scores the first N of them.",

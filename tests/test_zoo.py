@@ -37,9 +37,10 @@ def test_every_family_builds_on_the_data_set_with_whole_steps_per_point(zoo, dat
         want = zoo.DATA_SETS[data_set]["section"]
         assert (recipe.data.name, recipe.data.resolution, recipe.data.channels) == (want["name"], want["resolution"], want["channels"])
         per_step = recipe.train.batch_size * recipe.train.n_critic
-        # a point every tenth of the budget, a whole number of steps; the budget reached exactly
+        # a point about every tenth of the budget, a whole number of steps; the budget reached exactly, on a point
         assert recipe.train.keep_every * per_step == zoo.point_kimg(data_set) * 1000
-        assert recipe.train.steps * per_step == zoo.BUDGET_KIMG[data_set] * 1000
+        assert recipe.train.steps * per_step == zoo.BUDGET_KIMG[data_set] * 1000 and recipe.train.steps % recipe.train.keep_every == 0
+        assert 8 <= zoo.BUDGET_KIMG[data_set] / zoo.point_kimg(data_set) <= 12
         assert recipe.train.time_limit is None and recipe.train.threads == 1
         # both nets built for the data set's shape (procedural images of that shape: no data set needed here)
         shape_only = dict(raw, data={"name": "toyfaces", "size": 16, "resolution": want["resolution"], "channels": want["channels"]})
@@ -76,7 +77,7 @@ def _tiny_zoo(zoo, monkeypatch, tmp_path):
     tiny = copy.deepcopy(TINY)
     monkeypatch.setitem(zoo.DATA_SETS, "toy", {"section": dict(TINY["data"]), "n_real": 16})
     monkeypatch.setitem(zoo.BUDGET_KIMG, "toy", 0.064)
-    monkeypatch.setattr(zoo, "POINTS", 4)
+    monkeypatch.setitem(zoo.POINT_KIMG, "toy", 0.016)
 
     def recipe_for(row, ds):
         raw = copy.deepcopy(tiny)

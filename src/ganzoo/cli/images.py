@@ -136,10 +136,13 @@ def export(
                                           "generator.pt or model/)", parser=path_arg),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="export the generator's weight average when the checkpoint has one"),
     force: ForceExport = False,
+    half: bool = typer.Option(False, "--half", help="folder: store the weights in fp16 (half the size; loaded back as fp32)"),
+    name: Optional[str] = typer.Option(None, "--name", help="folder: the model's name in its config and card (default: the "
+                                       "folder's name)"),
 ):
     """Export the generator: ONNX or TorchScript (checked against the torch generator), or a model folder."""
     t0 = time.perf_counter()
-    done = exporting.export(checkpoint, format, output, ema=ema, force=force)
+    done = exporting.export(checkpoint, format, output, ema=ema, force=force, half=half, name=name)
     if done.format == "folder":
         err.print(f"wrote the model folder {done.path} (model.safetensors, config.json, recipe.yaml, README.md model card, "
                   f"samples.png); sample from it with: ganzoo sample {done.path} -n 64 -o samples/", highlight=False, soft_wrap=True)
