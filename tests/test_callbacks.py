@@ -56,7 +56,7 @@ def test_a_callback_error_stop_writes_the_checkpoint_and_raises(tiny):
 
 
 def test_mlflow_logs_params_metrics_and_artifacts_and_a_resume_continues_the_same_run(tiny, tmp_path):
-    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'ganzoo[mlflow]')")
+    pytest.importorskip("mlflow", reason='mlflow is not installed (pip install -e ".[mlflow]" in the checkout)')
     from mlflow.tracking import MlflowClient
 
     tiny["train"].update(steps=4, log_every=2)

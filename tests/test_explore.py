@@ -137,7 +137,7 @@ def test_an_uploaded_image_is_cropped_resized_and_projected(run, tmp_path):
     assert Explorer(G).project(upload, 2)[1].features == "pixels"  # no critic (an exported model): pixels alone
 
 
-@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio: pip install "ganzoo[explore]"')
+@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio 6: pip install "gradio>=6,<7"')
 def test_the_page_of_a_run_has_its_critic_and_of_an_exported_model_folder_none(run):
     from ganzoo.export import export
 
@@ -150,7 +150,7 @@ def test_the_page_of_a_run_has_its_critic_and_of_an_exported_model_folder_none(r
     assert torch.equal(ex.sample(5, 3.0)[0], generate(ganzoo.load_generator(run), 1, seed=5)[0])
 
 
-@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio: pip install "ganzoo[explore]"')
+@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio 6: pip install "gradio>=6,<7"')
 def test_a_port_in_use_is_one_clear_message(run):
     from ganzoo.explore import explore
 
@@ -164,10 +164,10 @@ def test_a_port_in_use_is_one_clear_message(run):
 
 def test_without_gradio_the_explorer_says_how_to_install_it(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails as if it were not installed
-    with pytest.raises(GanzooError, match=r'^the explorer needs Gradio: pip install "ganzoo\[explore\]"$'):
+    with pytest.raises(GanzooError, match=r'^the explorer needs Gradio 6: pip install "gradio>=6,<7"$'):
         build_app(run)
     result = CliRunner().invoke(cli, ["explore", str(run), "--no-browser", "--device", "cpu"])
-    assert result.exit_code == 2 and 'error: the explorer needs Gradio: pip install "ganzoo[explore]"' in result.output
+    assert result.exit_code == 2 and 'error: the explorer needs Gradio 6: pip install "gradio>=6,<7"' in result.output
     assert "Traceback" not in result.output
 
 
@@ -201,7 +201,7 @@ def _fetch(url: str) -> np.ndarray:
         return np.array(Image.open(io.BytesIO(response.read())))
 
 
-@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio: pip install "ganzoo[explore]"')
+@pytest.mark.skipif(not HAVE_GRADIO, reason='needs Gradio 6: pip install "gradio>=6,<7"')
 @pytest.mark.skipif(not HAVE_SELENIUM, reason="needs selenium (the test extra)")
 @pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_the_page_in_headless_chromium_seed_and_label_change_the_image(cond_run, tmp_path, monkeypatch):

@@ -132,7 +132,17 @@ def test_a_model_folder_loads_back_samples_the_same_and_carries_a_card_the_hub_r
     results = {r.metric_type: r for r in card.data.eval_results}
     assert results["fid"].metric_value == 201.5 and results["fid"].metric_name == "FID@1000"
     assert set(results) == {"fid", "kid", "precision", "recall"}
+    meta = card.data.to_dict()
+    assert meta["license"] == "other" and meta["license_name"] and meta["license_link"].startswith("https://")
+    index = meta["model-index"][0]
+    assert index["name"] == "model" and index["results"][0]["dataset"]["args"] == {"n_generated": 1000, "n_real": 5000,
+                                                                                    "resolution": 16}
+    assert index["results"][0]["dataset"]["type"] != "images"  # a Hub dataset id or the data's own name, never the loader's
     text = (folder / "README.md").read_text()
+    # the install line installs this project (the index's "ganzoo" is another one); the folder's download is said
+    from ganzoo.version import INSTALL_COMMAND
+    assert "\npip install ganzoo\n" not in text and INSTALL_COMMAND in text and "hf download" in text
+    assert INSTALL_COMMAND.startswith("pip install ./ganzoo ")  # a local path: pip builds this project's pyproject there
     assert "on 1000 generated images against 5000 real images" in text and "torch-fidelity 0.4.0" in text
     assert "/somewhere/private" not in text and "![64 samples (seed 0)](samples.png)" in text
     assert "ganzoo sample" in text and "--label folder=" in text and "```yaml\nname: cond" in text

@@ -5,7 +5,7 @@ walks between two seeds (slerp of their latents), projects an uploaded image int
 each image as a PNG. Every image comes from ganzoo's own sampling functions (``generate``, ``latents``,
 ``render``, ``slerp``, ``project``), so what the page shows is what ``ganzoo sample`` writes for the same seed.
 
-Gradio is an optional extra (``pip install "ganzoo[explore]"``), imported only when a page is built. The server
+Gradio is an optional extra (``pip install -e ".[explore]"`` in the checkout), imported only when a page is built. The server
 listens on 127.0.0.1 unless told otherwise, and never opens a public share link.
 """
 
@@ -40,7 +40,7 @@ def _gradio():
     try:
         import gradio
     except ImportError:
-        raise GanzooError('the explorer needs Gradio: pip install "ganzoo[explore]"') from None
+        raise GanzooError('the explorer needs Gradio 6: pip install "gradio>=6,<7"') from None
     return gradio
 
 

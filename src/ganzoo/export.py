@@ -29,7 +29,10 @@ from .fileio import atomic_write, last_part
 from .metrics import Scores
 from .rundir import ModelFiles, RunFiles, is_model_folder
 from .trained import Trained, open_trained
-from .version import __version__
+from .version import INSTALL_COMMAND, INSTALL_NOTE, __version__
+
+# Hub dataset ids of the data sets ganzoo reads by name (a card's ``datasets:``); image folders have none
+HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
 
 FORMATS = ("onnx", "torchscript", "folder")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
@@ -297,24 +300,32 @@ def model_card(config: dict, trained: Trained, name: str) -> str:
     meta = {"library_name": "ganzoo", **({} if conditional else {"pipeline_tag": "unconditional-image-generation"}),
             "tags": ["gan", "ganzoo", recipe.generator.name, recipe.objective.name,
                      "conditional-image-generation" if conditional else "unconditional-image-generation"],
-            "license": "other"}
+            "license": "other", "license_name": "same-as-training-data",
+            "license_link": "https://huggingface.co/docs/hub/repositories-licenses"}
+    hub_id = HUB_DATASETS.get(data.name)
+    if hub_id:
+        meta["datasets"] = [hub_id]
     scores = Scores.of(metrics) if metrics else None
     if scores is not None:
         task = "unconditional-image-generation" if not conditional else "image-generation"
-        meta["model-index"] = [{"name": name, "results": [{"task": {"type": task}, "dataset": {"name": data_name, "type": data.name},
+        dataset = {"name": data_name, "type": hub_id or data_name,
+                   "args": {"n_generated": scores.n, "n_real": scores.n_real, "resolution": data.resolution}}
+        meta["model-index"] = [{"name": name, "results": [{"task": {"type": task}, "dataset": dataset,
                                                            "metrics": scores.card_metrics()}]}]
     lines = ["---", _yaml(meta), "---", "", f"# {recipe.name}: a {recipe.generator.name} generator trained with ganzoo", ""]
     shape = config["image"]
     lines += [f"A GAN generator: {config['latent_dim']}-d latent -> {shape['channels']}x{shape['resolution']}x{shape['resolution']} "
               f"images in [-1, 1]; {'conditional on ' + _labels_text(config['labels']) if conditional else 'unconditional'}. "
               f"Weights: {'the exponential moving average of the generator' if config['weights'] == 'ema' else 'the generator as trained'} "
-              f"at step {config['step']}.", "", "![64 samples (seed 0)](samples.png)", "", "## Use", "", "```bash",
-              "pip install ganzoo", f"ganzoo sample {name} -n 64 -o samples/      # this folder, downloaded"]
+              f"at step {config['step']}.", "", "![64 samples (seed 0)](samples.png)", "", "## Use", "",
+              f"{INSTALL_NOTE}; huggingface_hub downloads this folder:", "", "```bash", INSTALL_COMMAND,
+              f"hf download USER/{name} --local-dir {name}   # this folder, from the Hub (pip install huggingface_hub)",
+              f"ganzoo sample {name} -n 64 -o samples/"]
     if conditional:
         a, entry = next(iter(config["labels"].items()))
         c = entry["classes"][0]
         lines.append(f"ganzoo sample {name} --label {a}={c} -n 16 -o {c}/")
-    lines += ["```", "", "```python", "import ganzoo", f'G = ganzoo.load_generator("{name}")',
+    lines += ["```", "", "```python", "import ganzoo", f'G = ganzoo.load_generator("{name}")   # the folder\'s path',
               "images = ganzoo.generate(G, 16, seed=0" + (', labels="random")' if conditional else ")") + "   # uint8 (16, C, H, W)",
               "```", "", "## Evaluation", ""]
     if scores is not None:
