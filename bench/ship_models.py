@@ -6,7 +6,7 @@
 
 Each shipped model is the generator of one zoo row (bench/zoo.py: the same recipe, data set and budget in images
 seen; the class-conditional MNIST model is that row with the digit labels and projection conditioning added). ``ship``
-scores the chosen point with the zoo's protocol (N = 5,000 generated images, seed 0, against a seeded 10,000 real
+scores the chosen point with the zoo's protocol (N = 5,000 generated images, seed 0, against a seeded 5,000 real
 images: FID, KID, precision/recall) through ``ganzoo.evaluate``, so the scores are kept with exactly those weights,
 then exports it with ``ganzoo.export(..., "folder", half=True)``: fp16 weights, config, card with the scores, samples.
 """
@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganzoo  # noqa: E402
 import zoo  # noqa: E402
 from ganzoo.export import export  # noqa: E402
+from ganzoo.recipe import load_data_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
-N, N_REAL = 5000, 10000
+N, N_REAL = 5000, 5000
 
 # name -> the zoo row it comes from, and what is added to the row's recipe (a conditional variant trains its own run)
 MODELS: dict[str, dict] = {
@@ -77,7 +78,7 @@ def ship(name: str, args) -> None:
         raise SystemExit(f"{name}: no kept point in {folder}; train it first: python bench/ship_models.py train {name}")
     step, ckpt = next(((s, p) for s, p in points if s == args.step), points[-1]) if args.step else points[-1]
     spec = MODELS[name]
-    ref = dict(zoo.DATA_SETS[spec["data_set"]]["section"])
+    ref = load_data_section(zoo.DATA_SETS[spec["data_set"]]["section"])  # the zoo's reference: the data without augmentation
     result = ganzoo.evaluate(ckpt, ref=ref, n=N, n_real=N_REAL, seed=0)
     print(f"{name}: step {step}: {ganzoo.metrics.Scores.of(result).line()}", flush=True)
     target = MODELS_DIR / name

@@ -73,15 +73,15 @@ FAMILIES: dict[str, tuple[str, dict]] = {
 assert list(FAMILIES) == list(zoo_page.FAMILIES)
 
 ANIME = str(SHARED / "anime-faces-64.zip")
-# data set -> its data section and the real images scored against (a seeded subset of 10,000 on every set)
+# data set -> its data section and the real images scored against (a seeded subset of 5,000 on every set)
 DATA_SETS: dict[str, dict] = {
-    "anime32": {"section": {"name": "images", "path": ANIME, "resolution": 32, "channels": 3}, "n_real": 10000},
-    "mnist32": {"section": {"name": "mnist", "root": str(SHARED / "mnist"), "resolution": 32, "channels": 1}, "n_real": 10000},
+    "anime32": {"section": {"name": "images", "path": ANIME, "resolution": 32, "channels": 3}, "n_real": 5000},
+    "mnist32": {"section": {"name": "mnist", "root": str(SHARED / "mnist"), "resolution": 32, "channels": 1}, "n_real": 5000},
     "fmnist32": {"section": {"name": "fashion_mnist", "root": str(SHARED / "fashion-mnist"), "resolution": 32, "channels": 1},
-                 "n_real": 10000},
-    "anime64": {"section": {"name": "images", "path": ANIME, "resolution": 64, "channels": 3}, "n_real": 10000},
+                 "n_real": 5000},
+    "anime64": {"section": {"name": "images", "path": ANIME, "resolution": 64, "channels": 3}, "n_real": 5000},
     "tagged64": {"section": {"name": "images", "path": str(SHARED / "anime-tagged-96.zip"), "resolution": 64, "channels": 3},
-                 "n_real": 9714},
+                 "n_real": 5000},
 }
 assert list(DATA_SETS) == list(zoo_page.DATA_SETS)
 # thousands of images seen per row: anime_fast alone on the zoo's 2-core machine sees 64.4 img/s on anime32, 68.7 on
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
     t = sub.choices["train"]
     t.add_argument("--kimg", type=float, help="thousands of images seen to train to (default: the data set's budget)")
     t.add_argument("--threads", type=int, help="torch threads (1 to train two rows at once)")
-    sub.choices["score"].add_argument("--n-real", type=int, help="real images (a seeded subset; default 10,000)")
+    sub.choices["score"].add_argument("--n-real", type=int, help="real images (a seeded subset; default 5,000)")
     s = sub.choices["speed"]
     s.add_argument("--seconds", type=float, default=60, help="seconds of training timed")
     s.add_argument("--warmup", type=int, default=20, help="steps before the timing starts")
