@@ -259,3 +259,29 @@ def test_export_force_never_deletes_what_an_export_did_not_write(finished_run, t
         assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["export", str(run), "-f", "onnx", "-o", str(user), "--force"], env={"COLUMNS": "200"})
     assert res.exit_code == 2 and "is a folder: give a file name" in res.output and ".tmp" not in res.output, res.output
+
+
+def test_the_documented_numpy_snippet_reproduces_ganzoo_sample_exactly_and_reads_the_onnx_metadata(cond_run, tmp_path):
+    """docs/export.md's snippet, run as written on ``ganzoo sample --seed 3 --save-latents``: every pixel equal."""
+    np = pytest.importorskip("numpy")
+    ort = pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    onnx_path = export(cond_run, "onnx", tmp_path / "generator.onnx").path
+    res = runner.invoke(app, ["sample", str(cond_run), "-n", "12", "--seed", "3", "-o", str(tmp_path / "s"), "--label", "random",
+                              "--save-latents"])
+    assert res.exit_code == 0, res.output
+    session = ort.InferenceSession(str(onnx_path))
+    meta = session.get_modelmeta().custom_metadata_map
+    G = ganzoo.load_generator(cond_run)
+    assert int(meta["latent_dim"]) == G.latent_dim and json.loads(meta["image_shape"]) == [3, 16, 16]
+    assert json.loads(meta["labels"]) == G.labels.to_dict() and meta["output_range"] == "[-1, 1]"
+    assert "manual_seed(seed)" in meta["seed_convention"] and meta["ganzoo_version"] == ganzoo.__version__
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    snippet = docs.split('z = np.load("s/latents.npy")')[1].split("```")[0]
+    scope = {"np": np, "session": session}
+    exec(compile('z = np.load(S / "latents.npy")' + snippet.replace('"s/labels.npy"', 'S / "labels.npy"'), "export.md", "exec"),
+         dict(scope, S=tmp_path / "s"), scope)
+    pixels = scope["pixels"]
+    written = np.stack([np.asarray(Image.open(tmp_path / "s" / f"{i:05d}.png")).transpose(2, 0, 1) for i in range(12)])
+    assert pixels.shape == written.shape and (pixels == written).all()

@@ -115,7 +115,7 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     generator = trained.generator(ema)
     if format == "folder":
         return write_folder(generator, trained, output, ema, half=half, name=name)
-    return _export_graph(generator, format, output)
+    return _export_graph(generator, format, output, onnx_metadata(trained, generator, ema) if format == "onnx" else None)
 
 
 def _may_write(output: Path, format: str, force: bool) -> None:
@@ -139,7 +139,7 @@ def _may_write(output: Path, format: str, force: bool) -> None:
         raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
 
 
-def _export_graph(generator, format: str, output: Path) -> Exported:
+def _export_graph(generator, format: str, output: Path, metadata: dict[str, str] | None = None) -> Exported:
     from . import rng
 
     generator = generator.float().eval()
@@ -156,7 +156,7 @@ def _export_graph(generator, format: str, output: Path) -> Exported:
         with torch.no_grad(), rng.isolated(0), quiet:
             expected = wrapped(*args).numpy()
             if format == "onnx":
-                _onnx(wrapped, args2, y2 is not None, tmp)
+                _onnx(wrapped, args2, y2 is not None, tmp, metadata)
             else:
                 _torchscript(wrapped, args2, tmp)
         try:
@@ -175,7 +175,24 @@ def _export_graph(generator, format: str, output: Path) -> Exported:
     return Exported(output, format, diff, noise, len(z))
 
 
-def _onnx(wrapped, args, conditional: bool, path: Path) -> None:
+def onnx_metadata(trained: Trained, generator, ema: bool) -> dict[str, str]:
+    """What an ONNX file says of itself (``metadata_props``, read with onnxruntime's ``get_modelmeta().custom_metadata_map``):
+    the latent size, the output's range and shape, the labels' attributes and classes, how ganzoo draws z from a seed,
+    which weights these are, the recipe and ganzoo's version."""
+    s = generator.shape
+    labels = getattr(generator, "labels", None)
+    return {"ganzoo_version": __version__, "format": "ganzoo-generator-onnx", "recipe": trained.recipe.name,
+            "generator": trained.recipe.generator.name, "latent_dim": str(generator.latent_dim),
+            "image_shape": json.dumps([s.channels, s.resolution, s.resolution]), "output_range": "[-1, 1]",
+            "to_uint8": "round((images + 1) * 127.5), clipped to [0, 255]",
+            "labels": json.dumps(None if labels is None else labels.to_dict()),
+            "labels_input": "none" if labels is None else "int64 (N, attributes): class indices in the order of labels",
+            "seed_convention": "z = torch.randn(N, latent_dim, generator=torch.Generator().manual_seed(seed)); "
+                               "`ganzoo sample --save-latents` writes the z of each image to latents.npy",
+            "weights": "ema" if trained.uses_ema(ema) else "raw", "step": str(trained.step)}
+
+
+def _onnx(wrapped, args, conditional: bool, path: Path, metadata: dict[str, str] | None = None) -> None:
     import warnings
 
     names = ["z", "labels"] if conditional else ["z"]
@@ -188,6 +205,14 @@ def _onnx(wrapped, args, conditional: bool, path: Path) -> None:
         except Exception as exc:  # an operator ONNX lacks, a shape the tracer cannot follow: one line naming it
             raise GanzooError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                               " (try --format torchscript)") from exc
+    if metadata:
+        import onnx
+
+        model = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(model, str(path))
 
 
 def _torchscript(wrapped, args, path: Path) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 from .data import to_uint8
 from . import limits, rng
 from .errors import GanzooError, Interrupted
+from .fileio import atomic_write
 from .interfaces import Callback, Generator
 from .rundir import ModelFiles, RunFiles
 
@@ -219,6 +220,8 @@ class Distinctness:
     threshold: float
     close_pairs: list[tuple[int, int, float]] = field(default_factory=list)
     regenerated: int = 0
+    latents: torch.Tensor | None = field(default=None, repr=False)  # the z of each image (after any redraw)
+    labels: torch.Tensor | None = field(default=None, repr=False)  # their label codes (a conditional generator)
 
     @property
     def ok(self) -> bool:
@@ -272,9 +275,10 @@ def generate_distinct(generator, n: int, seed: int = 0, threshold: float = 0.02,
         else:
             torch.nn.init.trunc_normal_(fresh, a=-truncation, b=truncation, generator=g)
         images[again] = render(generator, fresh, batch_size, device, None if y is None else y[again], truncation, seed + 1 + redrawn)
+        z[again] = fresh
         redrawn += len(again)
     report = check_distinct(images, threshold)
-    report.regenerated = redrawn
+    report.regenerated, report.latents, report.labels = redrawn, z, y
     return images, report
 
 
@@ -300,7 +304,7 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None, row_labels: 
     return path
 
 
-SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json|by_.+\.png)$")
+SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json|by_.+\.png|latents\.npy|labels\.npy)$")
 
 
 def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool = False) -> Path:
@@ -337,6 +341,12 @@ def _sample_folder(out_dir, force: bool) -> Path:
     return out_dir
 
 
+def _save_npy(path: Path, array) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write(path, buf.getvalue())
+
+
 def _write_numbered(images: torch.Tensor, out_dir: Path, start: int, total: int) -> None:
     """Numbered PNGs, each written whole or not at all (a temporary file renamed): an interrupted writer leaves only
     complete images."""
@@ -355,16 +365,19 @@ CHUNK = 20_000  # images checked for distinctness together, and held in memory a
 
 
 def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: float = 0.02, truncation: float | None = None,
-                     batch_size: int = 250, device=None, grid: bool = True, force: bool = False, labels=None) -> Distinctness:
+                     batch_size: int = 250, device=None, grid: bool = True, force: bool = False, labels=None,
+                     save_latents: bool = False) -> Distinctness:
     """``n`` distinct images as PNGs in ``out_dir`` (and ``grid.png`` of the first 64), in bounded memory: up to
     ``CHUNK`` images are checked against each other at once, so a million images stream to disk chunk by chunk
-    (each chunk draws its own latents, from ``seed`` and the chunk's number)."""
+    (each chunk draws its own latents, from ``seed`` and the chunk's number). With ``save_latents``, ``latents.npy``
+    (float32 ``(n, latent_dim)``: image i's z) and, for a conditional generator, ``labels.npy`` (int64 ``(n, A)``
+    class indices) are written beside them: what an exported generator needs to draw the same images."""
     shape = generator.shape
     label_codes(generator, 1, labels)  # a conditional generator without labels fails here, before any file is touched
     limits.require_disk(0.5 * limits.image_bytes(n, shape.channels, shape.resolution), out_dir,  # PNGs: about half raw size
                         f"{n:,} PNGs of {shape.channels}x{shape.resolution}x{shape.resolution}", "ask for fewer (-n)")
     out_dir = _sample_folder(out_dir, force)
-    parts, first = [], None
+    parts, first, zs, ys = [], None, [], []
     try:
         for k, start in enumerate(range(0, n, CHUNK)):
             m = min(CHUNK, n - start)
@@ -373,9 +386,16 @@ def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: fl
             _write_numbered(images, out_dir, start, n)
             first = images[:64] if first is None else first
             parts.append((start, rep))
+            if save_latents:
+                zs.append(rep.latents.float())
+                ys.append(rep.labels)
             del images
         if grid and first is not None:
             write_grid(first, out_dir / "grid.png")
+        if save_latents:
+            _save_npy(out_dir / "latents.npy", np.ascontiguousarray(torch.cat(zs).numpy(), dtype=np.float32))
+            if ys and ys[0] is not None:
+                _save_npy(out_dir / "labels.npy", np.ascontiguousarray(torch.cat(ys).numpy(), dtype=np.int64))
     except KeyboardInterrupt:
         done = written_samples(out_dir)
         raise Interrupted(f"interrupted: {done:,} of {n:,} images were written to {out_dir}, each one complete"

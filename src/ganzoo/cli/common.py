@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -41,8 +42,10 @@ def sane_columns() -> None:
 sane_columns()  # before the consoles below read it
 app = typer.Typer(help="ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=True)
-out = Console()
-err = Console(stderr=True)
+# Output into a file or a pipe is not wrapped at 80 columns (a JSON line or a message stays one line), unless COLUMNS
+# says how wide to wrap; tables still fit the width.
+out = Console(soft_wrap=not sys.stdout.isatty() and "COLUMNS" not in os.environ)
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty() and "COLUMNS" not in os.environ)
 DEBUG = {"on": False}  # --debug: set once per command line
 
 

@@ -51,6 +51,9 @@ def sample(
     ema: Ema = True,
     force: ForceSamples = False,
     label: SampleLabels = [],
+    save_latents: bool = typer.Option(False, "--save-latents", help="also write latents.npy (each image's z, float32) and, "
+                                      "for a conditional generator, labels.npy: what an exported ONNX or TorchScript "
+                                      "generator needs to draw the same images"),
 ):
     """Write N distinct generated images (one PNG each) and a grid from a checkpoint."""
     t0 = time.perf_counter()
@@ -58,7 +61,7 @@ def sample(
     if n > sampling.CHUNK:
         err.print(f"{n:,} images: written {sampling.CHUNK:,} at a time, each chunk checked distinct within itself", highlight=False)
     report = sampling.sample_to_folder(G, n, output, seed=seed, threshold=threshold, truncation=truncation, batch_size=batch_size,
-                                       device=dev, grid=grid, force=force, labels=label_choice(label))
+                                       device=dev, grid=grid, force=force, labels=label_choice(label), save_latents=save_latents)
     report_distinct(report)
     err.print(f"wrote {n} images{' and grid.png' if grid else ''} to {output} in {time.perf_counter() - t0:.1f}s")
 
