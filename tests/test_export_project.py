@@ -285,3 +285,53 @@ def test_the_documented_numpy_snippet_reproduces_ganzoo_sample_exactly_and_reads
     pixels = scope["pixels"]
     written = np.stack([np.asarray(Image.open(tmp_path / "s" / f"{i:05d}.png")).transpose(2, 0, 1) for i in range(12)])
     assert pixels.shape == written.shape and (pixels == written).all()
+
+
+def test_no_writing_command_writes_over_a_run_file_an_input_or_a_non_file(finished_run, tmp_path):
+    """One rule for every -o: never a file a run keeps, a model folder's file, an input of the command, a device or
+    a folder, even with --force; distinct inputs with one stem get distinct outputs."""
+    run = copy_run(finished_run, tmp_path / "run")
+    model = export(run, "folder", tmp_path / "model").path
+    kept = {p: p.read_bytes() for p in [run / "checkpoints" / "last.safetensors", run / "recipe.yaml", model / "config.json"]}
+    cases = [["export", str(run), "-f", "onnx", "-o", str(run / "checkpoints" / "last.safetensors")],
+             ["export", str(run), "-f", "torchscript", "-o", str(run / "recipe.yaml")],
+             ["export", str(run), "-f", "onnx", "-o", str(model / "config.json")],
+             ["export", str(model), "-f", "folder", "-o", str(model)],
+             ["export", str(run), "-f", "folder", "-o", str(run / "recipe.yaml")],
+             ["export", str(run), "-f", "onnx", "-o", "/dev/null"],
+             ["interpolate", str(run), "-o", str(run / "curves.png")],
+             ["compare", str(run), "-o", str(run / "grids")]]
+    for args in cases:
+        res = runner.invoke(app, args + ["--force"], env={"COLUMNS": "200"})
+        assert res.exit_code != 0 and "Traceback" not in res.output and res.output.startswith("error: "), (args, res.output)
+    assert all(p.read_bytes() == b for p, b in kept.items()) and Path("/dev/null").is_char_device()
+    # project: a photo in the output folder is an input, never replaced; face.png and face.jpg keep their own results
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for name in ("face.png", "face.jpg"):
+        write_png(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=g), photos / "tmp.png")
+        from PIL import Image
+        Image.open(photos / "tmp.png").save(photos / name)
+    (photos / "tmp.png").unlink()
+    before = (photos / "face.png").read_bytes()
+    res = runner.invoke(app, ["project", str(run), str(photos / "face.png"), "--steps", "1", "-o", str(photos), "--force"])
+    assert res.exit_code != 0 and "inputs" in res.output and (photos / "face.png").read_bytes() == before, res.output
+    out = tmp_path / "proj"
+    res = runner.invoke(app, ["project", str(run), str(photos / "face.png"), str(photos / "face.jpg"), "--steps", "1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {f"face-{s}{e}" for s in ("png", "jpg") for e in (".png", ".side.png", ".latent.safetensors")}
+
+
+def test_two_commands_writing_into_one_folder_at_once_are_refused(finished_run, tmp_path):
+    from ganzoo.rundir import writing_into
+
+    target = tmp_path / "new"
+    with writing_into(target):  # stands for another process writing there (an OS lock: released when it ends)
+        import subprocess
+        import sys
+        for args in (["export", str(finished_run), "-f", "folder", "-o", str(target)],
+                     ["sample", str(finished_run), "-n", "2", "-o", str(target)]):
+            res = subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, timeout=120)
+            assert res.returncode != 0 and "is being written by another ganzoo command" in res.stderr, res.stderr
+    assert not any(target.iterdir())

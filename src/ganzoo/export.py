@@ -27,7 +27,7 @@ import torch
 from .errors import GanzooError
 from .fileio import atomic_write, last_part
 from .metrics import Scores
-from .rundir import ModelFiles, RunFiles, is_model_folder
+from .rundir import ModelFiles, RunFiles, guard_output, is_model_folder, writing_into
 from .trained import Trained, open_trained
 from .version import INSTALL_COMMAND, INSTALL_NOTE, __version__
 
@@ -111,6 +111,8 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     trained = open_trained(source)
     default = f"{RunFiles.EXPORTS}/{'model' if format == 'folder' else 'generator' + SUFFIX[format]}"
     output = trained.output(output, default, "the export")
+    if trained.kind == "model" and Path(output).resolve() == Path(trained.source).resolve():
+        raise GanzooError(f"-o {output} is the model folder being exported: give another folder")
     _may_write(output, format, force)
     generator = trained.generator(ema)
     if format == "folder":
@@ -122,19 +124,22 @@ def _may_write(output: Path, format: str, force: bool) -> None:
     """Refuse what an export must not write over: anything without ``--force``; a folder where a file goes; and, for a
     model folder, any folder but an empty one or a model folder an export wrote (nothing is ever deleted: its files
     are written over)."""
-    if not output.exists():
-        return
     if format != "folder":
-        if output.is_dir():
+        if output.is_dir() and not output.is_symlink():
             raise GanzooError(f"-o {output} is a folder: give a file name, e.g. {output / ('generator' + SUFFIX[format])}")
-    elif output.is_dir():
-        if not any(output.iterdir()):
-            return
-        other = sorted(p.name for p in output.iterdir() if p.name not in ModelFiles.NAMES)
-        if other or not is_model_folder(output):
-            raise GanzooError(f"-o {output} holds {', '.join(other[:5]) or 'files'}{' ...' if len(other) > 5 else ''}, which an "
-                              "export does not write: a model folder goes into an empty or new folder, or replaces (--force) "
-                              "one that an export wrote; nothing was deleted")
+        guard_output(output, force, hint="pick another name with -o")
+        return
+    if not output.exists() and not output.is_symlink():
+        return
+    if not output.is_dir():
+        raise GanzooError(f"-o {output} is a file: a model folder goes into a new or empty folder (nothing was written)")
+    if not any(output.iterdir()):
+        return
+    other = sorted(p.name for p in output.iterdir() if p.name not in ModelFiles.NAMES)
+    if other or not is_model_folder(output):
+        raise GanzooError(f"-o {output} holds {', '.join(other[:5]) or 'files'}{' ...' if len(other) > 5 else ''}, which an "
+                          "export does not write: a model folder goes into an empty or new folder, or replaces (--force) "
+                          "one that an export wrote; nothing was deleted")
     if not force:
         raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
 
@@ -151,7 +156,7 @@ def _export_graph(generator, format: str, output: Path, metadata: dict[str, str]
     args = (z,) if y is None else (z, y)
     quiet = _NoNoise() if noise else contextlib.nullcontext()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.export.tmp")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.export.tmp")  # two exports of one file: each its own, the last kept
     try:
         with torch.no_grad(), rng.isolated(0), quiet:
             expected = wrapped(*args).numpy()
@@ -246,10 +251,6 @@ def _run_exported(format: str, path: Path, args):
 
 # -- model folders --------------------------------------------------------------------------------------------------
 def write_folder(generator, trained: Trained, output: Path, ema: bool, half: bool = False, name: str | None = None) -> Exported:
-    from safetensors.torch import save
-
-    from .sampling import generate, grid_image, png_bytes
-
     recipe = trained.recipe
     weights = "ema" if trained.uses_ema(ema) else "raw"
     files = ModelFiles(output)
@@ -271,16 +272,22 @@ def write_folder(generator, trained: Trained, output: Path, ema: bool, half: boo
         "images_seen": images_seen(trained), "evaluation": Scores.of(metrics).summary() if metrics else None,
         "recipe": portable(recipe.to_dict()),
     }
-    if output.exists() and not output.is_dir():
-        output.unlink()  # a file where the folder goes, replaced on --force (_may_write)
-    output.mkdir(parents=True, exist_ok=True)  # an empty folder, or a model folder whose files are written over
+    with writing_into(output):  # an empty folder, or a model folder whose files are written over
+        _write_folder_files(generator, files, state, config, trained, name, labels)
+    return Exported(output, "folder", None, False, 64)
+
+
+def _write_folder_files(generator, files: ModelFiles, state, config, trained, name, labels) -> None:
+    from safetensors.torch import save
+
+    from .sampling import generate, grid_image, png_bytes
+
     atomic_write(files.weights, save(state, {"format": "pt", "ganzoo": json.dumps({"format": ModelFiles.FORMAT})}))
     atomic_write(files.config, (json.dumps(config, indent=2) + "\n").encode())
     images = generate(generator, 64, seed=0, labels="random" if labels is not None else None)
     atomic_write(files.samples, png_bytes(grid_image(images.as_subclass(torch.Tensor), 8)))
     atomic_write(files.recipe, (_yaml(config["recipe"]) + "\n").encode())
     atomic_write(files.card, model_card(config, trained, name).encode())
-    return Exported(output, "folder", None, False, 64)
 
 
 def images_seen(trained: Trained) -> int | None:

@@ -280,9 +280,7 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
     ``ganzoo interpolate --between``), ``NAME.png`` (the reconstruction) and ``NAME.side.png`` (the image as the
     generator sees it next to its reconstruction). ``features="auto"``: the critic's where there is one (a run),
     else pixels (a model folder). ``progress(name, step, steps, distance)``. Returns ``[(side_by_side_path, Projection)]``."""
-    from .fileio import atomic_write
-    from .rundir import RunFiles
-    from .sampling import grid_image, png_bytes
+    from .rundir import ModelFiles, RunFiles, distinct_names, guard_output, writing_into
     from .trained import open_trained
 
     trained = open_trained(source)
@@ -293,14 +291,27 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
         raise GanzooError(f"{source} is a model folder (a generator alone): project with --features pixels or inception")
     output = trained.output(output, RunFiles.PROJECTIONS, "the projections")
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GanzooError(f"-o {output} is a file: projections go into a folder")
+    if ModelFiles(output).claims_model() or RunFiles(output).is_run():
+        raise GanzooError(f"-o {output} is a {'model' if ModelFiles(output).claims_model() else 'run'} folder: projections go "
+                          f"into a folder of their own, e.g. {output / RunFiles.PROJECTIONS}")
     targets = [(Path(p), prepare_image(p, generator.shape)) for p in images]  # every image readable before any work
+    names = distinct_names([p for p, _ in targets])
+    plan = [[output / f"{name}.latent.safetensors", output / f"{name}.png", output / f"{name}.side.png"] for name in names]
+    for written in plan:  # every target allowed before any work: never an input, a run's file or a non-file
+        for p in written:
+            guard_output(p, force, inputs=images, hint="pick another -o")
+    with writing_into(output):
+        return _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress)
+
+
+def _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress):
+    from .fileio import atomic_write
+    from .sampling import grid_image, png_bytes
+
     results = []
-    for path, target in targets:
-        name = path.stem
-        written = [output / f"{name}.latent.safetensors", output / f"{name}.png", output / f"{name}.side.png"]
-        clash = [p for p in written if p.exists()]
-        if clash and not force:
-            raise GanzooError(f"{clash[0]} exists: pick another -o or pass --force to replace it")
+    for (path, target), name, written in zip(targets, names, plan):
         step_progress = None if progress is None else (lambda step, total, d, name=name: progress(name, step, total, d))
         p = project(generator, target, labels=labels, steps=steps, seed=seed, critic=critic, features=features, progress=step_progress)
         p.save(written[0])

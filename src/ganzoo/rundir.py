@@ -7,6 +7,7 @@ it imports nothing of ganzoo but errors and file helpers, so every module can us
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -236,6 +237,77 @@ def new_run_dir(recipe) -> Path:
         n += 1
         path = path.with_name(f"{base.name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
     return path
+
+
+# what a run keeps and only training writes: no other command writes over these (exports, projections and the copy
+# check's files are the tools' own, under their own names)
+RUN_OWN = frozenset({RunFiles.RECIPE, RunFiles.CHECKPOINTS, RunFiles.METRICS_LINES, RunFiles.METRICS, RunFiles.EVALS,
+                     RunFiles.SUMMARY, RunFiles.REPORT, RunFiles.TENSORBOARD, RunFiles.GRIDS, RunFiles.SAMPLES,
+                     RunFiles.CURVES, RunFiles.FIXED_LATENTS, RunFiles.LOCK})
+
+
+def guard_output(path, force: bool, inputs=(), hint: str = "pick another name") -> Path:
+    """The one rule of every command that writes a file where the user says (``-o``): never over a file a run keeps
+    (its recipe, checkpoints, metrics, samples, ...) or a file of a model folder, never over one of the command's own
+    inputs, never over anything but a regular file (a folder, a device, a pipe), and over a regular file of the user's
+    only with ``--force``. Returns the path."""
+    path = Path(path)
+    for parent in list(path.parents)[:3]:
+        inside = path.relative_to(parent).parts
+        if RunFiles(parent).is_run() and inside[0] in RUN_OWN:
+            raise GanzooError(f"{path} is part of the run folder {parent} ({inside[0]}): a command writes its results "
+                              "beside a run's files, never over them; give another -o")
+        if ModelFiles(parent).claims_model() and len(inside) == 1 and inside[0] in ModelFiles.NAMES:
+            raise GanzooError(f"{path} is part of the model folder {parent}: give another -o")
+    resolved = path.resolve()
+    for given in inputs:
+        if Path(given).resolve() == resolved:
+            raise GanzooError(f"{path} is one of this command's inputs: it is never written over; give another -o")
+    if path.is_symlink() or path.exists():
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file (a device, a pipe or a link to one)"
+            raise GanzooError(f"{path} is {kind}: give a file name to write")
+        if not force:
+            raise GanzooError(f"{path} exists: {hint} or pass --force to replace it")
+    return path
+
+
+@contextlib.contextmanager
+def writing_into(folder):
+    """Hold an OS lock on ``folder`` (created if missing) while a command writes its files there: a second ganzoo
+    command writing into the same folder at the same time (two exports, samples or projections) gets one clear line
+    instead of mixing its files with the first's. Nothing is left in the folder; the lock ends with the process."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise GanzooError(f"{folder} is being written by another ganzoo command: wait for it to end, or write "
+                              "into another folder") from None
+        yield folder
+    finally:
+        os.close(fd)
+
+
+def distinct_names(paths) -> list[str]:
+    """A name per input file for the files made from it: its stem, made distinct where two inputs share one
+    (``face.png``, ``face.jpg`` -> ``face-png``, ``face-jpg``; ``d1/same.png``, ``d2/same.png`` -> ``d1-same``,
+    ``d2-same``; else numbered)."""
+    paths = [Path(p) for p in paths]
+    names = []
+    for i, p in enumerate(paths):
+        same = [q for q in paths if q.stem == p.stem]
+        if len(same) == 1:
+            names.append(p.stem)
+        elif len({q.suffix.lower() for q in same}) == len(same):
+            names.append(f"{p.stem}-{p.suffix.lstrip('.').lower()}")
+        elif len({q.parent.name for q in same}) == len(same):
+            names.append(f"{p.parent.name}-{p.stem}")
+        else:
+            names.append(f"{p.stem}-{i + 1}")
+    return names
 
 
 def is_run_folder(path) -> bool:

@@ -21,7 +21,7 @@ from . import limits, rng
 from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
 from .interfaces import Callback, Generator
-from .rundir import ModelFiles, RunFiles
+from .rundir import ModelFiles, RunFiles, writing_into
 
 
 def _pil(image: torch.Tensor) -> Image.Image:
@@ -377,6 +377,11 @@ def sample_to_folder(generator, n: int, out_dir, *, seed: int = 0, threshold: fl
     limits.require_disk(0.5 * limits.image_bytes(n, shape.channels, shape.resolution), out_dir,  # PNGs: about half raw size
                         f"{n:,} PNGs of {shape.channels}x{shape.resolution}x{shape.resolution}", "ask for fewer (-n)")
     out_dir = _sample_folder(out_dir, force)
+    with writing_into(out_dir):
+        return _sample_chunks(generator, n, out_dir, seed, threshold, truncation, batch_size, device, grid, labels, save_latents)
+
+
+def _sample_chunks(generator, n, out_dir, seed, threshold, truncation, batch_size, device, grid, labels, save_latents) -> Distinctness:
     parts, first, zs, ys = [], None, [], []
     try:
         for k, start in enumerate(range(0, n, CHUNK)):
@@ -455,7 +460,8 @@ class FinalSamples(Callback):
                                              device=run.device, labels="random" if run.labels is not None else None)
         folder = RunFiles(run.run_dir).samples
         write_samples(images, folder, force=True)  # the run's own folder: a resume rewrites it
-        (folder / "distinctness.json").write_text(json.dumps(dataclasses.asdict(distinct), indent=2))
+        (folder / "distinctness.json").write_text(json.dumps({k: v for k, v in dataclasses.asdict(distinct).items()
+                                                              if k not in ("latents", "labels")}, indent=2))
         if run.labels is not None:  # a conditional run: one grid per attribute, a row per class, the same noise per column
             for attr in run.labels.attributes:
                 images, classes = class_grid(run.sampler(), attr, columns=8, seed=run.recipe.seed, device=run.device)

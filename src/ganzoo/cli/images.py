@@ -14,6 +14,7 @@ from rich.text import Text
 
 from .. import distributed, export as exporting, projection, sampling
 from ..errors import GanzooError
+from ..rundir import guard_output
 from ..trained import open_trained
 from .common import (Device, Ema, Seed, Source, Truncation, app, err, force_option, friendly, label_choice,
                      labels_option, path_arg, progress_display, report_distinct)
@@ -82,8 +83,7 @@ def grid(
     force: ForceFile = False,
 ):
     """A per-class grid of a conditional run: one row per class of an attribute, the same noise in every row."""
-    if sampling.image_path(output).exists() and not force:
-        raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
+    guard_output(sampling.image_path(output), force)
     G, dev = _generator(checkpoint, device, ema)
     images, classes = sampling.class_grid(G, by, columns, seed, label or None, dev, truncation)
     sampling.write_grid(images, output, nrow=columns, row_labels=classes)
@@ -113,8 +113,7 @@ def interpolate(
         raise GanzooError(f"-o {output}: a walk is written as .png (a grid, a row per segment) or .gif (an animation)")
     if output.is_dir():
         raise GanzooError(f"-o {output} is a folder; give a file name such as {output / ('walk' + output.suffix.lower())}")
-    if output.exists() and not force:
-        raise GanzooError(f"{output} exists: pick another name or pass --force to replace it")
+    guard_output(output, force, inputs=between or ())
     G, dev = _generator(checkpoint, device, ema)
     if between:
         if label or truncation is not None:

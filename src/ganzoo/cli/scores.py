@@ -16,6 +16,7 @@ from rich.text import Text
 from .. import distributed, evaluation, features, nearest as copy_check, report as reporting, sampling
 from ..errors import GanzooError
 from ..metrics import Scores
+from ..rundir import guard_output
 from .common import (Device, Ema, Source, app, err, force_option, friendly, key_values, out, path_arg, progress_display,
                      task_progress)
 
@@ -80,8 +81,7 @@ def compare(
     force: ForceGrid = False,
 ):
     """One short table (objective, steps, time, img/s, latest FID/KID with N), what each run is, a side-by-side grid."""
-    if output.exists() and not force:
-        raise GanzooError(f"{output} exists: pick another name (-o) or pass --force to replace it")
+    guard_output(output, force, hint="pick another name (-o)")
     rows = [reporting.run_summary(r) for r in run_dirs]
     table = Table(title="ganzoo runs", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for col in reporting.COMPARE_COLUMNS:
@@ -112,8 +112,8 @@ def nearest(
     force: ForceNearestGrid = False,
 ):
     """Does the generator copy its training set? Generated images vs their nearest training images (RMS pixel distance)."""
-    if output is not None and sampling.image_path(output).exists() and not force:
-        raise GanzooError(f"{output} exists: pick another name (-o) or pass --force to replace it")
+    if output is not None:
+        guard_output(sampling.image_path(output), force, hint="pick another name (-o)")
     t0 = time.perf_counter()
     dev = distributed.pick_device(device, what="--device")
     with progress_display(eta=False) as bar:
