@@ -6,7 +6,7 @@ G(z2), the ratio d_I(G(z1), G(z2)) / d_z(z1, z2) of the mean absolute difference
 its output per unit of latent distance. A generator that collapses modes maps distant latents to near images, so
 the ratio is small; the term ``weight / (ratio + eps)`` added to the generator loss pushes the ratio up. It costs no
 extra forward pass: the pairs are the step's own images (in a conditional run a pair's labels may differ, which only
-adds to its image distance). A batch of one image has no pair and adds nothing.
+adds to its image distance). A batch of one image has no pair: a recipe with train.batch_size 1 is refused.
 """
 
 import torch
@@ -28,6 +28,7 @@ class ModeSeeking(Regularizer):
                    "the generator's batch, against mode collapse")
     Params = ModeSeekingParams
     target = "generator"
+    min_batch = 2  # pairs of the step's images
 
     @property
     def every(self):

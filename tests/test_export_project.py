@@ -335,3 +335,49 @@ def test_two_commands_writing_into_one_folder_at_once_are_refused(finished_run, 
             res = subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, timeout=120)
             assert res.returncode != 0 and "is being written by another ganzoo command" in res.stderr, res.stderr
     assert not any(target.iterdir())
+
+
+def test_latents_projected_into_another_run_are_refused_and_a_bomb_header_is_one_line(run, finished_run, tmp_path):
+    import struct
+    import zlib
+
+    face = tmp_path / "face.png"
+    write_png(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)), face)
+    res = runner.invoke(app, ["project", str(finished_run), str(face), str(face), "--steps", "1", "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    latents = [str(p) for p in sorted((tmp_path / "p").glob("*.latent.safetensors"))]
+    res = runner.invoke(app, ["interpolate", str(run), "--between", latents[0], "--between", latents[1], "-o", str(tmp_path / "w.gif")])
+    assert res.exit_code != 0 and "another run's generator" in res.output and not (tmp_path / "w.gif").exists(), res.output
+    res = runner.invoke(app, ["interpolate", str(finished_run), "--between", latents[0], "--between", latents[1], "-o", str(tmp_path / "w.gif")])
+    assert res.exit_code == 0, res.output
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    bomb = tmp_path / "bomb.png"  # a valid PNG header that claims 100000 x 100000 pixels
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    res = runner.invoke(app, ["project", str(finished_run), str(bomb), "--steps", "1", "-o", str(tmp_path / "b")])
+    assert res.exit_code != 0 and res.output.startswith("error: ") and "bomb.png" in res.output and "Traceback" not in res.output
+
+
+def test_nothing_exported_carries_a_local_path(finished_run, tmp_path):
+    """Every byte of every exported file, and of every member of the TorchScript archive, is read for the paths of
+    this machine: the run's folder, the ganzoo and torch installs, the home folder."""
+    import zipfile
+
+    run = copy_run(finished_run, tmp_path / "some-user-folder" / "run")
+    out = tmp_path / "out"
+    files = [export(run, "onnx", out / "g.onnx").path, export(run, "torchscript", out / "g.pt").path]
+    files += sorted(export(run, "folder", out / "model").path.iterdir())
+    local = {str(tmp_path), str(Path(ganzoo.__file__).resolve().parents[1]), str(Path(torch.__file__).resolve().parents[1]),
+             str(Path.home())}
+    for f in files:
+        blobs = [f.read_bytes()]
+        if zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as z:
+                blobs += [z.read(i) for i in z.infolist()]
+        for blob in blobs:
+            for path in local:
+                assert path.encode() not in blob, (f.name, path)
+    assert torch.equal(torch.jit.load(str(out / "g.pt"))(torch.zeros(2, 8)), torch.jit.load(str(out / "g.pt"))(torch.zeros(2, 8)))

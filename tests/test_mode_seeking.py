@@ -50,3 +50,15 @@ def test_a_run_logs_the_term_and_it_reaches_the_generator(tiny, tmp_path):
     other = ganzoo.train(ganzoo.load_recipe(tiny), tmp_path / "b", progress=False)
     a, b = ganzoo.load_checkpoint(result.checkpoint), ganzoo.load_checkpoint(other.checkpoint)
     assert any(not torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors if k.startswith("generator."))
+
+
+def test_a_batch_of_one_is_refused_rather_than_trained_without_the_term(tiny):
+    from ganzoo import GanzooError, load_recipe
+    from ganzoo.models import preflight
+
+    tiny["regularizers"] = [{"name": "mode_seeking"}]
+    tiny["train"]["batch_size"] = 1
+    with pytest.raises(GanzooError, match=r"'mode_seeking' needs at least 2 images per step.*train.batch_size is 1"):
+        preflight(load_recipe(tiny))
+    tiny["train"]["batch_size"] = 2
+    preflight(load_recipe(tiny))

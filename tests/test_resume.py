@@ -263,3 +263,24 @@ def test_compare_checkpoints_tells_identical_runs_from_different_ones(tmp_path, 
     assert other["differ"] and all(isinstance(v, float) and v > 0 for v in other["differ"].values())
     everything = ganzoo.compare_checkpoints(a.run_dir, b.run_dir, prefixes=())
     assert any(n.startswith("optim.") for n in everything["same"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_a_kill_ends_the_run_with_a_checkpoint_as_ctrl_c_does(tiny, tmp_path, signum):
+    tiny["train"].update(steps=300, log_every=5, checkpoint_every=None)
+    tiny["output"]["samples"] = 0
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "run", str(recipe), "--run-dir", str(run), "-q"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, COLUMNS="200"))
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while not (metrics.exists() and metrics.stat().st_size > 0) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert "Traceback" not in stderr and "stopped: interrupted at step" in stderr, stderr
+    assert 0 < ganzoo.load_checkpoint(run).meta["step"] < 300  # the steps since the start are kept, not lost

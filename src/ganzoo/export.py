@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
 from dataclasses import dataclass
+import zipfile
 from pathlib import Path
 
 import torch
@@ -207,6 +209,8 @@ def _onnx(wrapped, args, conditional: bool, path: Path, metadata: dict[str, str]
         try:
             torch.onnx.export(wrapped, args, str(path), input_names=names, output_names=["images"], dynamic_axes=axes,
                               opset_version=17, dynamo=False)
+        except OSError as exc:  # the disk, not the model: no other format would help
+            raise GanzooError(f"could not write {path.name} in {path.parent}: {exc.strerror or exc}") from exc
         except Exception as exc:  # an operator ONNX lacks, a shape the tracer cannot follow: one line naming it
             raise GanzooError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                               " (try --format torchscript)") from exc
@@ -229,7 +233,21 @@ def _torchscript(wrapped, args, path: Path) -> None:
             traced = torch.jit.trace(wrapped, args, check_trace=False)
         except Exception as exc:
             raise GanzooError(f"TorchScript export failed: {type(exc).__name__}: {exc}") from exc
-    traced.save(str(path))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    atomic_write(path, without_debug_files(buffer.getvalue()))
+
+
+def without_debug_files(archive: bytes) -> bytes:
+    """A TorchScript archive without its ``*.debug_pkl`` members: they hold the source file paths of the exporting
+    machine (torch.jit.load does not need them; an error inside the graph then names no source line)."""
+    source = zipfile.ZipFile(io.BytesIO(archive))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as kept:
+        for info in source.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                kept.writestr(info, source.read(info))
+    return out.getvalue()
 
 
 def _run_exported(format: str, path: Path, args):

@@ -285,11 +285,13 @@ class Regularizer(Configurable):
     generator loss. Every penalty is logged under the regularizer's name.
 
     A regularizer that keeps state across a resume (ADA's probability) gives ``state_key`` and ``state()`` /
-    ``load_state(dict)`` (JSON), saved in every checkpoint. Like an objective, it knows nothing of loops or
-    optimizers.
+    ``load_state(dict)`` (JSON), saved in every checkpoint. One that needs several images per step to act (mode
+    seeking compares pairs) says so with ``min_batch``: a recipe whose ``train.batch_size`` is smaller is refused.
+    Like an objective, it knows nothing of loops or optimizers.
     """
 
     every: ClassVar[int] = 1
+    min_batch: ClassVar[int] = 1
     target: ClassVar[Literal["critic", "generator"]] = "critic"
     state_key: ClassVar[str | None] = None
 

@@ -64,7 +64,13 @@ def build_regularizers(recipe, registry: Registry | None = None, objective=None)
                         "the recipe's entry is the one applied")
             continue
         out.append(registry.create("regularizer", name, entry))
-    return out + [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
+    out += [registry.get("regularizer", r.name).create(r.params) for r in recipe.regularizers]
+    for reg in out:
+        need = getattr(reg, "min_batch", 1)
+        if recipe.train.batch_size < need:
+            raise GanzooError(f"regularizers: '{reg.name}' needs at least {need} images per step to act, but train.batch_size is "
+                              f"{recipe.train.batch_size}: it would train without the term; raise train.batch_size or drop it")
+    return out
 
 
 def build_models(recipe, registry: Registry | None = None, regularizers: list | None = None,

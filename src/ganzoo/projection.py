@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import rng
+from . import limits, rng
 from .errors import GanzooError
 from .sampling import has_w_space, label_codes
 
@@ -48,6 +48,7 @@ class Projection:
     features: str
     steps: int
     losses: list[float] = field(default_factory=list)
+    model: dict = field(default_factory=dict)  # which weights it was projected into: run_id, weights_sha256, step
 
     def save(self, path) -> Path:
         """The latent (and labels) as safetensors, with what they mean in the metadata; ``load_projection`` reads it."""
@@ -59,8 +60,11 @@ class Projection:
         if self.labels is not None:
             tensors["labels"] = self.labels.cpu().contiguous()
         meta = {"ganzoo_projection": json.dumps({"space": self.space, "distance": self.distance, "features": self.features,
-                                                 "steps": self.steps})}
+                                                 "steps": self.steps, "model": self.model})}
         return atomic_write(path, save(tensors, meta))
+
+
+MAX_PIXELS = 100_000_000  # an image to project is decoded whole: a larger header is refused before decoding
 
 
 def prepare_image(image, shape) -> torch.Tensor:
@@ -71,10 +75,15 @@ def prepare_image(image, shape) -> torch.Tensor:
     if not isinstance(image, Image.Image):
         try:
             with Image.open(image) as opened:
+                w, h = opened.size  # read from the header: nothing decoded yet
+                if w * h > MAX_PIXELS:
+                    raise GanzooError(f"{image}: its header says {w}x{h} pixels ({w * h / 1e6:,.0f} megapixels), over the "
+                                      f"{MAX_PIXELS / 1e6:.0f} megapixels an image to project may have; resize it first")
+                limits.require_memory(4 * w * h, f"decoding {image} ({w}x{h})", "resize it first")
                 image = opened.copy()
         except FileNotFoundError:
             raise GanzooError(f"image not found: {image}") from None
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise GanzooError(f"{image}: not a readable image ({exc})") from None
     image = image.convert("L" if shape.channels == 1 else "RGB")
     side = min(image.size)
@@ -100,6 +109,33 @@ def load_projection(path) -> tuple[torch.Tensor, str, torch.Tensor | None]:
     if meta.get("space") not in ("w", "z") or "latent" not in tensors:
         raise GanzooError(f"{path}: damaged projection metadata")
     return tensors["latent"], meta["space"], tensors.get("labels")
+
+
+def projected_into(path) -> dict:
+    """Which weights a projected latent was found for (``run_id``, ``weights_sha256``, ``step``); {} for a file from
+    before this was recorded."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        model = json.loads((f.metadata() or {}).get("ganzoo_projection", "{}")).get("model")
+    return model if isinstance(model, dict) else {}
+
+
+def check_model(files, model: dict) -> None:
+    """Latents walked through ``model`` (``Projection.model`` of the generator at hand) must come from it: from another
+    run they are refused; from other weights of the same run (or where that is unknown), a warning says so."""
+    import logging
+
+    for f in files:
+        theirs = projected_into(f)
+        if not theirs or not model:
+            continue
+        if theirs.get("run_id") and model.get("run_id") and theirs["run_id"] != model["run_id"]:
+            raise GanzooError(f"{f} was projected into another run's generator: its latent means nothing here; "
+                              "project the image with this model (ganzoo project)")
+        if theirs.get("weights_sha256") != model.get("weights_sha256"):
+            logging.getLogger("ganzoo").warning(f"{f} was projected into other weights (step {theirs.get('step')}; these are "
+                                                f"step {model.get('step')}): the walk may not pass through that image")
 
 
 def synthesize(generator, latent: torch.Tensor, space: str, labels: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
@@ -144,7 +180,11 @@ class _ConvFeatures:
 def _inception_features():
     from .features import default_weights
 
-    net = torch.jit.load(str(default_weights()), map_location="cpu").eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice (an error under -W error)
+        net = torch.jit.load(str(default_weights()), map_location="cpu").eval()
     for p in net.parameters():
         p.requires_grad_(False)
 
@@ -302,11 +342,18 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
     for written in plan:  # every target allowed before any work: never an input, a run's file or a non-file
         for p in written:
             guard_output(p, force, inputs=images, hint="pick another -o")
+    model = model_identity(trained)
     with writing_into(output):
-        return _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress)
+        return _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress, model)
 
 
-def _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress):
+def model_identity(trained) -> dict:
+    """What a projected latent records of the weights it was found for."""
+    return {"run_id": trained.checkpoint.meta.get("run_id") if trained.checkpoint is not None else None,
+            "weights_sha256": trained.digest, "step": trained.step}
+
+
+def _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress, model):
     from .fileio import atomic_write
     from .sampling import grid_image, png_bytes
 
@@ -314,6 +361,7 @@ def _project_all(generator, critic, targets, names, plan, labels, steps, seed, f
     for (path, target), name, written in zip(targets, names, plan):
         step_progress = None if progress is None else (lambda step, total, d, name=name: progress(name, step, total, d))
         p = project(generator, target, labels=labels, steps=steps, seed=seed, critic=critic, features=features, progress=step_progress)
+        p.model = model
         p.save(written[0])
         atomic_write(written[1], png_bytes(p.image))
         pair = torch.stack([target, p.image])
@@ -324,18 +372,20 @@ def _project_all(generator, critic, targets, names, plan, labels, steps, seed, f
 
 
 @torch.no_grad()
-def walk_between(generator, files, steps: int = 10, seed: int = 0) -> torch.Tensor:
+def walk_between(generator, files, steps: int = 10, seed: int = 0, model: dict | None = None) -> torch.Tensor:
     """A walk through projected latents (files ``Projection.save`` wrote, in order): uint8 ``(len(files) - 1, steps,
     C, H, W)``, a row per segment; straight lines in w, great circles (slerp) in z. A conditional generator keeps
     the first file's labels along the whole walk."""
     import logging
 
     from .data import to_uint8
-    from .sampling import slerp
+    from .sampling import _fits, slerp
 
     if len(files) < 2:
         raise GanzooError("--between: give at least two projected latents (files ganzoo project wrote)")
     loaded = [load_projection(f) for f in files]
+    check_model(files, model or {})
+    _fits(generator, (len(files) - 1) * steps, 2, "fewer --steps")
     spaces = {space for _, space, _ in loaded}
     if len(spaces) > 1:
         raise GanzooError("--between: these latents come from different latent spaces (w and z): project them with one model")

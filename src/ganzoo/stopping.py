@@ -1,4 +1,4 @@
-"""Observers that end a run early: Ctrl-C / SIGTERM, and ``train.time_limit``."""
+"""Observers that end a run early: Ctrl-C / SIGTERM / SIGHUP (a closed terminal), and ``train.time_limit``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from .interfaces import Callback
 log = logging.getLogger("ganzoo")
 
 
+# Ctrl-C, a polite kill, and a closed terminal (SIGHUP, where the system has it): each ends a run with a checkpoint
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopSignals(Callback):
-    """Ctrl-C / SIGTERM ask the run to stop after the current step (checkpoint, then ``Interrupted``);
+    """Ctrl-C / SIGTERM / SIGHUP ask the run to stop after the current step (checkpoint, then ``Interrupted``);
     a second Ctrl-C aborts at once, and so does the first once the final outputs are being written."""
 
     name = "stop_signals"
@@ -32,7 +36,7 @@ class StopSignals(Callback):
                 raise KeyboardInterrupt  # the final outputs (or a second Ctrl-C): stop now; checkpoints are written atomically
             self.requested.set()
 
-        self.previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
 
     def on_step(self, run, record) -> None:
         if self.requested.is_set() and run.step < run.total:

@@ -118,7 +118,8 @@ def interpolate(
     if between:
         if label or truncation is not None:
             raise GanzooError("--between walks between projected latents as they are: no --label or --truncation with it")
-        frames, points = projection.walk_between(G, between, steps, seed), len(between)
+        model = projection.model_identity(open_trained(checkpoint))
+        frames, points = projection.walk_between(G, between, steps, seed, model=model), len(between)
     else:
         frames = sampling.interpolate(G, points, steps, seed, truncation, device=dev, labels=label_choice(label))
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
