@@ -343,9 +343,22 @@ def main(argv=None) -> int:
     p.add_argument("--scores", type=Path, default=zoo_page.SCORES, help="the scores file `ganzoo recipes` reads")
     args = ap.parse_args(argv)
     if args.command == "page":
-        zoo_page.build(args.results, args.page, args.figures, args.scores)
+        try:
+            zoo_page.build(args.results, args.page, args.figures, args.scores)
+        except OSError as exc:
+            print(f"could not write the page: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.page}, {args.figures}/ and {args.scores}")
         return 0
+    both = set(args.only or []) & set(args.skip)
+    if both:
+        ap.error(f"--only and --skip both name {', '.join(sorted(both))}: nothing would be done for them")
+    if getattr(args, "n_real", None) is not None and args.n_real < 2:
+        ap.error("--n-real: at least 2 real images")
+    if getattr(args, "kimg", None) is not None and not (math.isfinite(args.kimg) and args.kimg > 0):
+        ap.error("--kimg: a positive number of thousands of images")
+    if getattr(args, "seconds", None) is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        ap.error("--seconds: a positive number")
     if args.command != "train":
         zoo_page.load(args.out)  # refuse a file that is not the zoo's before any work
     action = {"train": train_row, "score": score_row, "speed": speed_row}[args.command]

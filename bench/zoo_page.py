@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,7 +311,7 @@ def draw(results: dict, strips_root: Path, figures_dir: Path = FIGURES, docs_dir
 
     from ganzoo.sampling import grid_image, read_png, write_png
 
-    rel = Path(figures_dir).resolve().relative_to(Path(docs_dir).resolve()).as_posix()
+    rel = Path(os.path.relpath(Path(figures_dir).resolve(), Path(docs_dir).resolve())).as_posix()
     links: dict[str, dict[str, str]] = {}
     for ds in DATA_SETS:
         lines = [(r["row"], [(m, fid) for m, _, fid in curve(r, speed_of(results, r["row"], ds)) if m]) for r in rows_of(results, ds)]

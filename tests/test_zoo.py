@@ -147,3 +147,23 @@ def test_a_results_file_that_is_not_the_zoos_is_refused(zoo, tmp_path):
     with pytest.raises(SystemExit, match="is not the zoo's results"):
         zoo.main(["score", "--out", str(other), "--data-sets", "mnist32", "--runs", str(tmp_path / "none")])
     assert json.loads(other.read_text()) == {"rows": [{"minutes": 3}]}
+
+
+@pytest.mark.parametrize("args, said", [(["train", "--only", "ragan", "--skip", "ragan"], "--only and --skip both name ragan"),
+                                        (["train", "--kimg", "nan"], "--kimg: a positive"),
+                                        (["train", "--kimg", "-1"], "--kimg: a positive"),
+                                        (["score", "--n-real", "1"], "--n-real: at least 2"),
+                                        (["speed", "--seconds", "0"], "--seconds: a positive")])
+def test_bad_arguments_are_one_line_before_any_work(zoo, capsys, args, said):
+    with pytest.raises(SystemExit) as exc:
+        zoo.main(args)
+    assert exc.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_page_that_cannot_be_written_is_one_line(zoo, tmp_path, capsys):
+    import shutil
+    results = tmp_path / "zoo.json"
+    shutil.copy(Path(__file__).parent / "data" / "zoo_fixture.json", results)
+    assert zoo.main(["page", "--results", str(results), "--page", "/dev/full", "--figures", str(tmp_path / "f"),
+                     "--scores", str(tmp_path / "s.json")]) == 1
+    assert "could not write the page" in capsys.readouterr().err
