@@ -284,3 +284,22 @@ def test_a_closed_terminal_or_a_kill_ends_the_run_with_a_checkpoint_as_ctrl_c_do
         pytest.skip("the run finished before the signal arrived")
     assert "Traceback" not in stderr and "stopped: interrupted at step" in stderr, stderr
     assert 0 < ganzoo.load_checkpoint(run).meta["step"] < 300  # the steps since the start are kept, not lost
+
+
+def test_threads_may_change_on_resume_and_a_busy_machine_is_said(tiny, tmp_path, monkeypatch):
+    import importlib
+
+    from conftest import captured_log
+
+    busy_machine_note = importlib.import_module("ganzoo.train").busy_machine_note
+
+    tiny["train"].update(steps=2)
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    done = ganzoo.resume(run, progress=False, overrides=["train.steps=3", "train.threads=2"])  # threads change no number
+    assert done.steps == 3
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.5, 7.0, 6.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    with captured_log() as messages:
+        busy_machine_note()
+    assert any("the machine is busy (load 7.5 on 4 cores)" in m and "train.threads=1" in m for m in messages), messages

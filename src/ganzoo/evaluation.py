@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import logging
 import math
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -134,7 +135,14 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
         if ref is None:
             raise GanzooError(f"{target} is a folder of images: give the real images to compare with, --ref PATH")
         found_res, ch = imagefiles.first_image_size(target)
-        images = imagefiles.read_images(target, resolution or found_res, ch, DataReport())[:n]
+        names: list[str] = []
+        images = imagefiles.read_images(target, resolution or found_res, ch, DataReport(), names)
+        numbered = [i for i, name in enumerate(names) if re.fullmatch(r"\d{5,}\.png", name)]
+        if numbered and len(numbered) < len(names):  # a folder ganzoo sample wrote: its grids are not samples
+            log.info(f"eval: {target} holds ganzoo's numbered samples: scoring those {len(numbered)}, "
+                     f"not its {len(names) - len(numbered)} other image(s) (grid.png)")
+            images = images[numbered]
+        images = images[:n]
         what = {"images": str(target)}
     result = evaluate_images(images, ref, n_real=n_real, seed=seed, weights=weights, prc=prc, registry=registry, progress=progress,
                              backend=backend)
@@ -156,6 +164,10 @@ def evaluate(target, *, ref=None, n: int = 10000, n_real: int | None = 5000, see
                                       f"{'-ema' if what['ema'] else ''}-{ref_key}",
                               {"step": ckpt.meta["step"], "eval": flat_scores(result), "eval_n": len(images),
                                "checkpoint_sha256": trained.digest})
+        if files.report.is_file():  # the run's page shows the new scores, as after the copy check
+            from .report import write_report
+
+            write_report(files.root)
     return result
 
 

@@ -12,6 +12,7 @@ position, every RNG, observers' state), so a resumed run is bit-identical to an 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from contextlib import nullcontext
@@ -255,6 +256,8 @@ def train(recipe: Recipe, run_dir=None, *, resume: Checkpoint | str | Path | Non
     threads_before = torch.get_num_threads()
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
+    else:
+        busy_machine_note()
     try:
         return _train(recipe, run_dir, resume, registry, progress, callbacks)
     finally:  # the thread count is the process's: a notebook's later work must not inherit a recipe's
@@ -472,6 +475,19 @@ def observers_for(run: Run, registry: Registry, progress, callbacks=(), scaling:
     if main:
         out += [FinalSamples(), RunSummary()]
     return out
+
+
+def busy_machine_note() -> None:
+    """torch's default (a thread per core) is fastest on an idle machine, and several times slower when other work
+    holds the cores (measured 7-8x on a busy 2-core machine): say so when the machine is busy at the start."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (OSError, AttributeError):
+        return
+    if cores > 1 and load >= cores - 0.5:
+        log.warning(f"the machine is busy (load {load:.1f} on {cores} cores): torch's default of {torch.get_num_threads()} "
+                    "threads can run several times slower than one while other work holds the cores; "
+                    "--set train.threads=1 (a resume may change it too)")
 
 
 # what a resume may change: the length, logging and outputs; anything else would not continue the same run

@@ -62,7 +62,7 @@ def eval_(
                                      progress=task_progress(bar), per_class=per_class, n_per_class=n_per_class, backend=backend)
     scores = Scores.of(result)
     out.print(key_values(f"evaluation of {target}", scores.rows().items()))
-    out.print(json.dumps(scores.flat()))
+    out.print(json.dumps(scores.flat()), soft_wrap=True, highlight=False, markup=False)  # one line, always
     err.print(f"evaluated in {time.perf_counter() - t0:.0f}s")
 
 
