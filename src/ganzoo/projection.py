@@ -347,6 +347,23 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
         return _project_all(generator, critic, targets, names, plan, labels, steps, seed, features, progress, model)
 
 
+def training_scale(trained, n: int = 256, seed: int = 0) -> dict | None:
+    """The distances a projection's RMS is read against, in the same units: among ``n`` of the model's training images
+    (seeded), the median distance between two of them and the median distance from one to its nearest other. None
+    where the training data is not on this machine (a model folder from elsewhere)."""
+    from .nearest import training_images
+    from .sampling import pairwise_rms
+
+    try:
+        images, _ = training_images(trained.source, trained.recipe)
+    except (GanzooError, OSError):
+        return None
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    d = pairwise_rms(images[pick])
+    finite = d[torch.isfinite(d)]
+    return {"n": len(pick), "median_pair": float(finite.median()), "median_nearest": float(d.min(dim=1).values.median())}
+
+
 def model_identity(trained) -> dict:
     """What a projected latent records of the weights it was found for."""
     return {"run_id": trained.checkpoint.meta.get("run_id") if trained.checkpoint is not None else None,
@@ -365,8 +382,9 @@ def _project_all(generator, critic, targets, names, plan, labels, steps, seed, f
         p.save(written[0])
         atomic_write(written[1], png_bytes(p.image))
         pair = torch.stack([target, p.image])
-        scale = max(1, math.ceil(128 / generator.shape.resolution))
-        atomic_write(written[2], png_bytes(grid_image(pair.repeat_interleave(scale, -2).repeat_interleave(scale, -1), 2)))
+        scale = max(1, math.ceil(256 / generator.shape.resolution))  # whole pixels, enlarged to at least 256 px
+        pair = pair.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+        atomic_write(written[2], png_bytes(grid_image(pair, 1, row_labels=["image", f"projection (RMS {p.distance:.3f})"])))
         results.append((written[2], p))
     return results
 

@@ -437,11 +437,16 @@ def interpolate(generator, points: int = 4, steps: int = 8, seed: int = 0, trunc
     return images.view(points - 1, steps, *images.shape[1:])
 
 
-def write_gif(frames: torch.Tensor, path, ms_per_frame: int = 80) -> Path:
-    """uint8 frames ``(N, C, H, W)`` as a looping GIF."""
+def write_gif(frames: torch.Tensor, path, ms_per_frame: int = 80, size: int | None = None) -> Path:
+    """uint8 frames ``(N, C, H, W)`` as a looping GIF, each shown ``ms_per_frame``; ``size``: the frames enlarged
+    (nearest neighbour: the pixels as generated, made bigger) to ``size`` px on their longer side."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pics = [Image.fromarray(f.permute(1, 2, 0).squeeze(-1).numpy()) for f in frames]
+    if size and pics and size != max(pics[0].size):
+        w, h = pics[0].size
+        k = size / max(w, h)
+        pics = [p.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.NEAREST) for p in pics]
     _save_whole(pics[0], path, format="GIF", save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
     return path
 

@@ -107,6 +107,9 @@ def interpolate(
     between: list[Path] = typer.Option([], "--between", help="walk through projected images instead of random points: "
                                        "the .latent.safetensors files of ganzoo project, in order (repeat, at least two)",
                                        parser=path_arg),
+    frame_ms: int = typer.Option(80, "--frame-ms", min=10, max=10000, help=".gif: milliseconds each frame is shown"),
+    size: Optional[int] = typer.Option(None, "--size", min=8, max=2048, help=".gif: frames enlarged to this many pixels "
+                                       "(nearest neighbour; default: the generator's resolution)"),
 ):
     """A latent walk (spherical interpolation) between random points, or between projected images, as a grid or a GIF."""
     if output.suffix.lower() not in (".png", ".gif"):
@@ -123,7 +126,7 @@ def interpolate(
     else:
         frames = sampling.interpolate(G, points, steps, seed, truncation, device=dev, labels=label_choice(label))
     if output.suffix.lower() == ".gif":  # each segment starts where the last ended: drop the repeated frame
-        sampling.write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output)
+        sampling.write_gif(torch.cat([frames[0], *(f[1:] for f in frames[1:])]), output, frame_ms, size)
     else:
         sampling.write_grid(frames.flatten(0, 1), output, nrow=steps)
     err.print(f"wrote a walk through {points} points ({steps} images each) to {output}")
@@ -174,7 +177,7 @@ def project(
     label: ProjectLabels = [],
 ):
     """Find the latent whose image best reproduces each image: writes NAME.latent.safetensors, the reconstruction
-    NAME.png and NAME.side.png (image | reconstruction); walk between them with interpolate --between."""
+    NAME.png and NAME.side.png (the image above its reconstruction, labelled); walk between them with interpolate --between."""
     if features not in projection.FEATURES + ("auto",):
         raise GanzooError(f"--features {features}: choose one of auto, {', '.join(projection.FEATURES)}")
     dev = distributed.pick_device(device, what="--device")
@@ -185,10 +188,17 @@ def project(
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=total, d="-")
             bar.update(tasks[name], completed=step, d=f"{distance:.4f}")
+            if not err.is_terminal and (step == total or step % max(1, total // 5) == 0):  # a log file sees it move
+                err.print(f"{name}: step {step}/{total}, RMS distance {distance:.4f}", highlight=False)
 
         results = projection.project_files(checkpoint, images, output, steps=steps, features=features,
                                            labels=label_choice(label) or None, seed=seed, device=dev, ema=ema, force=force,
                                            progress=progress)
+    scale = projection.training_scale(open_trained(checkpoint))
     for side, p in results:
         err.print(Text(f"{side.name.removesuffix('.side.png')}: RMS distance {p.start_distance:.4f} -> {p.distance:.4f} "
                        f"(pixels on [0, 1]; {p.space} space, {p.features} features, {p.steps} steps); {side}"), highlight=False)
+    if scale:
+        err.print(Text(f"for scale, among {scale['n']} training images: two of them are a median {scale['median_pair']:.4f} apart, "
+                       f"one from its nearest other {scale['median_nearest']:.4f}; a reconstruction much farther than the "
+                       "nearest is not that image"), highlight=False)
