@@ -71,7 +71,9 @@ def test_callbacks_show_the_images_of_generate_render_and_slerp(run):
     assert torch.equal(torch.stack([a, mid, b]), expected)
     assert (a.int() - ex.sample(3, 1.5)[0].int()).abs().max() <= 1 and (b.int() - ex.sample(9, 1.5)[0].int()).abs().max() <= 1
     assert not torch.equal(mid, a) and not torch.equal(mid, b)
-    assert caption == "seed 3 → 9 at t = 0.25 · 16×16"
+    assert caption == "seed 3 → 9 at t = 0.25 · truncation 1.5 · 16×16"  # the truncation is said, and names the download
+    assert ex.show_mix(3, 9, 0.25, 1.5)[-1].endswith("/run-seed3-seed9-at0.25-t1.5.png")
+    assert ex.show_sample(7, 1.5)[2].endswith("/run-seed7-t1.5.png") and ex.show_sample(7, off)[2].endswith("/run-seed7.png")
     assert (ex.mix(3, 9, 0.0, 1.5)[1].int() - a.int()).abs().max() <= 1
     outs = ex.show_mix(3, 9, 0.25, 1.5)
     assert torch.equal(shrink(outs[1], 16), mid) and torch.equal(read_png(outs[4]), mid)
@@ -280,3 +282,14 @@ def test_the_page_in_headless_chromium_seed_and_label_change_the_image(cond_run,
     finally:
         driver.quit()
         page.close()
+
+
+def test_a_host_that_is_not_this_machines_is_one_line_before_anything_starts(run):
+    from ganzoo.explore import _check_host
+
+    _check_host("127.0.0.1")
+    for host in ("no.such.host.invalid", "203.0.113.7"):  # a name that does not resolve; an address of another machine
+        with pytest.raises(GanzooError, match=f"--host {host}: not an address of this machine"):
+            _check_host(host)
+    res = CliRunner().invoke(cli, ["explore", str(run), "--host", "no.such.host.invalid", "--no-browser"])
+    assert res.exit_code == 2 and "not an address of this machine" in res.output

@@ -90,10 +90,16 @@ class Explorer:
     def _codes(self, choices, seed: int):
         return label_codes(self.generator, 1, self.labels(choices), seed)
 
-    def _caption(self, head: str, y) -> str:
+    def _caption(self, head: str, y, truncation=None) -> str:
         s = self.generator.shape
-        parts = [head] + ([self.space.names(y)[0]] if y is not None else []) + [f"{s.resolution}×{s.resolution}"]
+        psi = self.truncation(truncation)
+        parts = ([head] + ([self.space.names(y)[0]] if y is not None else [])
+                 + ([f"truncation {psi:g}"] if psi is not None else []) + [f"{s.resolution}×{s.resolution}"])
         return " · ".join(parts)
+
+    def _psi_stem(self, truncation) -> str:
+        psi = self.truncation(truncation)
+        return "" if psi is None else f"-t{psi:g}"
 
     # -- images ---------------------------------------------------------------------------------------------
     def sample(self, seed: int, truncation=None, choices=()) -> tuple[torch.Tensor, str]:
@@ -103,7 +109,7 @@ class Explorer:
         with self._lock:
             y = self._codes(choices, seed)
             image = generate(self.generator, 1, seed=seed, truncation=t, labels=y)[0].as_subclass(torch.Tensor)
-        return image, self._caption(f"seed {seed}", y)
+        return image, self._caption(f"seed {seed}", y, truncation)
 
     def mix(self, seed_a: int, seed_b: int, t: float, truncation=None, choices=()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
         """The images of seeds ``a`` and ``b`` and of the spherical interpolation (slerp) of their latents at ``t``
@@ -115,7 +121,7 @@ class Explorer:
             za, zb = (latents(1, g.latent_dim, s, psi, g) for s in (seed_a, seed_b))
             z = torch.cat([za, slerp(za, zb, torch.tensor([[t]])), zb])
             images = render(g, z, y=None if y is None else y.expand(3, -1), truncation=psi, seed=seed_a)
-        return images[0], images[1], images[2], self._caption(f"seed {seed_a} → {seed_b} at t = {t:.2f}", y)
+        return images[0], images[1], images[2], self._caption(f"seed {seed_a} → {seed_b} at t = {t:.2f}", y, truncation)
 
     def project(self, image, steps: int = PROJECT_STEPS, choices=(), progress=None):
         """``(target, projection)``: ``image`` (a PIL image or a path) centre-cropped and resized to the generator's
@@ -140,11 +146,12 @@ class Explorer:
     # -- the page's callbacks: the controls' values in, what the page shows out ------------------------------
     def show_sample(self, seed, truncation, *choices):
         image, caption = self.sample(seed, truncation, choices)
-        return enlarge(image), caption, self.png(image, f"{self.name}-seed{int(seed)}-{self._stem(choices)}")
+        return enlarge(image), caption, self.png(image, f"{self.name}-seed{int(seed)}{self._psi_stem(truncation)}-{self._stem(choices)}")
 
     def show_mix(self, seed_a, seed_b, t, truncation, *choices):
         a, mid, b, caption = self.mix(seed_a, seed_b, t, truncation, choices)
-        stem = f"{self.name}-seed{int(seed_a)}-seed{int(seed_b)}-t{float(t):.2f}-{self._stem(choices)}"
+        stem = (f"{self.name}-seed{int(seed_a)}-seed{int(seed_b)}-at{float(t):.2f}{self._psi_stem(truncation)}-"
+                f"{self._stem(choices)}")
         return enlarge(a), enlarge(mid), enlarge(b), caption, self.png(mid, stem)
 
     def show_projection(self, upload, steps, *choices, progress=None):
@@ -157,7 +164,8 @@ class Explorer:
                    f"before the first step) · {result.steps} steps in {time.perf_counter() - t0:.1f}s · "
                    f"{result.space}-space, {result.features} features"
                    + (f" · {self.space.names(y)[0]}" if y is not None else ""))
-        return enlarge(target), enlarge(result.image), caption, self.png(result.image, f"{self.name}-projection")
+        source = Path(upload).stem if isinstance(upload, (str, Path)) else "upload"
+        return enlarge(target), enlarge(result.image), caption, self.png(result.image, f"{self.name}-{source}-projection")
 
     def _stem(self, choices) -> str:
         labels = self.labels(choices)
@@ -284,11 +292,27 @@ def build_app(source, device="cpu"):
     return Explorer(g, critic, name).blocks()
 
 
+def _check_host(host: str) -> None:
+    """A host that is not an address of this machine is one line before anything starts (a server that cannot bind
+    there would otherwise retry port after port)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address[0], 0))
+    except (OSError, UnicodeError, IndexError) as exc:
+        raise GanzooError(f"--host {host}: not an address of this machine ({getattr(exc, 'strerror', None) or exc}); "
+                          "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+
+
 def explore(run, host: str = "127.0.0.1", port: int | None = None, open_browser: bool = True, device="cpu",
             block: bool = True):
     """Serve the explorer page of ``run`` (as ``build_app`` takes it) on ``host``:``port`` (the first free port from
     7860 when None) and open it in the browser. ``block``: serve until Ctrl-C; else return the running
     ``gradio.Blocks`` at once (``.close()`` stops it; its address is ``.local_url``)."""
+    _check_host(host)
     app = build_app(run, device)
     try:
         app.launch(server_name=host, server_port=port, inbrowser=open_browser, share=False, prevent_thread_lock=True,
