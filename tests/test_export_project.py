@@ -5,6 +5,7 @@ own image again."""
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -381,3 +382,63 @@ def test_nothing_exported_carries_a_local_path(finished_run, tmp_path):
             for path in local:
                 assert path.encode() not in blob, (f.name, path)
     assert torch.equal(torch.jit.load(str(out / "g.pt"))(torch.zeros(2, 8)), torch.jit.load(str(out / "g.pt"))(torch.zeros(2, 8)))
+
+
+def test_second_probe_cases_writing_and_model_folder_edits(finished_run, tmp_path, monkeypatch):
+    """Cases a second reader found: each now refused in one line, nothing written where it must not be."""
+    import ganzoo.export as exporting
+
+    run = copy_run(finished_run, tmp_path / "run")
+    model = export(run, "folder", tmp_path / "m1").path
+    before = sorted(p.name for p in (run / "samples").iterdir())
+    refused = [["sample", str(run), "-n", "2", "-o", str(run / "samples"), "--force"],
+               ["sample", str(run), "-n", "2", "-o", str(run / "checkpoints")],
+               ["sample", str(model), "-n", "2", "-o", str(model / "samples")],
+               ["export", str(run), "-f", "torchscript", "-o", str(tmp_path / "b.onnx")],
+               ["export", str(run), "-f", "onnx", "-o", str(tmp_path / "b.pt")],
+               ["export", str(run), "-f", "onnx", "--name", "foo", "-o", str(tmp_path / "c.onnx")],
+               ["export", str(run), "-f", "folder", "--name", "../evil", "-o", str(tmp_path / "e")],
+               ["export", str(run), "-f", "folder", "--name", "a\nb", "-o", str(tmp_path / "f")],
+               ["compare", str(run), "-o", str(tmp_path / "c.txt")]]
+    for args in refused:
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert res.exit_code != 0 and res.output.startswith("error: "), (args, res.output)
+        assert "|" not in res.output.split("\n")[0][:3]  # compare: refused before its table
+    assert sorted(p.name for p in (run / "samples").iterdir()) == before
+    assert not (run / "checkpoints" / "grid.png").exists() and not (model / "samples").exists()
+    assert not any((tmp_path / n).exists() for n in ("b.onnx", "b.pt", "c.onnx", "e", "f", "c.txt"))
+    # a hand-edited config or recipe.yaml is refused, never sampled from or carried into a new card
+    for edit, said in ((lambda c: c.update(output_range=[0, 1]), "output_range"), (lambda c: c.update(step=-7), "step is -7"),
+                       (lambda c: c.update(name="a b"), "not a model name")):
+        folder = tmp_path / f"edit{len(said)}"
+        shutil.copytree(model, folder)
+        config = json.loads((folder / "config.json").read_text())
+        edit(config)
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(GanzooError, match=said):
+            ganzoo.load_generator(folder)
+    shutil.copytree(model, tmp_path / "r")
+    (tmp_path / "r" / "recipe.yaml").write_text((tmp_path / "r" / "recipe.yaml").read_text().replace("base_channels: 8", "base_channels: 16"))
+    with pytest.raises(GanzooError, match="recipe.yaml is not the recipe in config.json"):
+        ganzoo.load_generator(tmp_path / "r")
+    # two exports of one file: the one without --force never replaces a file that appeared while it ran
+    target = tmp_path / "race.onnx"
+    real_onnx = exporting._onnx
+
+    def another_writer_meanwhile(*args, **kwargs):
+        real_onnx(*args, **kwargs)
+        target.write_bytes(b"the other command's file")
+
+    monkeypatch.setattr(exporting, "_onnx", another_writer_meanwhile)
+    with pytest.raises(GanzooError, match="was written by another command while this export ran"):
+        export(run, "onnx", target)
+    assert target.read_bytes() == b"the other command's file" and not list(tmp_path.glob(".race.onnx*"))
+
+
+def test_a_name_that_is_no_installed_model_says_what_is_installed(tmp_path, monkeypatch):
+    import ganzoo.trained
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ganzoo.trained, "shipped_models", lambda: {})
+    with pytest.raises(GanzooError, match="this copy of ganzoo has no trained model installed"):
+        ganzoo.load_generator("anime-faces")

@@ -303,3 +303,27 @@ def test_threads_may_change_on_resume_and_a_busy_machine_is_said(tiny, tmp_path,
     with captured_log() as messages:
         busy_machine_note()
     assert any("the machine is busy (load 7.5 on 4 cores)" in m and "train.threads=1" in m for m in messages), messages
+
+
+def test_a_misspelt_resume_key_gets_its_did_you_mean(tiny, tmp_path):
+    tiny["train"].update(steps=2)
+    tiny["output"]["samples"] = 0
+    run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+    with pytest.raises(ganzoo.GanzooError, match="did you mean 'threads'"):
+        ganzoo.resume(run, progress=False, overrides=["train.treads=1"])
+
+
+def test_sigterm_during_sample_says_what_was_written(tmp_path):
+    from conftest import TINY
+
+    r = dict(TINY, output={"samples": 0, "tensorboard": False, "dir": str(tmp_path)})
+    run = train(load_recipe(r), tmp_path / "run", progress=False).run_dir
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "sample", str(run), "-n", "200000", "-o", str(tmp_path / "s")],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, COLUMNS="200"))
+    deadline = time.time() + 60
+    while not (tmp_path / "s").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr and ("stopped: interrupted" in stderr or "aborted" in stderr), stderr

@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import platform
 from dataclasses import dataclass
 import zipfile
@@ -108,18 +109,27 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     into fp32), and ``name`` (default: the folder's name) is what its config and card call the model."""
     if half and format != "folder":
         raise GanzooError(f"--half stores a model folder's weights in fp16; {format} files keep fp32")
+    if name is not None and format != "folder":
+        raise GanzooError(f"--name names a model folder (its config and card); a {format} file is named by -o")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}", name):
+        raise GanzooError(f"--name {name!r}: a model name is letters, digits, '_', '.' and '-', starting with a letter or "
+                          "digit (it becomes a Hub repository name and a folder name)")
     if format not in FORMATS:
         raise GanzooError(f"--format {format}: choose one of {', '.join(FORMATS)}")
     trained = open_trained(source)
     default = f"{RunFiles.EXPORTS}/{'model' if format == 'folder' else 'generator' + SUFFIX[format]}"
     output = trained.output(output, default, "the export")
+    other = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript"}.get(Path(output).suffix.lower())
+    if format != "folder" and other and other != format:
+        raise GanzooError(f"-o {output}: a {Path(output).suffix} name says {other}, but --format is {format}: name the file "
+                          f"{Path(output).with_suffix(SUFFIX[format]).name}, or choose --format {other}")
     if trained.kind == "model" and Path(output).resolve() == Path(trained.source).resolve():
         raise GanzooError(f"-o {output} is the model folder being exported: give another folder")
     _may_write(output, format, force)
     generator = trained.generator(ema)
     if format == "folder":
         return write_folder(generator, trained, output, ema, half=half, name=name)
-    return _export_graph(generator, format, output, onnx_metadata(trained, generator, ema) if format == "onnx" else None)
+    return _export_graph(generator, format, output, onnx_metadata(trained, generator, ema) if format == "onnx" else None, force)
 
 
 def _may_write(output: Path, format: str, force: bool) -> None:
@@ -146,7 +156,7 @@ def _may_write(output: Path, format: str, force: bool) -> None:
         raise GanzooError(f"{output} exists: pick another name with -o or pass --force to replace it")
 
 
-def _export_graph(generator, format: str, output: Path, metadata: dict[str, str] | None = None) -> Exported:
+def _export_graph(generator, format: str, output: Path, metadata: dict[str, str] | None = None, force: bool = False) -> Exported:
     from . import rng
 
     generator = generator.float().eval()
@@ -176,7 +186,14 @@ def _export_graph(generator, format: str, output: Path, metadata: dict[str, str]
         if not diff <= TOLERANCE:
             raise GanzooError(f"the {format} export differs from the torch generator by {diff:.3g} (more than {TOLERANCE:g}) "
                               "on the check's latents: not written")
-        tmp.replace(output)
+        if force:
+            tmp.replace(output)
+        else:  # created only if still absent: another command's file, written meanwhile, is never replaced
+            try:
+                os.link(tmp, output)
+            except FileExistsError:
+                raise GanzooError(f"{output} was written by another command while this export ran: not replaced "
+                                  "(pass --force to replace it)") from None
     finally:
         tmp.unlink(missing_ok=True)
     return Exported(output, format, diff, noise, len(z))
@@ -234,7 +251,9 @@ def _torchscript(wrapped, args, path: Path) -> None:
         except Exception as exc:
             raise GanzooError(f"TorchScript export failed: {type(exc).__name__}: {exc}") from exc
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's note that TorchScript is deprecated
+        torch.jit.save(traced, buffer)
     atomic_write(path, without_debug_files(buffer.getvalue()))
 
 

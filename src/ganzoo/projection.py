@@ -133,7 +133,7 @@ def check_model(files, model: dict) -> None:
         if theirs.get("run_id") and model.get("run_id") and theirs["run_id"] != model["run_id"]:
             raise GanzooError(f"{f} was projected into another run's generator: its latent means nothing here; "
                               "project the image with this model (ganzoo project)")
-        if theirs.get("weights_sha256") != model.get("weights_sha256"):
+        if theirs.get("weights_sha256") != model.get("weights_sha256") and theirs.get("step") != model.get("step"):
             logging.getLogger("ganzoo").warning(f"{f} was projected into other weights (step {theirs.get('step')}; these are "
                                                 f"step {model.get('step')}): the walk may not pass through that image")
 
@@ -320,7 +320,7 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
     ``ganzoo interpolate --between``), ``NAME.png`` (the reconstruction) and ``NAME.side.png`` (the image as the
     generator sees it next to its reconstruction). ``features="auto"``: the critic's where there is one (a run),
     else pixels (a model folder). ``progress(name, step, steps, distance)``. Returns ``[(side_by_side_path, Projection)]``."""
-    from .rundir import ModelFiles, RunFiles, distinct_names, guard_output, writing_into
+    from .rundir import RunFiles, distinct_names, guard_folder, guard_output, writing_into
     from .trained import open_trained
 
     trained = open_trained(source)
@@ -333,9 +333,7 @@ def project_files(source, images, output=None, steps: int = 300, features: str =
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise GanzooError(f"-o {output} is a file: projections go into a folder")
-    if ModelFiles(output).claims_model() or RunFiles(output).is_run():
-        raise GanzooError(f"-o {output} is a {'model' if ModelFiles(output).claims_model() else 'run'} folder: projections go "
-                          f"into a folder of their own, e.g. {output / RunFiles.PROJECTIONS}")
+    guard_folder(output, "projections")
     targets = [(Path(p), prepare_image(p, generator.shape)) for p in images]  # every image readable before any work
     names = distinct_names([p for p, _ in targets])
     plan = [[output / f"{name}.latent.safetensors", output / f"{name}.png", output / f"{name}.side.png"] for name in names]

@@ -272,6 +272,25 @@ def guard_output(path, force: bool, inputs=(), hint: str = "pick another name") 
     return path
 
 
+def guard_folder(folder, what: str) -> Path:
+    """The folder rule of commands that write many files (``sample``, ``project``): never a run folder or one of the
+    folders a run keeps (``samples/``, ``checkpoints/``, ``grids/``, ...), never a model folder or a folder inside one
+    (a published model folder would carry them). Returns the folder."""
+    folder = Path(folder)
+    if RunFiles(folder).is_run():
+        raise GanzooError(f"{folder} is a run folder: {what} go in a folder of their own, e.g. {folder / (what + '-more')}")
+    for parent in list(folder.parents)[:3]:
+        inside = folder.relative_to(parent).parts
+        if RunFiles(parent).is_run() and inside[0] in RUN_OWN:
+            raise GanzooError(f"{folder} is the run's own {inside[0]}/ ({parent}): {what} go in a folder of their own, "
+                              f"e.g. {parent / (what + '-more')}")
+    for candidate in [folder, *list(folder.parents)[:3]]:
+        if ModelFiles(candidate).claims_model():
+            raise GanzooError(f"{folder} is {'a model folder' if candidate == folder else 'inside the model folder ' + str(candidate)}: "
+                              f"{what} go in a folder of their own beside it, e.g. {candidate.parent / what}")
+    return folder
+
+
 @contextlib.contextmanager
 def writing_into(folder):
     """Hold an OS lock on ``folder`` (created if missing) while a command writes its files there: a second ganzoo

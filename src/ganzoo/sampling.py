@@ -21,7 +21,7 @@ from . import limits, rng
 from .errors import GanzooError, Interrupted
 from .fileio import atomic_write
 from .interfaces import Callback, Generator
-from .rundir import ModelFiles, RunFiles, writing_into
+from .rundir import RunFiles, guard_folder, writing_into
 
 
 def _pil(image: torch.Tensor) -> Image.Image:
@@ -307,29 +307,28 @@ def write_grid(images: torch.Tensor, path, nrow: int | None = None, row_labels: 
 SAMPLE_FILE = re.compile(r"^(\d{5,}\.png|grid\.png|distinctness\.json|by_.+\.png|latents\.npy|labels\.npy)$")
 
 
-def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool = False) -> Path:
+def write_samples(images: torch.Tensor, out_dir, grid: bool = True, force: bool = False, run_own: bool = False) -> Path:
     """``out_dir/00000.png`` ... one PNG per image, plus ``out_dir/grid.png``.
 
     Samples already in ``out_dir`` (numbered PNGs, ``grid.png``) are never overwritten without ``force``; with it
     they are all removed first, so fewer samples than before leave no stale ones behind. Other files stay.
+    ``run_own``: ``out_dir`` is a run's own ``samples/``, written by that run (no other writer may go there).
     """
-    out_dir = _sample_folder(out_dir, force)
+    out_dir = _sample_folder(out_dir, force, run_own)
     _write_numbered(images, out_dir, 0, len(images))
     if grid and len(images):
         write_grid(images, out_dir / "grid.png")
     return out_dir
 
 
-def _sample_folder(out_dir, force: bool) -> Path:
+def _sample_folder(out_dir, force: bool, run_own: bool = False) -> Path:
     out_dir = Path(out_dir)
     if not str(out_dir).strip():
         raise GanzooError("no output folder given (an empty path)")
     if out_dir.exists() and not out_dir.is_dir():
         raise GanzooError(f"{out_dir} is a file, not a folder for samples")
-    if RunFiles(out_dir).is_run():
-        raise GanzooError(f"{out_dir} is a run folder: samples go in a folder of their own, e.g. {out_dir / 'samples-more'}")
-    if ModelFiles(out_dir).claims_model():
-        raise GanzooError(f"{out_dir} is an exported model folder: samples go in a folder of their own, e.g. {out_dir.parent / 'samples'}")
+    if not run_own:
+        guard_folder(out_dir, "samples")
     old = sorted(p for p in out_dir.iterdir() if SAMPLE_FILE.match(p.name)) if out_dir.is_dir() else []
     if old and not force:
         shown = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "")
@@ -464,7 +463,7 @@ class FinalSamples(Callback):
         images, distinct = generate_distinct(run.sampler(), out.samples, seed=run.recipe.seed, batch_size=out.sample_batch_size,
                                              device=run.device, labels="random" if run.labels is not None else None)
         folder = RunFiles(run.run_dir).samples
-        write_samples(images, folder, force=True)  # the run's own folder: a resume rewrites it
+        write_samples(images, folder, force=True, run_own=True)  # the run's own folder: a resume rewrites it
         (folder / "distinctness.json").write_text(json.dumps({k: v for k, v in dataclasses.asdict(distinct).items()
                                                               if k not in ("latents", "labels")}, indent=2))
         if run.labels is not None:  # a conditional run: one grid per attribute, a row per class, the same noise per column

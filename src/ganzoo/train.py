@@ -503,6 +503,7 @@ def resume(run_dir, *, registry: Registry | None = None, progress=True, callback
     run, and is refused with the diff.
     """
     run_dir, ckpt = resume_source(Path(run_dir))
+    load_recipe(ckpt.recipe, list(overrides), registry=registry)  # an unknown or misspelt key: that error, with its "did you mean"
     for item in overrides:
         key = item.partition("=")[0].strip()
         if not _resumable(key):

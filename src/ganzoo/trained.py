@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -148,7 +149,24 @@ class Trained:
         load_state(generator, state, "generator", files.weights)
         require_finite(generator, "generator", files.weights)
         _check_config(self.config, generator, self.recipe, files.config)
+        _check_recipe_file(files, self.config)
         return generator
+
+
+def _check_recipe_file(files: ModelFiles, config: dict) -> None:
+    """recipe.yaml beside the weights is the recipe in config.json, written out to train the model again: an edited
+    one no longer trains these weights, and is refused rather than published as theirs."""
+    import yaml
+
+    if not files.recipe.is_file():
+        return
+    try:
+        written = yaml.safe_load(files.recipe.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        written = None
+    if written != config.get("recipe"):
+        raise GanzooError(f"{files.recipe} is not the recipe in {files.config.name} (it was edited): it would not train these "
+                          "weights again; export the model again, or delete recipe.yaml")
 
 
 def _check_config(config: dict, generator, recipe: Recipe, where: Path) -> None:
@@ -162,6 +180,16 @@ def _check_config(config: dict, generator, recipe: Recipe, where: Path) -> None:
         if value != built[key]:
             raise GanzooError(f"{where}: {key} is {value!r}, but the weights and recipe beside it are of {built[key]!r}: "
                               "the config was edited or belongs to another model; export the model again")
+    if config.get("output_range", [-1, 1]) != [-1, 1]:
+        raise GanzooError(f"{where}: output_range is {config.get('output_range')!r}, but a ganzoo generator's images are in "
+                          "[-1, 1]: the config was edited; export the model again")
+    step = config.get("step")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 0):
+        raise GanzooError(f"{where}: step is {step!r}, not a step count: the config was edited; export the model again")
+    name = config.get("name")
+    if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}", name)):
+        raise GanzooError(f"{where}: name {name!r} is not a model name (letters, digits, '_', '.', '-'): the config was "
+                          "edited; export the model again")
     params = (config.get("generator") or {}).get("params")
     if params != recipe.generator.params.model_dump(mode="json"):
         raise GanzooError(f"{where}: the generator's parameters ({params}) are not those of the recipe beside it "
@@ -199,8 +227,9 @@ def open_trained(source, registry: Registry | None = None) -> Trained:
             return _from_model_folder(shipped[str(source)], registry)
         what = "checkpoint not found" if path.suffix == ".safetensors" else "not found"
         hint = did_you_mean(str(source), shipped) if len(path.parts) == 1 else ""
-        raise GanzooError(f"{what}: {shown(path)}{hint} (give a run folder, a checkpoint .safetensors file, a model folder "
-                          f"or a shipped model{': ' + ', '.join(shipped) if shipped else ''})")
+        installed = f"the models installed with ganzoo: {', '.join(shipped)}" if shipped else "this copy of ganzoo has no trained model installed (ganzoo models)"
+        raise GanzooError(f"{what}: {shown(path)}{hint} (give a run folder, a checkpoint .safetensors file, a model folder, "
+                          f"or the name of a model installed with ganzoo; {installed})")
     ckpt = load_checkpoint(path)
     return _from_checkpoint(ckpt, path, registry)
 

@@ -14,8 +14,15 @@ from .common import app, err, out, sane_columns
 __all__ = ["app", "main", "out", "err"]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is a KeyboardInterrupt again (see errors.py)
+    for name in ("SIGTERM", "SIGHUP"):  # a kill or a closed terminal stops a command as Ctrl-C does: what it wrote is said
+        if hasattr(signal, name):  # (a training run replaces these with its own: a checkpoint first)
+            signal.signal(getattr(signal, name), _interrupt)
     sane_columns()
     try:
         app()

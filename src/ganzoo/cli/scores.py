@@ -81,7 +81,7 @@ def compare(
     force: ForceGrid = False,
 ):
     """One short table (objective, steps, time, img/s, latest FID/KID with N), what each run is, a side-by-side grid."""
-    guard_output(output, force, hint="pick another name (-o)")
+    guard_output(sampling.image_path(output), force, hint="pick another name (-o)")  # before any work
     rows = [reporting.run_summary(r) for r in run_dirs]
     table = Table(title="ganzoo runs", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for col in reporting.COMPARE_COLUMNS:
