@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -42,10 +41,16 @@ def sane_columns() -> None:
 sane_columns()  # before the consoles below read it
 app = typer.Typer(help="ganzoo: a plugin-based GAN zoo. One YAML recipe per experiment.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=True)
-# Output into a file or a pipe is not wrapped at 80 columns (a JSON line or a message stays one line), unless COLUMNS
-# says how wide to wrap; tables still fit the width.
-out = Console(soft_wrap=not sys.stdout.isatty() and "COLUMNS" not in os.environ)
-err = Console(stderr=True, soft_wrap=not sys.stderr.isatty() and "COLUMNS" not in os.environ)
+out = Console()
+err = Console(stderr=True)
+
+
+def unwrapped_when_redirected() -> None:
+    """Output into a file or a pipe is not wrapped at 80 columns (a JSON line or a message stays one line), unless
+    COLUMNS says how wide to wrap; tables still fit the width. Decided per command (the consoles outlive one)."""
+    columns = "COLUMNS" in os.environ
+    out.soft_wrap = not out.is_terminal and not columns
+    err.soft_wrap = not err.is_terminal and not columns
 DEBUG = {"on": False}  # --debug: set once per command line
 
 
@@ -73,6 +78,7 @@ def friendly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         sane_columns()
+        unwrapped_when_redirected()
         use_rich_logging()
         try:
             return fn(*args, **kwargs)
