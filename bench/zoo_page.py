@@ -344,18 +344,19 @@ def draw(results: dict, strips_root: Path, figures_dir: Path = FIGURES, docs_dir
 
 
 def recipe_scores(results: dict) -> dict:
-    """What ``ganzoo recipes`` shows: shipped recipe -> its longest measured score on each data set (the last point
-    with N = 5,000, its kimg and CPU-minutes). Only rows that train the recipe itself count."""
+    """What ``ganzoo recipes`` shows: shipped recipe -> its longest measured score on each data set (the last point at
+    its largest N, its kimg and CPU-minutes). Only rows that train the recipe itself count."""
     out: dict[str, list] = {}
     order = list(DATA_SETS)
     for r in sorted(results["rows"], key=lambda r: order.index(r["data_set"]) if r["data_set"] in order else 99):
-        full = [p for p in r.get("points", []) if FULL_N in p["scores"]]
-        if r["row"] != r["recipe"] or not full:
+        if r["row"] != r["recipe"] or not r.get("points"):
             continue
-        p, s = full[-1], full[-1]["scores"][FULL_N]
+        p = r["points"][-1]  # the longest measured, at its largest N
+        n = max(p["scores"], key=int)
+        s = p["scores"][n]
         m = minutes(p["kimg"], speed_of(results, r["row"], r["data_set"]))
         out.setdefault(r["recipe"], []).append({"data_set": r["data_set"], "kimg": p["kimg"], "minutes": round(m, 1) if m else None,
-                                                "fid": round(s["fid"], 2), "n": int(FULL_N), "n_real": s["n_real"],
+                                                "fid": round(s["fid"], 2), "n": int(n), "n_real": s["n_real"],
                                                 "recall": s.get("recall"),
                                                 **({"fingerprint": r["recipe_fingerprint"]} if r.get("recipe_fingerprint") else {})})
     return {"about": "measured by bench/zoo.py: FID@n of n generated images against n_real real images after kimg thousand "
