@@ -65,8 +65,9 @@ def _model_rows() -> list[tuple[str, str, str, str]]:
         ev = m["evaluation"] or {}
         scores = "not evaluated"
         if ev.get("fid") is not None:
-            scores = (f"FID {ev['fid']:.1f}, KID {ev.get('kid_mean', float('nan')):.4f}, recall {ev.get('recall', float('nan')):.3f} "
-                      f"(N {ev.get('n'):,} vs {ev.get('n_real'):,} real {ev.get('reference') or ''})".replace(" )", ")"))
+            ref = f" of {ev['reference']}" if ev.get("reference") else ""
+            scores = (f"FID {ev['fid']:.1f}, KID {ev.get('kid_mean', float('nan')):.4f}, recall {ev.get('recall', float('nan')):.3f}: "
+                      f"{ev.get('n'):,} generated against {ev.get('n_real'):,} real images{ref}")
         seen = f", {m['images_seen'] / 1000:,.1f}k images seen" if isinstance(m["images_seen"], int) else ""
         origin = f"recipe {m['recipe']} ({m['generator']}, {m['objective']}){seen}, data {m['data']}"
         rows.append((m["name"], what, scores, origin))
