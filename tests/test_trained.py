@@ -190,7 +190,7 @@ def test_a_model_folder_cannot_be_resumed_and_is_not_a_sample_folder(sources, tm
     res = runner.invoke(app, ["resume", str(sources["model"])])
     assert res.exit_code == 2 and "exported model folder" in res.output and "cannot be resumed" in res.output
     res = runner.invoke(app, ["sample", str(sources["run"]), "-n", "2", "-o", str(sources["model"])])
-    assert res.exit_code == 2 and "is an exported model folder: samples go in a folder of their own" in res.output
+    assert res.exit_code == 2 and "is a model folder: samples go in a folder of their own" in res.output
 
 
 # -- the layout rules ------------------------------------------------------------------------------------------------------

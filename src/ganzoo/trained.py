@@ -164,9 +164,16 @@ def _check_recipe_file(files: ModelFiles, config: dict) -> None:
         written = yaml.safe_load(files.recipe.read_text())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         written = None
-    if written != config.get("recipe"):
-        raise GanzooError(f"{files.recipe} is not the recipe in {files.config.name} (it was edited): it would not train these "
-                          "weights again; export the model again, or delete recipe.yaml")
+    def what_it_builds(recipe) -> tuple:  # the parts that decide what the weights are (not where the data lies)
+        recipe = recipe if isinstance(recipe, dict) else {}
+        data = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}
+        return (recipe.get("generator"), recipe.get("condition"), recipe.get("seed"),
+                data.get("resolution"), data.get("channels"), data.get("labels") or [])
+
+    if what_it_builds(written) != what_it_builds(config.get("recipe")):
+        raise GanzooError(f"{files.recipe} is not the recipe in {files.config.name} (its generator, data shape or "
+                          f"labels were edited): it would not train these weights again; export the model again, or "
+                          f"delete {files.recipe.name}")
 
 
 def _check_config(config: dict, generator, recipe: Recipe, where: Path) -> None:
