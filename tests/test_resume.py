@@ -265,7 +265,7 @@ def test_compare_checkpoints_tells_identical_runs_from_different_ones(tmp_path, 
     assert any(n.startswith("optim.") for n in everything["same"])
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGHUP])  # SIGTERM: the same handler (stopping.STOP_SIGNALS)
 def test_a_closed_terminal_or_a_kill_ends_the_run_with_a_checkpoint_as_ctrl_c_does(tiny, tmp_path, signum):
     tiny["train"].update(steps=300, log_every=5, checkpoint_every=None)
     tiny["output"]["samples"] = 0
