@@ -111,7 +111,7 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
         raise GanzooError(f"--half stores a model folder's weights in fp16; {format} files keep fp32")
     if name is not None and format != "folder":
         raise GanzooError(f"--name names a model folder (its config and card); a {format} file is named by -o")
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}", name):
+    if name is not None and not re.fullmatch(ModelFiles.NAME, name):
         raise GanzooError(f"--name {name!r}: a model name is letters, digits, '_', '.' and '-', starting with a letter or "
                           "digit (it becomes a Hub repository name and a folder name)")
     if format not in FORMATS:

@@ -203,6 +203,7 @@ class ModelFiles:
     NAMES = frozenset({WEIGHTS, CONFIG, SAMPLES, RECIPE, CARD})
     FORMAT = "ganzoo-generator"
     VERSION = 1
+    NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}"  # a model's name: a Hub repository name and a folder name
 
     def __init__(self, root):
         self.root = Path(root)

@@ -194,7 +194,7 @@ def _check_config(config: dict, generator, recipe: Recipe, where: Path) -> None:
     if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 0):
         raise GanzooError(f"{where}: step is {step!r}, not a step count: the config was edited; export the model again")
     name = config.get("name")
-    if name is not None and not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}", name)):
+    if name is not None and not (isinstance(name, str) and re.fullmatch(ModelFiles.NAME, name)):
         raise GanzooError(f"{where}: name {name!r} is not a model name (letters, digits, '_', '.', '-'): the config was "
                           "edited; export the model again")
     params = (config.get("generator") or {}).get("params")
