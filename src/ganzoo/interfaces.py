@@ -224,6 +224,11 @@ class CriticBuilder(Configurable):
     def initialize(self, module: nn.Module) -> None:
         """Initialise a freshly built network; the default keeps PyTorch's own layer initialisation."""
 
+    def regularizers(self) -> list[dict]:
+        """Regularizers that are part of the critic's definition (Projected GAN's DiffAugment and spectral norm), as
+        recipe entries (``{"name": ..., **params}``), like ``Objective.regularizers()``."""
+        return []
+
 
 class Objective(Configurable):
     """A pair of losses computed from the critic's scores; it knows nothing of loops or optimizers.

@@ -47,20 +47,30 @@ def build_objective(recipe, registry: Registry | None = None):
     return (registry or get_registry()).get("objective", recipe.objective.name).create(recipe.objective.params)
 
 
-def build_regularizers(recipe, registry: Registry | None = None, objective=None) -> list:
-    """Every regularizer of the run, in order: those the objective's definition implies (WGAN-GP's gradient
-    penalty, WGAN's weight clipping), then the recipe's ``regularizers:``. One the recipe also lists by name
-    replaces the implied one (the recipe's parameters win: one penalty, never two), with a warning."""
+def implied_regularizers(recipe, registry: Registry | None = None, objective=None) -> list[tuple[str, dict]]:
+    """``(whose, entry)`` for each regularizer a component's definition implies, as recipe entries: the objective's
+    (WGAN-GP's gradient penalty, WGAN's weight clipping), then the critic's (Projected GAN's DiffAugment)."""
     registry = registry or get_registry()
     objective = objective or build_objective(recipe, registry)
-    implied = contracts.check_json(registry.get("objective", recipe.objective.name), objective.regularizers(), "regularizers()")
+    critic = registry.get("critic", recipe.critic.name)
+    return [(f"objective '{recipe.objective.name}'", e) for e in
+            contracts.check_json(registry.get("objective", recipe.objective.name), objective.regularizers(), "regularizers()")] + \
+        [(f"critic '{recipe.critic.name}'", e) for e in
+         contracts.check_json(critic, getattr(critic.create(recipe.critic.params), "regularizers", list)(), "regularizers()")]
+
+
+def build_regularizers(recipe, registry: Registry | None = None, objective=None) -> list:
+    """Every regularizer of the run, in order: those the objective's and the critic's definitions imply
+    (``implied_regularizers``), then the recipe's ``regularizers:``. One the recipe also lists by name replaces the
+    implied one (the recipe's parameters win: one penalty, never two), with a warning."""
+    registry = registry or get_registry()
     listed = {r.name for r in recipe.regularizers}
     out = []
-    for entry in implied:
+    for whose, entry in implied_regularizers(recipe, registry, objective):
         entry = dict(entry)
         name = entry.pop("name", None)
         if name in listed:
-            log.warning(f"regularizers: '{name}' is part of objective '{recipe.objective.name}' and listed in the recipe: "
+            log.warning(f"regularizers: '{name}' is part of {whose} and listed in the recipe: "
                         "the recipe's entry is the one applied")
             continue
         out.append(registry.create("regularizer", name, entry))

@@ -23,6 +23,7 @@ import math
 
 from pydantic import ValidationError
 
+from . import models
 from .interfaces import Callback
 
 OPTIM_PARAMS = ("lr", "betas.0", "betas.1", "weight_decay", "momentum")
@@ -99,19 +100,19 @@ def _target(recipe, registry, key: str):
 
 def _regularizer_section(recipe, registry, which: str, key: str):
     """``(name, params)`` of the regularizer ``which`` names: an index into the recipe's list, or a name among the
-    recipe's and the objective's own (wgan_gp's gradient_penalty)."""
+    recipe's and those the objective and the critic imply (wgan_gp's gradient_penalty)."""
     if which.isdigit():
         if int(which) >= len(recipe.regularizers):
             raise KeyError(f"'{key}': the recipe lists {len(recipe.regularizers)} regularizers")
         r = recipe.regularizers[int(which)]
         return r.name, r.params
     listed = [(r.name, r.params) for r in recipe.regularizers if r.name == which]
-    objective = registry.get("objective", recipe.objective.name).create(recipe.objective.params)
+    entries = [e for _, e in models.implied_regularizers(recipe, registry)]
     implied = [(e["name"], registry.get("regularizer", e["name"]).cls.Params.model_validate({k: v for k, v in e.items() if k != "name"}))
-               for e in objective.regularizers() if e.get("name") == which and which not in {r.name for r in recipe.regularizers}]
+               for e in entries if e.get("name") == which and which not in {r.name for r in recipe.regularizers}]
     found = listed + implied
     if len(found) != 1:
-        names = [r.name for r in recipe.regularizers] + [e.get("name") for e in objective.regularizers()]
+        names = [r.name for r in recipe.regularizers] + [e.get("name") for e in entries]
         why = "is listed more than once: use its index, regularizers.N.PARAM" if found else \
             f"is not one of the run's regularizers ({', '.join(map(str, names)) or 'none'})"
         raise KeyError(f"'{key}': '{which}' {why}")
