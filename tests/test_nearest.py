@@ -87,6 +87,9 @@ def test_a_generator_that_returns_training_images_is_called_a_copier(run, monkey
                                      "training images are to theirs") and result.verdict.endswith("see nearest.png")
     grid = read_png(run / "nearest.png")  # under each generated image its nearest training image: itself
     assert grid.shape[1] == 4 * (64 + 2) + 2  # 4 rows of 16 px images enlarged to 64 px (row labels)
+    margin = grid.shape[2] - (8 * (64 + 2) + 2)  # the row labels' margin
+    band = grid[:, 66 + 2 + 64 - 14: 66 + 2 + 64, margin + 2: margin + 66].float().mean(0)  # foot of the first training image
+    assert (band == 255).float().mean() > 0.5 and (band < 100).any()  # its distance, black on a white band
 
 
 def test_held_out_images_of_the_same_distribution_are_no_copies(run, monkeypatch):

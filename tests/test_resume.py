@@ -55,6 +55,11 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny, tmp_path, extra):
     assert_same_checkpoint(full.checkpoint, resumed.checkpoint)
     steps = [yaml.safe_load(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 8))
+    summary = yaml.safe_load((tmp_path / "split" / "run.json").read_text())  # speed and time both of every segment
+    per_step = 8 * (2 if extra["objective"]["name"] == "wgan_gp" else 1)  # batch 8 x critic steps
+    assert summary["images_per_second"] == pytest.approx(
+        7 * per_step / (summary["seconds_total"] - summary["eval_seconds_total"]), rel=0.02, abs=0.06)
+    assert summary["images_per_second_last_segment"] > 0
 
 
 def test_sigint_checkpoints_then_resume_matches_uninterrupted(tiny, tmp_path):

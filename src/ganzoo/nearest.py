@@ -3,9 +3,10 @@
 A generator can score a good FID by reproducing training images. ``nearest(source)`` draws ``n`` images from the
 run's generator (its weight average where kept) and finds, for each, the training images at the least RMS pixel
 distance (on [0, 1]: 0 is identical, the unit of ``ganzoo sample``'s distinctness threshold). For scale, the same
-is done for ``n`` training images (a seeded subset) against all the other training images, their own copy left
-out: the data's own nearest-neighbour distances. Near-duplicates in the data make those small, which is why a
-generated image is judged against them and not against a fixed number.
+is done for a seeded subset of training images against all the other training images, their own copy left out:
+the data's own nearest-neighbour distances. The subset (``n_train_sampled``) is ``n`` images and at least 500, so
+the threshold does not shrink with ``n`` (every training image where the data has fewer). Near-duplicates in the
+data make those distances small, which is why a generated image is judged against them and not a fixed number.
 
 The test: a generated image is *close* when it is nearer its nearest training image than 99% of training images
 are to theirs (the 1st percentile of the real-to-real distances). A generator that draws new images from the data's
@@ -15,7 +16,7 @@ far more. The verdict says "possible copies" when the number of close images is 
 image are counted too. Pixel distance does not see a copy that is shifted, flipped or recoloured.
 
 Writes ``nearest.json`` (the numbers, N of each side, the distance, the checkpoint step) and ``nearest.png`` (per
-column a generated image over its three nearest training images) into the run folder, and rewrites its
+column a generated image over its three nearest training images, each captioned with its distance) into the run folder, and rewrites its
 ``report.html`` (section "Copy check") when it has one.
 """
 
@@ -243,7 +244,8 @@ def nearest(source, n: int = 256, data=None, seed: int = 0, device="cpu", progre
                            f"{cols - len(suspects)} in seed order; under each, its {i_fake.shape[1]} nearest training images")
     rows = [fake[show]] + [real[i_fake[show, j]] for j in range(i_fake.shape[1])]
     labels = ["generated", "nearest training", "2nd nearest", "3rd nearest"][: len(rows)]
-    atomic_write(grid_path, png_bytes(grid_image(torch.cat(rows), nrow=cols, row_labels=labels)), "grid")
+    captions = [None] * len(show) + [f"{float(d_fake[i, j]):.3f}" for j in range(i_fake.shape[1]) for i in show]
+    atomic_write(grid_path, png_bytes(grid_image(torch.cat(rows), nrow=cols, row_labels=labels, captions=captions)), "grid")
     beside = grid_path.parent.resolve() == home.resolve()
     result.verdict = verdict_text(result, grid_path.name if beside else str(grid_path))
     if data is not None:  # not the recipe's data: every reader of nearest.json and the report must see against what

@@ -560,15 +560,17 @@ class RunSummary(Callback):
         import logging
 
         train_seconds = max(run.seconds - run.eval_seconds, 1e-9)
-        ips = (run.step - run.start) * run.images_per_step / train_seconds  # training only: evaluation time left out
-        if run.step == run.start and run.resumed_from is not None:  # a resume that only wrote the final outputs
-            before = run.resumed_from.meta.get("time") or {}
-            ips = run.step * run.images_per_step / max(before.get("seconds", 0.0) - before.get("eval_seconds", 0.0), 1e-9)
+        ips_last = (run.step - run.start) * run.images_per_step / train_seconds  # training only: evaluation time left out
         distinct, samples = run.distinct, run.recipe.output.samples
         total = run.elapsed()
+        # the speed of every segment together, as seconds_total is their time (card and compare show them side by side)
+        ips = run.step * run.images_per_step / max(total["seconds"] - total["eval_seconds"], 1e-9)
+        if run.step == run.start and run.resumed_from is not None:  # a resume that only wrote the final outputs
+            ips_last = ips
         summary = {"name": run.recipe.name, "run_id": run.run_id, "steps": run.step, "planned_steps": run.total, "resumed_from": run.start or None,
                    "n_images": run.n_images, "seconds": round(run.seconds, 2), "seconds_total": total["seconds"],
-                   "eval_seconds_total": total["eval_seconds"], "images_per_second": round(ips, 1), "device": str(run.device),
+                   "eval_seconds_total": total["eval_seconds"], "images_per_second": round(ips, 1),
+                   "images_per_second_last_segment": round(ips_last, 1), "device": str(run.device),
                    "world_size": run.world.size, "final": run.metrics,
                    "stop": {"kind": run.stop.kind, "reason": run.stop.reason, "step": run.stop.step} if run.stop else None,
                    "samples": {"n": samples, "min_pairwise_rms": distinct.min_distance if distinct else None,

@@ -51,11 +51,13 @@ def read_png(path) -> torch.Tensor:
     return torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
 
-def grid_image(images: torch.Tensor, nrow: int | None = None, row_labels: list[str] | None = None) -> torch.Tensor:
+def grid_image(images: torch.Tensor, nrow: int | None = None, row_labels: list[str] | None = None,
+               captions: list[str | None] | None = None) -> torch.Tensor:
     """uint8 images ``(N, C, H, W)`` as one uint8 grid ``(C, H', W')`` (``nrow`` defaults to a square).
 
     With ``row_labels`` (a per-class grid: one label per row of ``nrow`` images), each row is named in a margin on
-    the left and small images are enlarged (whole pixels) to at least 64 px, so the grid reads at a glance."""
+    the left and small images are enlarged (whole pixels) to at least 64 px, so the grid reads at a glance;
+    ``captions`` (with ``row_labels``: one per image, or None) are written on a white band at each image's foot."""
     nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
     from torchvision.utils import make_grid  # here: torchvision takes ~1 s to import, most commands never need it
 
@@ -64,11 +66,13 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, row_labels: list[s
         images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)
     grid = grid[:1] if images.shape[1] == 1 else grid
-    return _with_row_labels(grid, row_labels, images.shape[-2] + 2) if row_labels else grid
+    return _with_row_labels(grid, row_labels, images.shape[-2] + 2, nrow, captions) if row_labels else grid
 
 
-def _with_row_labels(grid: torch.Tensor, labels: list[str], pitch: int) -> torch.Tensor:
-    """``grid`` with a white margin on the left naming each row (rows ``pitch`` pixels apart)."""
+def _with_row_labels(grid: torch.Tensor, labels: list[str], pitch: int, nrow: int = 1,
+                     captions: list[str | None] | None = None) -> torch.Tensor:
+    """``grid`` with a white margin on the left naming each row (rows ``pitch`` pixels apart), and each image's
+    caption (row-major, ``nrow`` per row) on a band at its foot."""
     from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=max(11, min(18, pitch // 4)))
@@ -79,6 +83,13 @@ def _with_row_labels(grid: torch.Tensor, labels: list[str], pitch: int) -> torch
     draw = ImageDraw.Draw(canvas)
     for i, label in enumerate(labels):
         draw.text((margin - 6, 2 + i * pitch + (pitch - 2) // 2), label, fill="black", font=font, anchor="rm")
+    small = ImageFont.load_default(size=max(9, min(12, pitch // 6)))
+    for i, text in enumerate(captions or []):
+        if text:
+            x, y = margin + 2 + (i % nrow) * pitch, 2 + (i // nrow) * pitch
+            band = small.size + 3
+            draw.rectangle((x, y + pitch - 2 - band, x + pitch - 3, y + pitch - 3), fill="white")
+            draw.text((x + (pitch - 2) // 2, y + pitch - 3), text, fill="black", font=small, anchor="mb")
     array = np.array(canvas)
     return torch.from_numpy(array.reshape(*array.shape[:2], -1)).permute(2, 0, 1).contiguous()
 
