@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import ganzoo
 from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app as cli
+from ganzoo.projection import load_projection, synthesize
 from ganzoo.explore import RANDOM, SHOWN, Explorer, build_app, enlarge
 from ganzoo.sampling import generate, label_codes, latents, read_png, render, slerp
 
@@ -131,9 +132,12 @@ def test_an_uploaded_image_is_cropped_resized_and_projected(run, tmp_path):
     assert result.steps == 12 and result.features == "critic" and result.space == "z"
     assert result.image.shape == (3, 16, 16) and result.distance <= result.start_distance
     assert [s for s, _, _ in seen] == list(range(1, 13)) and seen[-1][2] == pytest.approx(result.distance, abs=1e-6)
-    shown_target, shown_recon, caption, png = ex.show_projection(upload, 12)
+    shown_target, shown_recon, caption, png, latent = ex.show_projection(upload, 12)
     assert torch.equal(shrink(shown_target, 16), target) and torch.equal(shrink(shown_recon, 16), result.image)
     assert caption.startswith(f"distance {result.distance:.4f}") and torch.equal(read_png(png), result.image)
+    z, space, y = load_projection(latent)  # the latent downloads as `ganzoo project` saves it
+    assert latent.endswith("generator-upload-projection.latent.safetensors") and z.shape == (1, G.latent_dim) and space == "z"
+    assert torch.equal(synthesize(G, z, space, y)[0], read_png(png))
     with pytest.raises(GanzooError, match="upload an image"):
         ex.show_projection(None, 12)
     assert Explorer(G).project(upload, 2)[1].features == "pixels"  # no critic (an exported model): pixels alone
@@ -145,6 +149,10 @@ def test_the_page_of_a_run_has_its_critic_and_of_an_exported_model_folder_none(r
 
     page = build_app(run)
     assert page.explorer.name == "run" and page.explorer.critic is not None
+    api = page.get_api_info()["named_endpoints"]  # the API names its parameters as the page does
+    assert [p["parameter_name"] for p in api["/sample"]["parameters"]] == ["seed", "truncation"]
+    assert [p["parameter_name"] for p in api["/interpolate"]["parameters"]] == ["seed_a", "seed_b", "t", "truncation"]
+    assert [p["parameter_name"] for p in api["/project"]["parameters"]] == ["image", "steps"]
     assert build_app(run / "checkpoints" / "last.safetensors").explorer.name == "run"
     folder = export(run, "folder").path
     ex = build_app(folder).explorer

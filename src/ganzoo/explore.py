@@ -11,6 +11,7 @@ listens on 127.0.0.1 unless told otherwise, and never opens a public share link.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -165,7 +166,13 @@ class Explorer:
                    f"{result.space}-space, {result.features} features"
                    + (f" · {self.space.names(y)[0]}" if y is not None else ""))
         source = Path(upload).stem if isinstance(upload, (str, Path)) else "upload"
-        return enlarge(target), enlarge(result.image), caption, self.png(result.image, f"{self.name}-{source}-projection")
+        stem = f"{self.name}-{source}-projection"
+        return enlarge(target), enlarge(result.image), caption, self.png(result.image, stem), self.latent_file(result, stem)
+
+    def latent_file(self, result, stem: str) -> str:
+        """A projection's latent (and labels) as ``ganzoo project`` saves it (``ganzoo.load_projection`` reads it)."""
+        folder = tempfile.mkdtemp(dir=self._files.name)
+        return str(result.save(Path(folder) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}.latent.safetensors"))
 
     def _stem(self, choices) -> str:
         labels = self.labels(choices)
@@ -231,7 +238,11 @@ class Explorer:
                                               info="more: closer, slower")
                             go = gr.Button("Project", variant="primary", elem_id="project-button")
                             proj_caption = gr.Markdown(elem_id="project-caption")
-                            proj_download = gr.DownloadButton(f"Download PNG ({s.resolution}×{s.resolution})")
+                            with gr.Row():  # nothing to download before the first projection: the buttons wait for it
+                                proj_download = gr.DownloadButton(f"Download PNG ({s.resolution}×{s.resolution})",
+                                                                  interactive=False, elem_id="project-download")
+                                latent_download = gr.DownloadButton(f"Download latent ({'w' if self.w_space else 'z'}, safetensors)",
+                                                                    interactive=False, elem_id="latent-download")
 
             sample_in, sample_out = [seed, trunc, *dropdowns], [shown, caption, download]
             mix_in, mix_out = [seed_a, seed_b, t, trunc, *dropdowns], [img_a, img_mid, img_b, mix_caption, mix_download]
@@ -243,20 +254,39 @@ class Explorer:
                 control.change(show_mix, mix_in, mix_out, api_visibility="private", **quiet)
             dice.click(lambda: int(np.random.default_rng().integers(0, SEED_MAX + 1)), None, seed, api_visibility="private")
 
-            def projection(progress=gr.Progress(), *values):  # Gradio passes its progress bar to a leading argument
+            def projection(*values):  # the last value is Gradio's progress bar (``named``'s signature asks for it)
+                *values, progress = values
+
                 def report(step, total, distance):
                     progress((step, total), desc=f"distance {distance:.4f}")
 
                 try:
-                    return self.show_projection(*values, progress=report)
+                    *shown, png, latent = self.show_projection(*values, progress=report)
                 except GanzooError as exc:
                     raise gr.Error(str(exc)) from None
+                return (*shown, gr.DownloadButton(value=png, interactive=True), gr.DownloadButton(value=latent, interactive=True))
 
-            go.click(projection, [upload, steps, *dropdowns], [target, recon, proj_caption, proj_download], api_name="project")
-            app.load(show_sample, sample_in, sample_out, api_name="sample")
-            app.load(show_mix, mix_in, mix_out, api_name="interpolate")
+            labels = [re.sub(r"\W+", "_", a).strip("_") or f"label_{i}" for i, a in enumerate(self.space.attributes if self.space else ())]
+            named(projection, ["image", "steps", *labels], progress=gr.Progress())
+            go.click(projection, [upload, steps, *dropdowns], [target, recon, proj_caption, proj_download, latent_download],
+                     api_name="project")
+            app.load(named(_shown_errors(gr, self.show_sample), ["seed", "truncation", *labels]), sample_in, sample_out, api_name="sample")
+            app.load(named(_shown_errors(gr, self.show_mix), ["seed_a", "seed_b", "t", "truncation", *labels]), mix_in, mix_out,
+                     api_name="interpolate")
         app.explorer = self
         return app
+
+
+def named(fn, names: list[str], progress=None):
+    """``fn`` (which takes ``*values``) with a signature naming its inputs, so the page's API lists ``seed``,
+    ``truncation``, ... instead of ``param_0``, ``param_1``. With ``progress`` (a ``gr.Progress``), Gradio passes
+    its progress bar as the last value."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(n, kind) for n in names]
+    if progress is not None:
+        params.append(inspect.Parameter("progress", kind, default=progress))
+    fn.__signature__ = inspect.Signature(params)
+    return fn
 
 
 def _shown_errors(gr, fn):
