@@ -71,13 +71,14 @@ def test_two_commands_writing_into_one_folder_at_once_are_refused(finished_run, 
 
 
 def test_nothing_exported_carries_a_local_path(finished_run, tmp_path):
-    """Every byte of every exported file, and of every member of the TorchScript archive, is read for the paths of
+    """Every byte of every exported file, and of every member of the TorchScript and torch.export archives, is read for the paths of
     this machine: the run's folder, the ganzoo and torch installs, the home folder."""
     import zipfile
 
     run = copy_run(finished_run, tmp_path / "some-user-folder" / "run")
     out = tmp_path / "out"
-    files = [export(run, "onnx", out / "g.onnx").path, export(run, "torchscript", out / "g.pt").path]
+    files = [export(run, "onnx", out / "g.onnx").path, export(run, "torchscript", out / "g.pt").path,
+             export(run, "pt2", out / "g.pt2").path]
     files += sorted(export(run, "folder", out / "model").path.iterdir())
     local = {str(tmp_path), str(Path(ganzoo.__file__).resolve().parents[1]), str(Path(torch.__file__).resolve().parents[1]),
              str(Path.home())}

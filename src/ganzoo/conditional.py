@@ -72,7 +72,7 @@ class ConditionalGenerator(Generator):
         return z if self.embed is None else torch.cat([z, self.embed(y).to(z.dtype)], 1)
 
     def _call(self, fn, x, y, prepare):
-        check_labels(y, len(x), self.labels)
+        check_labels(y, x.shape[0], self.labels)  # not len(x): an int, which fixes an exported batch
         self._slot.y = y
         try:
             return fn(prepare(x, y))

@@ -1,9 +1,11 @@
-"""A trained generator outside ganzoo: ONNX, TorchScript, or a model folder with a model card.
+"""A trained generator outside ganzoo: ONNX, TorchScript, torch.export, or a model folder with a model card.
 
-- ``onnx`` / ``torchscript``: one file, inputs ``z`` ``(N, latent_dim)`` float32 (and ``labels`` ``(N, A)`` int64
+- ``onnx`` / ``torchscript`` / ``pt2``: one file, inputs ``z`` ``(N, latent_dim)`` float32 (and ``labels`` ``(N, A)`` int64
   class indices for a conditional generator), output ``images`` ``(N, C, H, W)`` float32 in [-1, 1]; the batch
   size is dynamic. Each export is checked against the torch generator on fixed latents at another batch size
-  than the one traced (ONNX Runtime / torch.jit); a difference above 1e-4 is refused.
+  than the one traced (ONNX Runtime / torch.jit / torch.export); a difference above 1e-4 is refused. A negative class
+  index fails in every format, as one past the last does (ONNX's lookup would wrap it round to the last class).
+  ``pt2`` is ``torch.export``'s format (``torch.export.load(path).module()(z)``), the successor of TorchScript.
   A generator with noise inputs (StyleGAN-style) is exported with its noise at zero (deterministic; what
   StyleGAN calls noise mode "none"), and checked against itself run the same way.
 - ``folder``: the Hugging Face layout: ``model.safetensors`` (the generator), ``config.json`` (how to rebuild it:
@@ -37,8 +39,9 @@ from .version import INSTALL_COMMAND, INSTALL_NOTE, __version__
 # Hub dataset ids of the data sets ganzoo reads by name (a card's ``datasets:``); image folders have none
 HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
 
-FORMATS = ("onnx", "torchscript", "folder")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "folder": ""}
+FORMATS = ("onnx", "torchscript", "pt2", "folder")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2", "folder": ""}
+NEGATIVE_LABEL_SHIFT = 2**40  # added to negative labels in exported graphs: out of range, so the lookup fails
 TOLERANCE = 1e-4
 
 
@@ -60,8 +63,15 @@ class _Images(torch.nn.Module):
     def __init__(self, generator):
         super().__init__()
         self.generator = generator
+        space = getattr(generator, "labels", None)
+        self.classes = [len(c) for c in space.classes] if space is not None else []
+        for a, k in enumerate(self.classes):  # class index -> itself: a lookup that fails for an index out of range
+            self.register_buffer(f"classes_{a}", torch.arange(k), persistent=False)
 
     def forward(self, z, labels=None):
+        if labels is not None:  # every format refuses a class out of range (ONNX's one-hot would give zeros, its
+            labels = labels + (labels < 0).to(labels.dtype) * NEGATIVE_LABEL_SHIFT  # lookups wrap negatives round)
+            labels = torch.stack([getattr(self, f"classes_{a}")[labels[:, a]] for a in range(len(self.classes))], 1)
         x = self.generator(z) if labels is None else self.generator(z, labels)
         return x.clamp(-1.0, 1.0)
 
@@ -104,7 +114,7 @@ def check_inputs(generator, n: int, seed: int = 0):
 def export(source, format: str, output=None, ema: bool = True, force: bool = False, half: bool = False,
            name: str | None = None) -> Exported:
     """Export the generator of ``source`` (a run folder, a checkpoint or a model folder: ``ganzoo.trained``) as
-    ``format`` (``onnx``, ``torchscript``, ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt``
+    ``format`` (``onnx``, ``torchscript``, ``pt2``, ``folder``) to ``output`` (default: ``RUN/export/generator.onnx``, ``.pt``, ``.pt2``
     or ``RUN/export/model/``). A folder's weights are stored in fp16 with ``half`` (half the size; loaded back
     into fp32), and ``name`` (default: the folder's name) is what its config and card call the model."""
     if half and format != "folder":
@@ -119,7 +129,7 @@ def export(source, format: str, output=None, ema: bool = True, force: bool = Fal
     trained = open_trained(source)
     default = f"{RunFiles.EXPORTS}/{'model' if format == 'folder' else 'generator' + SUFFIX[format]}"
     output = trained.output(output, default, "the export")
-    other = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript"}.get(Path(output).suffix.lower())
+    other = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".ts": "torchscript", ".pt2": "pt2"}.get(Path(output).suffix.lower())
     if format != "folder" and other and other != format:
         raise GanzooError(f"-o {output}: a {Path(output).suffix} name says {other}, but --format is {format}: name the file "
                           f"{Path(output).with_suffix(SUFFIX[format]).name}, or choose --format {other}")
@@ -174,6 +184,8 @@ def _export_graph(generator, format: str, output: Path, metadata: dict[str, str]
             expected = wrapped(*args).numpy()
             if format == "onnx":
                 _onnx(wrapped, args2, y2 is not None, tmp, metadata)
+            elif format == "pt2":
+                _pt2(wrapped, args2, tmp)
             else:
                 _torchscript(wrapped, args2, tmp)
         try:
@@ -257,6 +269,22 @@ def _torchscript(wrapped, args, path: Path) -> None:
     atomic_write(path, without_debug_files(buffer.getvalue()))
 
 
+def _pt2(wrapped, args, path: Path) -> None:
+    """``torch.export``'s program (load: ``torch.export.load(path).module()``), batch dynamic, without the source
+    lines of the exporting machine (each node's stack trace)."""
+    batch = torch.export.Dim("batch", min=1, max=2**20)
+    try:
+        program = torch.export.export(wrapped, args, dynamic_shapes=tuple({0: batch} for _ in args), strict=False)
+    except Exception as exc:
+        raise GanzooError(f"torch.export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                          " (try --format torchscript or onnx)") from exc
+    for node in program.graph.nodes:
+        node.meta.pop("stack_trace", None)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
 def without_debug_files(archive: bytes) -> bytes:
     """A TorchScript archive without its ``*.debug_pkl`` members: they hold the source file paths of the exporting
     machine (torch.jit.load does not need them; an error inside the graph then names no source line)."""
@@ -281,6 +309,9 @@ def _run_exported(format: str, path: Path, args):
         return session.run(["images"], feeds)[0]
     import warnings
 
+    if format == "pt2":
+        with torch.no_grad():
+            return torch.export.load(str(path)).module()(*args).numpy()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's note that TorchScript is deprecated: not the user's concern here
         return torch.jit.load(str(path), map_location="cpu")(*args).numpy()

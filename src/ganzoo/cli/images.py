@@ -136,10 +136,10 @@ def interpolate(
 @friendly
 def export(
     checkpoint: Source,
-    format: str = typer.Option(..., "--format", "-f", help="onnx (ONNX Runtime and others), torchscript (torch.jit.load), or "
-                               "folder (a model folder with a model card, for sharing or the Hugging Face Hub)"),
+    format: str = typer.Option(..., "--format", "-f", help="onnx (ONNX Runtime and others), torchscript (torch.jit.load), pt2 "
+                               "(torch.export.load), or folder (a model folder with a model card, for sharing or the Hugging Face Hub)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="file or folder to write (default: RUN/export/generator.onnx, "
-                                          "generator.pt or model/)", parser=path_arg),
+                                          "generator.pt, generator.pt2 or model/)", parser=path_arg),
     ema: bool = typer.Option(True, "--ema/--no-ema", help="export the generator's weight average when the checkpoint has one"),
     force: ForceExport = False,
     half: bool = typer.Option(False, "--half", help="folder: store the weights in fp16 (half the size; loaded back as fp32)"),
