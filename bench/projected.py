@@ -87,7 +87,6 @@ def _split(critic, G, batch: int, res: int, steps: int = 5) -> dict:
 
 def cost(args) -> None:
     """img/s of each recipe alone (the zoo's speed protocol), its peak memory, and its step split."""
-    zoo.FAMILIES.update({"projected": ("projected_anime", {})})
     results = {}
     for row in args.rows:
         raw, _ = zoo.recipe_for(row, args.data_set)
@@ -178,7 +177,6 @@ def score_race_row(args, row: str) -> None:
 
 
 def race(args) -> None:
-    zoo.FAMILIES.update({"projected": ("projected_anime", {})})
     for row in args.rows:
         if not args.score_only:
             train_race_row(args, row)

@@ -69,6 +69,7 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "r3gan_anime": ("r3gan_anime", {}),
     "stylegan2_anime": ("stylegan2_anime", {}),
     "sagan_anime": ("sagan_anime", {}),
+    "projected": ("projected_anime", {}),
 }
 assert list(FAMILIES) == list(zoo_page.FAMILIES)
 

@@ -41,6 +41,8 @@ FAMILIES = {
     "r3gan_anime": "R3GAN-style nets, RpGAN loss, R1 + R2, schedules",
     "stylegan2_anime": "StyleGAN2-style G + residual critic, R1, path length",
     "sagan_anime": "anime_fast with self-attention (SAGAN)",
+    "projected": "Projected GAN: FastGAN's G; discriminators on a frozen ImageNet-pretrained EfficientNet-Lite0's features, "
+                 "DiffAugment (FID uses ImageNet features too: read its KID, precision/recall and strips)",
 }
 BUDGETS = (3, 10, 20, 60)  # minutes of the budget table
 CURVE_N, FULL_N = "1000", "5000"
