@@ -184,6 +184,29 @@ def race(args) -> None:
             score_race_row(args, row)
 
 
+def page(args) -> None:
+    """The race, cost and exploration tables into docs/benchmarks.md and docs/zoo.md; the strips side by side."""
+    import projected_page as pp
+
+    race = pp.load(args.race).get("race", {})
+    strips = {}
+    for ds in sorted({e["data_set"] for e in race.values()}):
+        entries = sorted((e for e in race.values() if e["data_set"] == ds), key=lambda e: e["row"])
+        tiles = []
+        for e in entries:
+            strip = ganzoo.sampling.read_png(args.race.parent / e["strip"])
+            tiles += list(strip.unflatten(2, (8, strip.shape[1])).permute(2, 0, 1, 3).unbind(0))
+        grid = ganzoo.sampling.grid_image(torch.stack(tiles), nrow=8, row_labels=[e["recipe"] for e in entries])
+        out = ROOT / "docs" / "zoo" / f"race_{ds}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ganzoo.sampling.write_png(grid, out)
+        strips[ds] = f"zoo/race_{ds}.png"
+    text = pp.block(race, pp.load(args.costs), pp.load(args.explore), strips, zoo_page.load(zoo_page.RESULTS))
+    for doc in (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "zoo.md"):
+        pp.replace_block(doc, text)
+    print("wrote the projected block of docs/benchmarks.md and docs/zoo.md", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -211,8 +234,12 @@ def main(argv=None) -> int:
     r.add_argument("--costs", type=Path, default=ROOT / "bench" / "results" / "projected_cost.json")
     r.add_argument("--runs", type=Path, default=ROOT / "runs" / "projected" / "race")
     r.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "projected_race.json")
+    pg = sub.add_parser("page", help="the tables into docs/benchmarks.md and docs/zoo.md")
+    pg.add_argument("--race", type=Path, default=ROOT / "bench" / "results" / "projected_race.json")
+    pg.add_argument("--costs", type=Path, default=ROOT / "bench" / "results" / "projected_cost.json")
+    pg.add_argument("--explore", type=Path, default=ROOT / "bench" / "results" / "projected_explore.json")
     args = ap.parse_args(argv)
-    {"explore": explore, "cost": cost, "race": race}[args.command](args)
+    {"explore": explore, "cost": cost, "race": race, "page": page}[args.command](args)
     return 0
 
 

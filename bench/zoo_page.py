@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import projected_page  # noqa: E402  (the block of the projected critic's race, kept on this page)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "zoo.json"
@@ -289,7 +293,18 @@ def page(results: dict, figures: dict[str, dict[str, str]] | None = None, curren
             out += [f"![{ds}: 8 images per family at its last point, fixed latents]({figures[ds]['strips']})", ""]
     if machines:
         out += ["## Machines", ""] + [f"{i}. {m}" for i, m in enumerate(machines, 1)] + [""]
+    out += ["## Projected GAN: a critic on pretrained features, raced against anime_fast", "",
+            "Written by `python bench/projected.py page` from its own results (kept when this page is regenerated).", "",
+            projected_page.BEGIN, projected_page.END, ""]
     return "\n".join(out)
+
+
+def without_block(text: str) -> str:
+    """``text`` with the projected block emptied (what ``page`` writes; ``bench/projected.py page`` fills it)."""
+    if projected_page.BEGIN not in text:
+        return text
+    head, rest = text.split(projected_page.BEGIN, 1)
+    return head + projected_page.BEGIN + "\n" + projected_page.END + rest.split(projected_page.END, 1)[1]
 
 
 def _strips(results: dict, strips_root: Path, ds: str) -> list[tuple[dict, Path]]:
@@ -375,6 +390,10 @@ def build(results_path: Path = RESULTS, page_path: Path = PAGE, figures_dir: Pat
     results = load(results_path)
     links = draw(results, Path(results_path).parent, figures_dir, Path(page_path).parent) if figures else {}
     text = page(results, links)
+    old = Path(page_path).read_text() if Path(page_path).is_file() else ""
+    if projected_page.BEGIN in old and projected_page.END in old:  # keep the block bench/projected.py wrote
+        kept = old.split(projected_page.BEGIN, 1)[1].split(projected_page.END, 1)[0]
+        text = text.replace(projected_page.BEGIN + "\n" + projected_page.END, projected_page.BEGIN + kept + projected_page.END)
     Path(page_path).parent.mkdir(parents=True, exist_ok=True)
     Path(page_path).write_text(text)
     if scores_path is not None:
