@@ -177,6 +177,8 @@ def score_race_row(args, row: str) -> None:
 
 
 def race(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)  # scoring too: two threads on a busy 2-core machine are several times slower
     for row in args.rows:
         if not args.score_only:
             train_race_row(args, row)
