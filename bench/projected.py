@@ -203,6 +203,15 @@ def page(args) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         ganzoo.sampling.write_png(grid, out)
         strips[ds] = f"zoo/race_{ds}.png"
+    pairs = [(ROOT / "runs" / "zoo" / "anime32" / "anime_fast", "anime_fast"), (ROOT / "runs" / "projected" / "anime32" / "proj_fastgan", "projected")]
+    checkpoints = [(d / "checkpoints" / f"step_{step:07d}.safetensors", f"{name}, {step * 8 // 1000}k")
+                   for step in (1000, 2000) for d, name in pairs]
+    if all(c.is_file() for c, _ in checkpoints):  # the same seeds at equal images seen: what the eye says beside FID
+        images = torch.cat([ganzoo.sampling.generate(ganzoo.load_generator(c), 8, seed=0) for c, _ in checkpoints])
+        ganzoo.sampling.write_png(ganzoo.sampling.grid_image(images, nrow=8, row_labels=[label for _, label in checkpoints]),
+                                  ROOT / "docs" / "zoo" / "projected_explore_anime32.png")
+    if (ROOT / "docs" / "zoo" / "projected_explore_anime32.png").is_file():
+        strips["explore"] = "zoo/projected_explore_anime32.png"
     text = pp.block(race, pp.load(args.costs), pp.load(args.explore), strips, zoo_page.load(zoo_page.RESULTS))
     for doc in (ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "zoo.md"):
         pp.replace_block(doc, text)

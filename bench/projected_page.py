@@ -91,7 +91,8 @@ def block(race: dict, costs: dict, explore: dict, strips: dict[str, str], zoo: d
     if race:
         out += ["**The race** (20 minutes):", ""] + race_table(race) + [""]
     for ds, path in strips.items():
-        out += [f"![{NAMES.get(ds, ds)}: 8 images of each row from the same seeds]({path})", ""]
+        if ds != "explore":
+            out += [f"![{NAMES.get(ds, ds)}: 8 images of each row from the same seeds]({path})", ""]
     if costs:
         out += ["**Cost** (anime faces at 64 px, batch 8; step parts timed alone with torch's threads; peak memory of "
                 "the process that measured one row):", ""] + cost_table(costs) + [""]
@@ -99,6 +100,8 @@ def block(race: dict, costs: dict, explore: dict, strips: dict[str, str], zoo: d
         out += ["**Exploration** (which variant to ship; 16 thousand images each, N = 1,000; `anime_fast`'s zoo row on "
                 f"the same set and protocol, thousand images: FID@1k, KID@1k: {baseline_text(zoo or {})}):", ""] \
             + explore_table(explore) + [""]
+        if "explore" in strips:
+            out += [f"![anime faces at 32 px: anime_fast and projected at 8 and 16 thousand images, the same seeds]({strips['explore']})", ""]
     return "\n".join(out)
 
 
