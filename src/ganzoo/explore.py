@@ -32,7 +32,9 @@ RANDOM = "(random)"  # a label dropdown's choice that draws the class from the t
 SEED_MAX = 99_999  # the seed slider's range (its number box takes any seed in it)
 SHOWN = 256  # images are enlarged (whole pixels, nearest neighbour) to at least this many pixels a side
 PROJECT_STEPS = 100  # the projection's default number of steps on the page (a few seconds for a small model)
-CSS = "img { image-rendering: pixelated; }"  # the browser keeps whole pixels if it scales an image further
+# the browser keeps whole pixels if it scales an image further; an upload smaller than its box is enlarged to fill it,
+# as the generated images beside it are
+CSS = "img { image-rendering: pixelated; } #upload img { width: 100%; height: 100%; object-fit: contain; }"
 
 
 def _gradio():
