@@ -139,10 +139,14 @@ class Explorer:
                              progress=progress)
         return target, result
 
+    def _download_path(self, stem: str, suffix: str) -> Path:
+        """A new file name ``STEM.SUFFIX`` (stem made safe) in a folder of its own in this page's temporary folder:
+        two sessions never share a file."""
+        return Path(tempfile.mkdtemp(dir=self._files.name)) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}{suffix}"
+
     def png(self, image: torch.Tensor, stem: str) -> str:
         """``image`` as a PNG at the generator's resolution, in this page's temporary folder: its path."""
-        folder = tempfile.mkdtemp(dir=self._files.name)  # a folder per image: two sessions never share a file
-        path = Path(folder) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}.png"
+        path = self._download_path(stem, ".png")
         path.write_bytes(png_bytes(image))
         return str(path)
 
@@ -173,8 +177,7 @@ class Explorer:
 
     def latent_file(self, result, stem: str) -> str:
         """A projection's latent (and labels) as ``ganzoo project`` saves it (``ganzoo.load_projection`` reads it)."""
-        folder = tempfile.mkdtemp(dir=self._files.name)
-        return str(result.save(Path(folder) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-')}.latent.safetensors"))
+        return str(result.save(self._download_path(stem, ".latent.safetensors")))
 
     def _stem(self, choices) -> str:
         labels = self.labels(choices)
