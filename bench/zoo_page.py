@@ -222,11 +222,14 @@ def last_table(results: dict, rows: list[dict], ds: str, current: dict[str, str]
     return lines
 
 
-def page(results: dict, figures: dict[str, dict[str, str]] | None = None, current: dict[str, str] | None = None) -> str:
+def page(results: dict, figures: dict[str, dict[str, str]] | None = None, current: dict[str, str] | None = None,
+         scores: dict | None = None) -> str:
     """The page's markdown. ``figures``: data set -> {"curves": path, "strips": path} relative to docs/;
-    ``current``: shipped recipe -> its fingerprint now (default: read from the shipped recipes)."""
+    ``current``: shipped recipe -> its fingerprint now (default: read from the shipped recipes); ``scores``: what
+    ``recipe_scores`` gives (default: of the zoo's rows alone)."""
     figures = figures or {}
     current = current_fingerprints() if current is None else current
+    scores = recipe_scores(results) if scores is None else scores
     machines = list(dict.fromkeys([machine_text(r["machine"]) for r in results["rows"] if r.get("points")]
                                   + [machine_text(s["machine"]) for s in results.get("speeds", [])]))
     out = [HEADER, "", "# The zoo: learning curves of every family", "",
@@ -291,6 +294,14 @@ def page(results: dict, figures: dict[str, dict[str, str]] | None = None, curren
             out += ["Not measured on this data set yet: " + ", ".join(missing) + ".", ""]
         if "strips" in figures.get(ds, {}):
             out += [f"![{ds}: 8 images per family at its last point, fixed latents]({figures[ds]['strips']})", ""]
+    out += ["## Every shipped recipe: its longest measured score", "",
+            "What `ganzoo recipes` shows: for each shipped recipe and data set, the score measured after the most images "
+            "seen, at the largest N measured. A zoo row trains the recipe with the data set's data; *trained as shipped* "
+            "is the recipe file unchanged but for where its data lives, on its own data at its own resolution "
+            "(`bench/recipe_runs.py`: FID and KID at N = 1,000 and 5,000 from seed 0 against a seeded 5,000 real images, "
+            "precision/recall at 5,000, CPU-minutes only for a run alone on the machine); the projected race's rows are "
+            "described below. † measured on an earlier version of the recipe.", ""]
+    out += scores_table(scores, current) + [""]
     if machines:
         out += ["## Machines", ""] + [f"{i}. {m}" for i, m in enumerate(machines, 1)] + [""]
     out += ["## Projected GAN: a critic on pretrained features, raced against anime_fast", "",
@@ -360,25 +371,71 @@ def draw(results: dict, strips_root: Path, figures_dir: Path = FIGURES, docs_dir
     return links
 
 
-def recipe_scores(results: dict) -> dict:
-    """What ``ganzoo recipes`` shows: shipped recipe -> its longest measured score on each data set (the last point at
-    its largest N, its kimg and CPU-minutes). Only rows that train the recipe itself count."""
-    out: dict[str, list] = {}
+SOURCES = {"zoo": "a zoo row", "race": "the projected race", "shipped": "trained as shipped"}
+
+
+def other_scores(folder: Path) -> list[dict]:
+    """Scores of shipped recipes measured beside the zoo's rows, from the results in ``folder``: each recipe trained
+    as it ships on its own data (``recipe_runs.json``, bench/recipe_runs.py) and the projected race's rows
+    (``projected_race.json``, bench/projected.py). Each: recipe, data_set, kimg, minutes, scores, fingerprint."""
+    found = []
+    for name, key, source in (("recipe_runs.json", "runs", "shipped"), ("projected_race.json", "race", "race")):
+        path = Path(folder) / name
+        if path.is_file():
+            found += [dict(e, source=source) for e in (load(path).get(key) or {}).values() if e.get("scores")]
+    return found
+
+
+def _score(data_set: str, kimg: float, m: float | None, scores: dict, fp: str | None, source: str) -> dict:
+    n = max(scores, key=int)  # the largest N measured
+    s = scores[n]
+    return {"data_set": data_set, "kimg": kimg, "minutes": round(m, 1) if m else None, "fid": round(s["fid"], 2),
+            "n": int(n), "n_real": s["n_real"], "recall": s.get("recall"), **({"fingerprint": fp} if fp else {}),
+            "source": source}
+
+
+def recipe_scores(results: dict, others: list[dict] = ()) -> dict:
+    """What ``ganzoo recipes`` shows: shipped recipe -> its longest measured score on each data set (the most images
+    seen, at its largest N, with its kimg and CPU-minutes). Zoo rows count where they train the recipe itself (not
+    ragan or fastgan, which are anime_fast changed); ``others`` (``other_scores``) add the recipes trained as shipped
+    and the race's rows."""
+    found: dict[tuple[str, str], dict] = {}
+
+    def offer(recipe: str, entry: dict) -> None:
+        have = found.get((recipe, entry["data_set"]))
+        if have is None or (entry["kimg"], entry["n"]) > (have["kimg"], have["n"]):
+            found[(recipe, entry["data_set"])] = entry
+
+    for r in results["rows"]:
+        if r["row"] == r["recipe"] and r.get("points"):
+            p = r["points"][-1]
+            offer(r["recipe"], _score(r["data_set"], p["kimg"], minutes(p["kimg"], speed_of(results, r["row"], r["data_set"])),
+                                      p["scores"], r.get("recipe_fingerprint"), "zoo"))
+    for e in others:
+        if e.get("row", e["recipe"]) in (e["recipe"], "projected"):  # a race row trains its recipe, as a zoo row does
+            offer(e["recipe"], _score(e["data_set"], e["kimg"], e.get("minutes"), e["scores"], e.get("fingerprint"), e["source"]))
     order = list(DATA_SETS)
-    for r in sorted(results["rows"], key=lambda r: order.index(r["data_set"]) if r["data_set"] in order else 99):
-        if r["row"] != r["recipe"] or not r.get("points"):
-            continue
-        p = r["points"][-1]  # the longest measured, at its largest N
-        n = max(p["scores"], key=int)
-        s = p["scores"][n]
-        m = minutes(p["kimg"], speed_of(results, r["row"], r["data_set"]))
-        out.setdefault(r["recipe"], []).append({"data_set": r["data_set"], "kimg": p["kimg"], "minutes": round(m, 1) if m else None,
-                                                "fid": round(s["fid"], 2), "n": int(n), "n_real": s["n_real"],
-                                                "recall": s.get("recall"),
-                                                **({"fingerprint": r["recipe_fingerprint"]} if r.get("recipe_fingerprint") else {})})
-    return {"about": "measured by bench/zoo.py: FID@n of n generated images against n_real real images after kimg thousand "
-                     "images seen (minutes: CPU-minutes on the zoo's machine); each row's machine and full protocol are in "
-                     "docs/zoo.md. Written by `python bench/zoo.py page`, never by hand.", "recipes": dict(sorted(out.items()))}
+    out: dict[str, list] = {}
+    for (recipe, ds), entry in sorted(found.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else 99, kv[0][1])):
+        out.setdefault(recipe, []).append(entry)
+    return {"about": "measured by bench/zoo.py, bench/recipe_runs.py and bench/projected.py: FID@n of n generated images "
+                     "against n_real real images after kimg thousand images seen (minutes: CPU-minutes on the zoo's "
+                     "machine; source: a zoo row, a recipe trained as shipped on its own data, or the projected race); "
+                     "the protocol and machine of every number are in docs/zoo.md. Written by `python bench/zoo.py page`, "
+                     "never by hand.", "recipes": dict(sorted(out.items()))}
+
+
+def scores_table(scores: dict, current: dict[str, str]) -> list[str]:
+    """The page's table of every shipped recipe's longest measured score on each data set it was measured on."""
+    lines = ["| recipe | data set | images seen | CPU-minutes | FID@N | N real | recall | measured by |", "|---|---|---|---|---|---|---|---|"]
+    for recipe in sorted(current):
+        for e in scores["recipes"].get(recipe, []):
+            mark = " †" if e.get("fingerprint") and current.get(recipe) and e["fingerprint"] != current[recipe] else ""
+            lines.append(f"| {recipe}{mark} | {e['data_set']} | {e['kimg']:g}k | {_num(e['minutes'], 1)} | {_num(e['fid'], 1)} @{_n(e['n'])} "
+                         f"| {_n(e['n_real'])} | {_num(e['recall'], 3)} | {SOURCES[e['source']]} |")
+        if not scores["recipes"].get(recipe):
+            lines.append(f"| {recipe} | - | - | - | not measured | - | - | - |")
+    return lines
 
 
 def build(results_path: Path = RESULTS, page_path: Path = PAGE, figures_dir: Path = FIGURES,
@@ -389,7 +446,8 @@ def build(results_path: Path = RESULTS, page_path: Path = PAGE, figures_dir: Pat
         raise SystemExit(f"{results_path} not found: nothing to build the page from (nothing was written)")
     results = load(results_path)
     links = draw(results, Path(results_path).parent, figures_dir, Path(page_path).parent) if figures else {}
-    text = page(results, links)
+    scores = recipe_scores(results, other_scores(Path(results_path).parent))
+    text = page(results, links, scores=scores)
     old = Path(page_path).read_text() if Path(page_path).is_file() else ""
     if projected_page.BEGIN in old and projected_page.END in old:  # keep the block bench/projected.py wrote
         kept = old.split(projected_page.BEGIN, 1)[1].split(projected_page.END, 1)[0]
@@ -397,5 +455,5 @@ def build(results_path: Path = RESULTS, page_path: Path = PAGE, figures_dir: Pat
     Path(page_path).parent.mkdir(parents=True, exist_ok=True)
     Path(page_path).write_text(text)
     if scores_path is not None:
-        Path(scores_path).write_text(json.dumps(recipe_scores(results), indent=2) + "\n")
+        Path(scores_path).write_text(json.dumps(scores, indent=2) + "\n")
     return text

@@ -167,3 +167,63 @@ def test_a_page_that_cannot_be_written_is_one_line(zoo, tmp_path, capsys):
     assert zoo.main(["page", "--results", str(results), "--page", "/dev/full", "--figures", str(tmp_path / "f"),
                      "--scores", str(tmp_path / "s.json")]) == 1
     assert "could not write the page" in capsys.readouterr().err
+
+
+@pytest.fixture
+def recipe_runs(zoo):
+    spec = importlib.util.spec_from_file_location("recipe_runs", BENCH / "recipe_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganzoo_recipes(zoo, recipe_runs, tmp_path, monkeypatch):
+    from pathlib import Path as P
+
+    assert recipe_runs.own_data({"name": "mnist", "root": "data/mnist", "resolution": 28}, P("/d")) == \
+        {"name": "mnist", "root": "/d/mnist", "resolution": 28}
+    assert recipe_runs.own_data({"name": "images", "path": "data/anime-tagged-96.zip"}, P("/d"))["path"] == "/d/anime-tagged-96.zip"
+    assert [recipe_runs.data_set_name(s) for s in ({"name": "mnist", "resolution": 28}, {"name": "images", "path": "a/anime-tagged-96.zip",
+            "resolution": 64}, {"name": "toyfaces", "resolution": 32})] == ["mnist28", "tagged64", "toyfaces32"]
+    calls = []
+
+    def fake_score(G, ref, ns, n_real, radii=False):  # stands for the Inception scores
+        calls.append((ref.name, ref.resolution, list(ns), n_real))
+        return {str(n): {"fid": 10.0 + n / 1000, "kid_mean": 0.01, "kid_std": 0.001, "n_real": n_real, "n_generated": n,
+                         **({"precision": 0.5, "recall": 0.25} if n == 5000 else {})} for n in ns}, {"n": n_real, "source": "toyfaces"}
+
+    monkeypatch.setattr(recipe_runs.zoo, "score_generator", fake_score)
+    runs, out = tmp_path / "runs", tmp_path / "results" / "recipe_runs.json"
+    common = ["--runs", str(runs), "--out", str(out)]
+    assert recipe_runs.main(["train", "quick_toyfaces", *common, "--kimg", "0.128", "--threads", "1"]) == 0  # 2 steps of 64
+    assert recipe_runs.main(["score", "quick_toyfaces", *common]) == 0
+    assert calls == [("toyfaces", 32, [1000, 5000], 5000)]  # its own data at its own resolution
+    entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
+    assert entry["data_set"] == "toyfaces32" and entry["kimg"] == 0.13 and entry["steps"] == 2 and entry["minutes"] is None  # not alone
+    assert (out.parent / entry["strip"]).is_file() and entry["trained"]["threads"] == 1
+    # into what `ganzoo recipes` reads, beside the zoo's rows
+    sys.path.insert(0, str(BENCH))
+    import zoo_page
+
+    merged = zoo_page.recipe_scores({"rows": [], "speeds": []}, zoo_page.other_scores(out.parent))
+    assert merged["recipes"]["quick_toyfaces"] == [{"data_set": "toyfaces32", "kimg": 0.13, "minutes": None, "fid": 15.0, "n": 5000,
+                                                    "n_real": 5000, "recall": 0.25, "fingerprint": entry["fingerprint"],
+                                                    "source": "shipped"}]
+    with pytest.raises(SystemExit, match="no run in"):
+        recipe_runs.main(["score", "dcgan_mnist", *common])
+
+
+def test_the_longest_score_of_a_recipe_wins_whichever_bench_measured_it(zoo):
+    import zoo_page
+
+    def entry(kimg, fid, source="race", recipe="anime_fast", row="anime_fast"):
+        return {"recipe": recipe, "row": row, "data_set": "anime64", "kimg": kimg, "minutes": None, "source": source,
+                "scores": {"5000": {"fid": fid, "n_real": 5000, "recall": 0.01}}}
+
+    rows = {"rows": [{"row": "anime_fast", "recipe": "anime_fast", "data_set": "anime64",
+                      "points": [{"kimg": 23.0, "scores": {"1000": {"fid": 100.0, "n_real": 5000}}}]}], "speeds": []}
+    got = zoo_page.recipe_scores(rows, [entry(17.0, 90.0), entry(21.0, 80.0, recipe="projected_anime", row="projected")])["recipes"]
+    assert got["anime_fast"][0]["fid"] == 100.0 and got["anime_fast"][0]["source"] == "zoo"  # 23k images beat 17k
+    assert got["projected_anime"][0]["kimg"] == 21.0
+    got = zoo_page.recipe_scores(rows, [entry(51.0, 60.0)])["recipes"]
+    assert got["anime_fast"][0]["fid"] == 60.0 and got["anime_fast"][0]["source"] == "race"

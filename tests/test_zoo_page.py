@@ -55,7 +55,7 @@ def test_the_page_of_a_fixture_is_the_expected_page(tmp_path):
     # what `ganzoo recipes` reads: a recipe's own rows only (ragan is anime_fast with another loss), at its last full point
     scores = json.loads((tmp_path / "scores.json").read_text())["recipes"]
     assert scores["anime_fast"] == [{"data_set": "anime32", "kimg": 80.0, "minutes": 24.7, "fid": 73.5, "n": 5000, "n_real": 10000,
-                                     "recall": 0.1274}]
+                                     "recall": 0.1274, "source": "zoo"}]
     assert scores["e2_dcgan"][0]["minutes"] is None and scores["e2_dcgan"][0]["kimg"] == 32.0  # no speed: images seen only
     assert set(scores) == {"anime_fast", "e2_dcgan", "r3gan_anime"}
 
@@ -107,9 +107,10 @@ def test_the_committed_page_and_scores_are_generated_from_the_committed_json():
     results = zoo_page.load(zoo_page.RESULTS)
     links = {ds: {kind: f"zoo/{name}" for kind, name in (("curves", f"{ds}-curves.png"), ("strips", f"{ds}.png"))
                   if (zoo_page.FIGURES / name).is_file()} for ds in zoo_page.DATA_SETS}
-    assert zoo_page.without_block(zoo_page.PAGE.read_text()) == zoo_page.page(results, {k: v for k, v in links.items() if v}), \
+    scores = zoo_page.recipe_scores(results, zoo_page.other_scores(zoo_page.RESULTS.parent))
+    assert zoo_page.without_block(zoo_page.PAGE.read_text()) == zoo_page.page(results, {k: v for k, v in links.items() if v}, scores=scores), \
         "docs/zoo.md is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
-    assert json.loads(zoo_page.SCORES.read_text()) == zoo_page.recipe_scores(results), \
+    assert json.loads(zoo_page.SCORES.read_text()) == scores, \
         "recipes/scores.json is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
 
 

@@ -1,0 +1,153 @@
+"""Every shipped recipe trained as it ships, on its own data, and scored: the score ``ganzoo recipes`` shows beside
+recipes that are not a row of the zoo (the MNIST recipes, quick_toyfaces, the conditional ones).
+
+    python bench/recipe_runs.py train dcgan_mnist wgan_clip_mnist     # as shipped, alone on the machine (its minutes)
+    python bench/recipe_runs.py train dcgan_anime --kimg 40 --threads 1   # a long recipe to a budget, beside other work
+    python bench/recipe_runs.py score dcgan_mnist wgan_clip_mnist     # FID/KID at N = 1,000 and 5,000, precision/recall
+    python bench/zoo.py page                                          # into recipes/scores.json and docs/zoo.md
+
+**As shipped** means the recipe file unchanged but for where its data lives (``--data``, the shared data folder),
+no sample folder and no TensorBoard (they do not change the weights). A recipe that stops on its time limit stops
+on it here too: its images seen are what it reaches on this machine. ``--kimg K`` trains a recipe to K thousand
+images seen instead of its own length (for recipes of hours); ``--threads`` sets torch's threads (1 to train two at
+once). CPU-minutes are recorded only for a run alone on the machine with torch's default threads (its own time),
+else only its images seen.
+
+**Scores**: the last checkpoint (its weight average where the recipe keeps one), 5,000 images from seed 0 (the
+first 1,000 for FID@1k), against a seeded subset of 5,000 real images of the recipe's own data at its own
+resolution (fewer where the data has fewer): the zoo's protocol (``bench/zoo.py``). Written to
+``bench/results/recipe_runs.json`` with a strip of 8 images; runs in ``runs/recipes/RECIPE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zoo  # noqa: E402
+import zoo_page  # noqa: E402
+
+import ganzoo  # noqa: E402
+from ganzoo.recipe import load_data_section  # noqa: E402
+from ganzoo.shipped import fingerprint, shipped_recipes  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "recipe_runs.json"
+N_SCORED, N_REAL = (1000, 5000), 5000
+
+
+def own_data(section: dict, data: Path) -> dict:
+    """The recipe's data section with its files found under ``data`` (the shared data folder's layout)."""
+    section = dict(section)
+    if section["name"] in ("mnist", "fashion_mnist"):
+        section["root"] = str(data / ("fashion-mnist" if section["name"] == "fashion_mnist" else "mnist"))
+    elif section["name"] == "images":
+        tagged = "tagged" in str(section["path"])
+        section["path"] = str(data / ("anime-tagged-96.zip" if tagged else "anime-faces-64.zip"))
+    return section
+
+
+def data_set_name(section: dict) -> str:
+    """A short name of a recipe's own data: its source and resolution (``mnist28``, ``anime64``, ``tagged64``)."""
+    kind = {"mnist": "mnist", "fashion_mnist": "fmnist", "toyfaces": "toyfaces"}.get(section["name"])
+    if kind is None:
+        kind = "tagged" if "tagged" in str(section.get("path", "")) else "anime"
+    return f"{kind}{section['resolution']}"
+
+
+def recipe_as_shipped(name: str, args) -> dict:
+    raw = ganzoo.load_recipe(shipped_recipes()[name]).to_dict()
+    raw["data"] = own_data(raw["data"], args.data)
+    raw["output"].update(samples=0, tensorboard=False)
+    raw["eval"]["every"] = None
+    if args.kimg:
+        raw["train"].update(epochs=None, steps=round(args.kimg * 1000 / zoo.images_per_step(raw)), time_limit=None)
+    if args.threads:
+        raw["train"]["threads"] = args.threads
+    return raw
+
+
+def train(name: str, args) -> None:
+    raw = recipe_as_shipped(name, args)
+    run_dir = args.runs / name
+    last = run_dir / "checkpoints" / "last.safetensors"
+    if last.is_file():
+        if not args.kimg or ganzoo.load_checkpoint(last).meta["step"] >= raw["train"]["steps"]:
+            print(f"{name}: trained already ({run_dir})", flush=True)
+            return
+        ganzoo.resume(run_dir, progress=False, overrides=[f"train.steps={raw['train']['steps']}"]
+                      + ([f"train.threads={args.threads}"] if args.threads else []))
+    else:
+        print(f"{name}: training as shipped on {data_set_name(raw['data'])} into {run_dir}", flush=True)
+        ganzoo.train(ganzoo.load_recipe(raw), run_dir, progress=False)
+    summary = json.loads((run_dir / "run.json").read_text())
+    with zoo.updating(args.out) as results:
+        results.setdefault("runs", {})[name] = {"recipe": name, "trained": {
+            "steps": summary["steps"], "seconds": summary.get("seconds_total"), "threads": args.threads,
+            "alone": args.threads is None, "machine": zoo.machine(), "measured": zoo.now()}}
+
+
+def score(name: str, args) -> None:
+    run_dir = args.runs / name
+    ckpt = run_dir / "checkpoints" / "last.safetensors"
+    if not ckpt.is_file():
+        raise SystemExit(f"{name}: no run in {run_dir}: python bench/recipe_runs.py train {name}")
+    entry = zoo_page.load(args.out).get("runs", {}).get(name) or {}
+    trained = entry.get("trained") or {}
+    raw = ganzoo.load_recipe(run_dir / "recipe.yaml").to_dict()
+    per_step = zoo.images_per_step(raw)
+    step = ganzoo.load_checkpoint(ckpt).meta["step"]
+    if trained.get("steps") != step:
+        raise SystemExit(f"{name}: {run_dir} is at step {step}, not the step its training recorded: train it again")
+    t0 = time.perf_counter()
+    G = ganzoo.load_generator(ckpt)
+    section = load_data_section({k: v for k, v in raw["data"].items() if k != "augment"})
+    size = len(ganzoo.load_dataset(section)[0])
+    measured, ref_info = zoo.score_generator(G, section, list(N_SCORED), min(N_REAL, size))
+    strip = Path(args.out.stem) / f"{name}.png"
+    (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
+    ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), args.out.parent / strip)
+    seconds = trained.get("seconds") if trained.get("alone") else None
+    result = {"recipe": name, "fingerprint": fingerprint(shipped_recipes()[name]), "data_set": data_set_name(raw["data"]),
+              "steps": step, "images_per_step": per_step, "kimg": round(step * per_step / 1000, 2),
+              "minutes": round(seconds / 60, 1) if seconds else None,
+              "trained": trained, "scores": measured, "strip": strip.as_posix(),
+              "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n", "subset_seed")
+                            if k in ref_info},
+              "generated": "seed 0; the EMA generator where the checkpoint has one",
+              "eval_s": round(time.perf_counter() - t0, 1), "machine": zoo.machine(), "measured": zoo.now(),
+              "run_dir": str(run_dir)}
+    with zoo.updating(args.out) as results:
+        results.setdefault("runs", {})[name] = result
+    top = measured[str(max(N_SCORED))]
+    print(f"{name} on {result['data_set']} at {result['kimg']:g} kimg: FID@{max(N_SCORED)} {top['fid']:.2f}, "
+          f"KID {top['kid_mean']:.4f}, precision {top.get('precision', float('nan')):.3f}, recall {top.get('recall', float('nan')):.3f}; "
+          f"FID@1k {measured[str(min(N_SCORED))]['fid']:.2f} ({result['eval_s']:.0f}s)", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for command in ("train", "score"):
+        p = sub.add_parser(command)
+        p.add_argument("recipes", nargs="+", choices=sorted(shipped_recipes()), metavar="RECIPE")
+        p.add_argument("--runs", type=Path, default=ROOT / "runs" / "recipes")
+        p.add_argument("--out", type=Path, default=RESULTS)
+    t = sub.choices["train"]
+    t.add_argument("--data", type=Path, default=zoo.SHARED, help="the shared data folder (anime zips, mnist/, fashion-mnist/)")
+    t.add_argument("--kimg", type=float, help="train to this many thousand images seen instead of the recipe's length")
+    t.add_argument("--threads", type=int, help="torch threads (minutes are recorded only without this: alone, default threads)")
+    args = ap.parse_args(argv)
+    for name in args.recipes:
+        (train if args.command == "train" else score)(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
