@@ -300,8 +300,11 @@ def page(results: dict, figures: dict[str, dict[str, str]] | None = None, curren
             "is the recipe file unchanged but for where its data lives, on its own data at its own resolution "
             "(`bench/recipe_runs.py`: FID and KID at N = 1,000 and 5,000 from seed 0 against a seeded 5,000 real images, "
             "precision/recall at 5,000, CPU-minutes only for a run alone on the machine); the projected race's rows are "
-            "described below. † measured on an earlier version of the recipe.", ""]
-    out += scores_table(scores, current) + [""]
+            "described below.", ""]
+    table = scores_table(scores, current)
+    out += table + [""]
+    if any(" † |" in line for line in table):
+        out += ["† measured on an earlier version of the recipe: its file has changed since.", ""]
     if machines:
         out += ["## Machines", ""] + [f"{i}. {m}" for i, m in enumerate(machines, 1)] + [""]
     out += ["## Projected GAN: a critic on pretrained features, raced against anime_fast", "",
