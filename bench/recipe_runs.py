@@ -4,14 +4,15 @@ recipes that are not a row of the zoo (the MNIST recipes, quick_toyfaces, the co
     python bench/recipe_runs.py train dcgan_mnist wgan_clip_mnist     # as shipped, alone on the machine (its minutes)
     python bench/recipe_runs.py train dcgan_anime --kimg 40 --threads 1   # a long recipe to a budget, beside other work
     python bench/recipe_runs.py score dcgan_mnist wgan_clip_mnist     # FID/KID at N = 1,000 and 5,000, precision/recall
+    python bench/recipe_runs.py speed dcgan_mnist wgan_clip_mnist     # img/s alone: images seen -> CPU-minutes
     python bench/zoo.py page                                          # into recipes/scores.json and docs/zoo.md
 
 **As shipped** means the recipe file unchanged but for where its data lives (``--data``, the shared data folder),
 no sample folder and no TensorBoard (they do not change the weights). A recipe that stops on its time limit stops
 on it here too: its images seen are what it reaches on this machine. ``--kimg K`` trains a recipe to K thousand
 images seen instead of its own length (for recipes of hours); ``--threads`` sets torch's threads (1 to train two at
-once). CPU-minutes are recorded only for a run alone on the machine with torch's default threads (its own time),
-else only its images seen.
+once). CPU-minutes are images seen / img/s alone on the machine: ``speed`` (torch's default threads, nothing else
+running), or the run's own speed where it trained alone with default threads; else only its images seen.
 
 **Scores**: the last checkpoint (its weight average where the recipe keeps one), 5,000 images from seed 0 (the
 first 1,000 for FID@1k), against a seeded subset of 5,000 real images of the recipe's own data at its own
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -88,9 +90,40 @@ def train(name: str, args) -> None:
         ganzoo.train(ganzoo.load_recipe(raw), run_dir, progress=False)
     summary = json.loads((run_dir / "run.json").read_text())
     with zoo.updating(args.out) as results:
-        results.setdefault("runs", {})[name] = {"recipe": name, "trained": {
+        old = results.setdefault("runs", {}).get(name) or {}
+        results["runs"][name] = {"recipe": name, **({"speed": old["speed"]} if "speed" in old else {}), "trained": {
             "steps": summary["steps"], "seconds": summary.get("seconds_total"), "threads": args.threads,
-            "alone": args.threads is None, "machine": zoo.machine(), "measured": zoo.now()}}
+            "alone": args.threads is None, "machine": zoo.machine(), "measured": zoo.now()}}  # earlier scores dropped
+
+
+def with_minutes(entry: dict) -> dict:
+    """``entry`` with ``img_per_s_alone`` (its ``speed``, else its own training's where that ran alone) and the
+    CPU-minutes its images seen take at it (None where neither is measured)."""
+    trained, per_step = entry.get("trained") or {}, entry.get("images_per_step")
+    alone = (entry.get("speed") or {}).get("img_per_s")
+    if alone is None and trained.get("alone") and trained.get("seconds") and per_step:
+        alone = trained["steps"] * per_step / trained["seconds"]
+    minutes = entry["kimg"] * 1000 / alone / 60 if alone and "kimg" in entry else None
+    return {**entry, "img_per_s_alone": round(alone, 1) if alone else None, "minutes": round(minutes, 1) if minutes is not None else None}
+
+
+def speed(name: str, args) -> None:
+    """img/s of the recipe alone on the machine (torch's default threads): ``--seconds`` after ``--warmup`` steps."""
+    raw = recipe_as_shipped(name, argparse.Namespace(data=args.data, kimg=None, threads=None))
+    per_step = zoo.images_per_step(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw["train"].update(epochs=None, steps=args.warmup, time_limit=None, keep_every=None, checkpoint_every=None)
+        raw["output"].update(dir=tmp, grid_every=None)
+        ganzoo.train(ganzoo.load_recipe(raw), Path(tmp) / "run", progress=False)  # warm-up (allocator, caches, data)
+        run = ganzoo.resume(Path(tmp) / "run", progress=False, overrides=[f"train.steps={10**7}", f"train.time_limit={args.seconds / 60}"])
+    steps = run.steps - args.warmup
+    img_per_s = steps * per_step / run.seconds
+    with zoo.updating(args.out) as results:
+        entry = dict(results.setdefault("runs", {}).get(name) or {"recipe": name}, images_per_step=per_step)
+        entry["speed"] = {"img_per_s": round(img_per_s, 1), "steps": steps, "seconds": round(run.seconds, 1),
+                          "machine": zoo.machine(), "measured": zoo.now()}
+        results["runs"][name] = with_minutes(entry)
+    print(f"{name}: {img_per_s:.1f} img/s alone ({steps} steps in {run.seconds:.0f}s)", flush=True)
 
 
 def score(name: str, args) -> None:
@@ -113,10 +146,8 @@ def score(name: str, args) -> None:
     strip = Path(args.out.stem) / f"{name}.png"
     (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
     ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), args.out.parent / strip)
-    seconds = trained.get("seconds") if trained.get("alone") else None
     result = {"recipe": name, "fingerprint": fingerprint(shipped_recipes()[name]), "data_set": data_set_name(raw["data"]),
               "steps": step, "images_per_step": per_step, "kimg": round(step * per_step / 1000, 2),
-              "minutes": round(seconds / 60, 1) if seconds else None,
               "trained": trained, "scores": measured, "strip": strip.as_posix(),
               "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n", "subset_seed")
                             if k in ref_info},
@@ -124,7 +155,7 @@ def score(name: str, args) -> None:
               "eval_s": round(time.perf_counter() - t0, 1), "machine": zoo.machine(), "measured": zoo.now(),
               "run_dir": str(run_dir)}
     with zoo.updating(args.out) as results:
-        results.setdefault("runs", {})[name] = result
+        results.setdefault("runs", {})[name] = result = with_minutes({**(results["runs"].get(name) or {}), **result})
     top = measured[str(max(N_SCORED))]
     print(f"{name} on {result['data_set']} at {result['kimg']:g} kimg: FID@{max(N_SCORED)} {top['fid']:.2f}, "
           f"KID {top['kid_mean']:.4f}, precision {top.get('precision', float('nan')):.3f}, recall {top.get('recall', float('nan')):.3f}; "
@@ -134,18 +165,22 @@ def score(name: str, args) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    for command in ("train", "score"):
+    for command in ("train", "score", "speed"):
         p = sub.add_parser(command)
         p.add_argument("recipes", nargs="+", choices=sorted(shipped_recipes()), metavar="RECIPE")
         p.add_argument("--runs", type=Path, default=ROOT / "runs" / "recipes")
         p.add_argument("--out", type=Path, default=RESULTS)
+    for command in ("train", "speed"):
+        sub.choices[command].add_argument("--data", type=Path, default=zoo.SHARED, help="the shared data folder (anime zips, mnist/, fashion-mnist/)")
     t = sub.choices["train"]
-    t.add_argument("--data", type=Path, default=zoo.SHARED, help="the shared data folder (anime zips, mnist/, fashion-mnist/)")
     t.add_argument("--kimg", type=float, help="train to this many thousand images seen instead of the recipe's length")
-    t.add_argument("--threads", type=int, help="torch threads (minutes are recorded only without this: alone, default threads)")
+    t.add_argument("--threads", type=int, help="torch threads (1 to train two at once; the run's own speed is then not its speed alone)")
+    s = sub.choices["speed"]
+    s.add_argument("--seconds", type=float, default=30, help="seconds of training timed")
+    s.add_argument("--warmup", type=int, default=20, help="steps before the timing starts")
     args = ap.parse_args(argv)
     for name in args.recipes:
-        (train if args.command == "train" else score)(name, args)
+        {"train": train, "score": score, "speed": speed}[args.command](name, args)
     return 0
 
 

@@ -392,7 +392,7 @@ def other_scores(folder: Path) -> list[dict]:
 def _score(data_set: str, kimg: float, m: float | None, scores: dict, fp: str | None, source: str) -> dict:
     n = max(scores, key=int)  # the largest N measured
     s = scores[n]
-    return {"data_set": data_set, "kimg": kimg, "minutes": round(m, 1) if m else None, "fid": round(s["fid"], 2),
+    return {"data_set": data_set, "kimg": kimg, "minutes": round(m, 1) if m is not None else None, "fid": round(s["fid"], 2),
             "n": int(n), "n_real": s["n_real"], "recall": s.get("recall"), **({"fingerprint": fp} if fp else {}),
             "source": source}
 

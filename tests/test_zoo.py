@@ -201,12 +201,15 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
     entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
     assert entry["data_set"] == "toyfaces32" and entry["kimg"] == 0.13 and entry["steps"] == 2 and entry["minutes"] is None  # not alone
     assert (out.parent / entry["strip"]).is_file() and entry["trained"]["threads"] == 1
+    assert recipe_runs.main(["speed", "quick_toyfaces", *common, "--seconds", "0.3", "--warmup", "1"]) == 0  # alone: its CPU-minutes
+    entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
+    assert entry["scores"] and entry["minutes"] == round(128 / entry["speed"]["img_per_s"] / 60, 1) and entry["img_per_s_alone"] > 0
     # into what `ganzoo recipes` reads, beside the zoo's rows
     sys.path.insert(0, str(BENCH))
     import zoo_page
 
     merged = zoo_page.recipe_scores({"rows": [], "speeds": []}, zoo_page.other_scores(out.parent))
-    assert merged["recipes"]["quick_toyfaces"] == [{"data_set": "toyfaces32", "kimg": 0.13, "minutes": None, "fid": 15.0, "n": 5000,
+    assert merged["recipes"]["quick_toyfaces"] == [{"data_set": "toyfaces32", "kimg": 0.13, "minutes": entry["minutes"], "fid": 15.0, "n": 5000,
                                                     "n_real": 5000, "recall": 0.25, "fingerprint": entry["fingerprint"],
                                                     "source": "shipped"}]
     with pytest.raises(SystemExit, match="no run in"):
