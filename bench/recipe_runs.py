@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -179,6 +180,11 @@ def main(argv=None) -> int:
     s.add_argument("--seconds", type=float, default=30, help="seconds of training timed")
     s.add_argument("--warmup", type=int, default=20, help="steps before the timing starts")
     args = ap.parse_args(argv)
+    for option, value in (("--kimg", getattr(args, "kimg", None)), ("--seconds", getattr(args, "seconds", None))):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            ap.error(f"{option}: a positive number")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        ap.error("--threads: at least 1")
     for name in args.recipes:
         {"train": train, "score": score, "speed": speed}[args.command](name, args)
     return 0

@@ -214,6 +214,10 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
                                                     "source": "shipped"}]
     with pytest.raises(SystemExit, match="no run in"):
         recipe_runs.main(["score", "dcgan_mnist", *common])
+    for bad in (["--kimg", "-1"], ["--kimg", "nan"], ["--threads", "0"]):
+        with pytest.raises(SystemExit):
+            recipe_runs.main(["train", "dcgan_mnist", *common, *bad])
+    assert not (runs / "dcgan_mnist").exists()
 
 
 def test_the_longest_score_of_a_recipe_wins_whichever_bench_measured_it(zoo):
