@@ -194,12 +194,12 @@ def page(args) -> None:
     race = pp.load(args.race).get("race", {})
     strips = {}
     for ds in sorted({e["data_set"] for e in race.values()}):
-        entries = sorted((e for e in race.values() if e["data_set"] == ds), key=lambda e: e["row"])
+        entries = sorted((e for e in race.values() if e["data_set"] == ds), key=lambda e: (e["minutes"], e["row"]))
         tiles = []
         for e in entries:
             strip = ganzoo.sampling.read_png(args.race.parent / e["strip"])
             tiles += list(strip.unflatten(2, (8, strip.shape[1])).permute(2, 0, 1, 3).unbind(0))
-        grid = ganzoo.sampling.grid_image(torch.stack(tiles), nrow=8, row_labels=[e["recipe"] for e in entries])
+        grid = ganzoo.sampling.grid_image(torch.stack(tiles), nrow=8, row_labels=[f"{e['recipe']}, {e['minutes']:g} min" for e in entries])
         out = ROOT / "docs" / "zoo" / f"race_{ds}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         ganzoo.sampling.write_png(grid, out)

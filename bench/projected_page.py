@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BEGIN, END = "<!-- projected: begin (python bench/projected.py page) -->", "<!-- projected: end -->"
 GOAL_FID, GOAL_RECALL = 60.0, 0.10  # 20 minutes on anime-64: FID@5k at most 60 with recall@5k at least 0.10
+GOAL_FID_1K_60 = 35.0  # 60 minutes on anime-64: FID@1k at most 35
 NAMES = {"anime64": "anime faces, 64 px", "tagged64": "tagged anime faces, 64 px (another source)",
          "anime32": "anime faces, 32 px"}
 
@@ -25,18 +26,26 @@ def _kid(s: dict) -> str:
     return f"{s['kid_mean']:.4f} ± {s['kid_std']:.4f}"
 
 
+def goal(e: dict) -> str:
+    """Whether a race row met its budget's goal (the goals are set on anime-64 at 20 and 60 minutes)."""
+    full, small = e["scores"]["5000"], e["scores"]["1000"]
+    if e["data_set"] != "anime64" or e["minutes"] not in (20, 60):
+        return "-"
+    if e["minutes"] == 60:
+        return "met" if small["fid"] <= GOAL_FID_1K_60 else "not met (FID@1k)"
+    missed = [what for what, bad in (("FID", full["fid"] > GOAL_FID), ("recall", full["recall"] < GOAL_RECALL)) if bad]
+    return "met" if not missed else f"not met ({' and '.join(missed)})"
+
+
 def race_table(race: dict) -> list[str]:
-    out = ["| data set | recipe | minutes alone (img/s) | images seen | FID@5k | KID@5k | precision@5k | recall@5k | FID@1k | goal: FID@5k ≤ 60 and recall@5k ≥ 0.10 |",
+    out = ["| data set | recipe | minutes alone (img/s) | images seen | FID@5k | KID@5k | precision@5k | recall@5k | FID@1k | "
+           f"goal: 20 min FID@5k ≤ {GOAL_FID:g} and recall@5k ≥ {GOAL_RECALL:g}; 60 min FID@1k ≤ {GOAL_FID_1K_60:g} |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for e in sorted(race.values(), key=lambda e: (e["data_set"] != "anime64", e["data_set"], e["row"])):
+    for e in sorted(race.values(), key=lambda e: (e["data_set"] != "anime64", e["data_set"], e["minutes"], e["row"])):
         full, small = e["scores"]["5000"], e["scores"]["1000"]
-        met = full["fid"] <= GOAL_FID and full["recall"] >= GOAL_RECALL
-        goal = ("met" if met else f"not met ({'FID' if full['fid'] > GOAL_FID else ''}"
-                f"{' and ' if full['fid'] > GOAL_FID and full['recall'] < GOAL_RECALL else ''}"
-                f"{'recall' if full['recall'] < GOAL_RECALL else ''})") if e["data_set"] == "anime64" else "-"
         out.append(f"| {NAMES.get(e['data_set'], e['data_set'])} | {e['recipe']} | {e['minutes']:g} ({e['img_per_s_alone']:.1f}) | "
                    f"{e['kimg'] * 1000:,.0f} | {full['fid']:.2f} | {_kid(full)} | {full['precision']:.3f} | {full['recall']:.4f} | "
-                   f"{small['fid']:.2f} | {goal} |")
+                   f"{small['fid']:.2f} | {goal(e)} |")
     return out
 
 
@@ -89,7 +98,8 @@ def block(race: dict, costs: dict, explore: dict, strips: dict[str, str], zoo: d
            "(Kynkäänniemi et al., ICLR 2023, found this for Projected GAN). KID uses the same features. Precision/recall "
            "and the strips below (the same latents for both rows) are the check.", ""]
     if race:
-        out += ["**The race** (20 minutes):", ""] + race_table(race) + [""]
+        budgets = " and ".join(f"{m:g}" for m in sorted({e["minutes"] for e in race.values()}))
+        out += [f"**The race** ({budgets} minutes):", ""] + race_table(race) + [""]
     for ds, path in strips.items():
         if ds != "explore":
             out += [f"![{NAMES.get(ds, ds)}: 8 images of each row from the same seeds]({path})", ""]

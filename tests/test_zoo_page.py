@@ -143,3 +143,17 @@ def test_ganzoo_recipes_shows_the_longest_measured_score_with_its_budget(tmp_pat
     scores.write_text("{not json")
     res = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "recipes are listed without their scores" in res.output
+
+
+def test_the_race_table_marks_the_goal_of_each_budget():
+    pp = _module("projected_page")
+
+    def row(ds, minutes, fid5, recall, fid1):
+        return {"data_set": ds, "minutes": minutes, "scores": {"5000": {"fid": fid5, "recall": recall}, "1000": {"fid": fid1}}}
+
+    assert pp.goal(row("anime64", 20, 59.0, 0.11, 70.0)) == "met"
+    assert pp.goal(row("anime64", 20, 61.0, 0.05, 70.0)) == "not met (FID and recall)"
+    assert pp.goal(row("anime64", 20, 50.0, 0.05, 70.0)) == "not met (recall)"
+    assert pp.goal(row("anime64", 60, 90.0, 0.0, 34.9)) == "met"  # 60 minutes: FID@1k alone
+    assert pp.goal(row("anime64", 60, 30.0, 0.5, 36.0)) == "not met (FID@1k)"
+    assert pp.goal(row("tagged64", 20, 10.0, 0.5, 10.0)) == pp.goal(row("anime64", 40, 10.0, 0.5, 10.0)) == "-"  # no goal set
