@@ -193,11 +193,20 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
                          **({"precision": 0.5, "recall": 0.25} if n == 5000 else {})} for n in ns}, {"n": n_real, "source": "toyfaces"}
 
     monkeypatch.setattr(recipe_runs.zoo, "score_generator", fake_score)
+    import yaml
+
+    from ganzoo.shipped import shipped_recipes
+
+    shipped = shipped_recipes()
+    small = yaml.safe_load(shipped["quick_toyfaces"].read_text())
+    small["data"]["size"] = 256  # the shipped recipe with fewer procedural faces to draw: the same path through the bench
+    (tmp_path / "quick_toyfaces.yaml").write_text(yaml.safe_dump(small))
+    monkeypatch.setattr(recipe_runs, "shipped_recipes", lambda: {**shipped, "quick_toyfaces": tmp_path / "quick_toyfaces.yaml"})
     runs, out = tmp_path / "runs", tmp_path / "results" / "recipe_runs.json"
     common = ["--runs", str(runs), "--out", str(out)]
     assert recipe_runs.main(["train", "quick_toyfaces", *common, "--kimg", "0.128", "--threads", "1"]) == 0  # 2 steps of 64
     assert recipe_runs.main(["score", "quick_toyfaces", *common]) == 0
-    assert calls == [("toyfaces", 32, [1000, 5000], 5000)]  # its own data at its own resolution
+    assert calls == [("toyfaces", 32, [1000, 5000], 256)]  # its own data at its own resolution (all of its 256 images)
     entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
     assert entry["data_set"] == "toyfaces32" and entry["kimg"] == 0.13 and entry["steps"] == 2 and entry["minutes"] is None  # not alone
     assert (out.parent / entry["strip"]).is_file() and entry["trained"]["threads"] == 1
@@ -210,7 +219,7 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
 
     merged = zoo_page.recipe_scores({"rows": [], "speeds": []}, zoo_page.other_scores(out.parent))
     assert merged["recipes"]["quick_toyfaces"] == [{"data_set": "toyfaces32", "kimg": 0.13, "minutes": entry["minutes"], "fid": 15.0, "n": 5000,
-                                                    "n_real": 5000, "recall": 0.25, "fingerprint": entry["fingerprint"],
+                                                    "n_real": 256, "recall": 0.25, "fingerprint": entry["fingerprint"],
                                                     "source": "shipped"}]
     with pytest.raises(SystemExit, match="no run in"):
         recipe_runs.main(["score", "dcgan_mnist", *common])
