@@ -37,6 +37,7 @@ import zoo  # noqa: E402
 import zoo_page  # noqa: E402
 
 import ganzoo  # noqa: E402
+from ganzoo.errors import GanzooError  # noqa: E402
 from ganzoo.recipe import load_data_section  # noqa: E402
 from ganzoo.shipped import fingerprint, shipped_recipes  # noqa: E402
 
@@ -80,12 +81,12 @@ def train(name: str, args) -> None:
     raw = recipe_as_shipped(name, args)
     run_dir = args.runs / name
     last = run_dir / "checkpoints" / "last.safetensors"
-    if last.is_file():
-        if not args.kimg or ganzoo.load_checkpoint(last).meta["step"] >= raw["train"]["steps"]:
-            print(f"{name}: trained already ({run_dir})", flush=True)
-            return
-        ganzoo.resume(run_dir, progress=False, overrides=[f"train.steps={raw['train']['steps']}"]
-                      + ([f"train.threads={args.threads}"] if args.threads else []))
+    if last.is_file():  # an interrupted run goes on; a finished one says so
+        overrides = ([f"train.steps={raw['train']['steps']}"] if args.kimg else []) + ([f"train.threads={args.threads}"] if args.threads else [])
+        try:
+            ganzoo.resume(run_dir, progress=False, overrides=overrides)
+        except GanzooError as exc:
+            print(f"{name}: {exc}", flush=True)
     else:
         print(f"{name}: training as shipped on {data_set_name(raw['data'])} into {run_dir}", flush=True)
         ganzoo.train(ganzoo.load_recipe(raw), run_dir, progress=False)

@@ -205,6 +205,7 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
     runs, out = tmp_path / "runs", tmp_path / "results" / "recipe_runs.json"
     common = ["--runs", str(runs), "--out", str(out)]
     assert recipe_runs.main(["train", "quick_toyfaces", *common, "--kimg", "0.128", "--threads", "1"]) == 0  # 2 steps of 64
+    assert recipe_runs.main(["train", "quick_toyfaces", *common, "--kimg", "0.128", "--threads", "1"]) == 0  # trained already: says so
     assert recipe_runs.main(["score", "quick_toyfaces", *common]) == 0
     assert calls == [("toyfaces", 32, [1000, 5000], 256)]  # its own data at its own resolution (all of its 256 images)
     entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
