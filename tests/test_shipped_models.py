@@ -92,3 +92,17 @@ def test_ganzoo_models_lists_each_model_with_its_scores_and_origin(a_shipped_mod
     assert all(len(line) <= 80 for line in lines)
     summary = model_summary(a_shipped_model)
     assert summary["images_seen"] == summary["step"] * 8  # TINY: batch 8, one critic step
+
+def test_listings_into_a_file_keep_every_word_of_a_long_line(monkeypatch):
+    from ganzoo.cli import catalog
+
+    long = "FID 1.0 against " + " ".join(f"word{i}" for i in range(40))  # far past 80 columns
+    monkeypatch.setattr(catalog, "_model_rows", lambda: [("long-model", "3x16x16, unconditional", long, "recipe tiny")])
+    # into a file or a pipe (no COLUMNS): every line whole, however long, never cut at 80 columns
+    for command in (["models"], ["recipes"]):
+        piped = CliRunner().invoke(app, command, env={"COLUMNS": None}).output
+        wrapped = CliRunner().invoke(app, command, env={"COLUMNS": "40"}).output
+        assert " ".join(piped.split()) == " ".join(wrapped.split()), command  # the same words
+        assert all(line.startswith("  ") for line in piped.splitlines() if line[:1] == " ")
+        if command == ["models"]:
+            assert "  " + long in piped.splitlines()

@@ -17,6 +17,16 @@ from ..errors import GanzooError
 from ..registry import KINDS, did_you_mean, get_registry
 from .common import app, err, force_option, friendly, out, path_arg
 
+
+def _block_line(line: str) -> None:
+    """A line of a block under its name, indented two spaces: on a terminal a wrapped line keeps the indentation;
+    into a file or a pipe (unwrapped output) it stays one whole line, never cut at the console's width."""
+    if out.soft_wrap:
+        out.print(Text("  " + line), soft_wrap=True)
+    else:
+        out.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+
+
 ForceRecipe = force_option("replace an existing NAME.yaml")
 
 
@@ -46,7 +56,7 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
             out.print(Text(name, style="bold") + Text(f" ({experiment})" if experiment != "-" else ""))
             lines = [f"{model}, {objective}, {data}, {time}"] + (["FID " + m for m in measured.split("\n")] if measured != "-" else [])
             for line in lines:  # every line and its wrapped rest indented alike
-                out.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+                _block_line(line)
     out.print("(time: a full run on a 2-core CPU; FID@N, budget, data: the longest measured score, FID of N generated "
               "images after that many images seen, or CPU-minutes of training, on that data set; docs/zoo.md)",
               style="dim", highlight=False)
@@ -94,7 +104,7 @@ def models():
         for name, what, scores, origin in rows:
             out.print(Text(name, style="bold"))
             for line in (what, scores, origin):
-                out.print(Padding(Text(line), (0, 0, 0, 2), expand=False))
+                _block_line(line)
     out.print("(scores: of the shipped weights themselves, N generated images against N real ones; docs/models.md)",
               style="dim", highlight=False)
 
