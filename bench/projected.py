@@ -166,7 +166,8 @@ def score_race_row(args, row: str) -> None:
     ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), args.out.parent / strip)
     entry = {"row": row, "data_set": args.data_set, "minutes": args.minutes, "img_per_s_alone": img_per_s,
              "speed_measured_on": args.speed_set, "steps": steps, "kimg": round(steps * per_step / 1000, 2),
-             "recipe": zoo.FAMILIES[row][0], "fingerprint": fingerprint(shipped_recipes()[zoo.FAMILIES[row][0]]), "scores": measured, "strip": strip.as_posix(),
+             "recipe": zoo.FAMILIES[row][0], "fingerprint": fingerprint(shipped_recipes()[zoo.FAMILIES[row][0]]),
+             "overrides": zoo.FAMILIES[row][1], "scores": measured, "strip": strip.as_posix(),
              "reference": {k: ref_info[k] for k in ("source", "size", "resolution", "n", "subset_seed") if k in ref_info},
              "generated": "seed 0; the EMA generator", "eval_s": round(time.perf_counter() - t0, 1),
              "machine": zoo.machine(), "measured": zoo.now(), "run_dir": str(run_dir)}

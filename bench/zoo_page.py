@@ -415,7 +415,7 @@ def recipe_scores(results: dict, others: list[dict] = ()) -> dict:
             offer(r["recipe"], _score(r["data_set"], p["kimg"], minutes(p["kimg"], speed_of(results, r["row"], r["data_set"])),
                                       p["scores"], r.get("recipe_fingerprint"), "zoo"))
     for e in others:
-        if e.get("row", e["recipe"]) in (e["recipe"], "projected"):  # a race row trains its recipe, as a zoo row does
+        if not e.get("overrides"):  # a race row changes nothing of its recipe but the data, as a zoo row of it does
             offer(e["recipe"], _score(e["data_set"], e["kimg"], e.get("minutes"), e["scores"], e.get("fingerprint"), e["source"]))
     order = list(DATA_SETS)
     out: dict[str, list] = {}

@@ -244,3 +244,5 @@ def test_the_longest_score_of_a_recipe_wins_whichever_bench_measured_it(zoo):
     assert got["projected_anime"][0]["kimg"] == 21.0
     got = zoo_page.recipe_scores(rows, [entry(51.0, 60.0)])["recipes"]
     assert got["anime_fast"][0]["fid"] == 60.0 and got["anime_fast"][0]["source"] == "race"
+    changed = dict(entry(90.0, 10.0), overrides={"objective": {"name": "ragan"}})  # anime_fast with another loss: not anime_fast's score
+    assert zoo_page.recipe_scores(rows, [changed])["recipes"]["anime_fast"][0]["fid"] == 100.0
