@@ -162,8 +162,7 @@ def score_race_row(args, row: str) -> None:
     ref = zoo.load_data_section(zoo.DATA_SETS[args.data_set]["section"])
     measured, ref_info = zoo.score_generator(G, ref, [zoo.N_CURVE, zoo.N_FULL], zoo.DATA_SETS[args.data_set]["n_real"], radii=True)
     strip = Path(args.out.stem) / args.data_set / f"{row}_{args.minutes:g}min.png"
-    (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
-    ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), args.out.parent / strip)
+    zoo.write_strip(G, args.out.parent / strip)
     entry = {"row": row, "data_set": args.data_set, "minutes": args.minutes, "img_per_s_alone": img_per_s,
              "speed_measured_on": args.speed_set, "steps": steps, "kimg": round(steps * per_step / 1000, 2),
              "recipe": zoo.FAMILIES[row][0], "fingerprint": fingerprint(shipped_recipes()[zoo.FAMILIES[row][0]]),

@@ -26,11 +26,8 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo  # noqa: E402
@@ -113,19 +110,14 @@ def speed(name: str, args) -> None:
     """img/s of the recipe alone on the machine (torch's default threads): ``--seconds`` after ``--warmup`` steps."""
     raw = recipe_as_shipped(name, argparse.Namespace(data=args.data, kimg=None, threads=None))
     per_step = zoo.images_per_step(raw)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw["train"].update(epochs=None, steps=args.warmup, time_limit=None, keep_every=None, checkpoint_every=None)
-        raw["output"].update(dir=tmp, grid_every=None)
-        ganzoo.train(ganzoo.load_recipe(raw), Path(tmp) / "run", progress=False)  # warm-up (allocator, caches, data)
-        run = ganzoo.resume(Path(tmp) / "run", progress=False, overrides=[f"train.steps={10**7}", f"train.time_limit={args.seconds / 60}"])
-    steps = run.steps - args.warmup
-    img_per_s = steps * per_step / run.seconds
+    steps, seconds = zoo.time_alone(raw, args.warmup, args.seconds)
+    img_per_s = steps * per_step / seconds
     with zoo.updating(args.out) as results:
         entry = dict(results.setdefault("runs", {}).get(name) or {"recipe": name}, images_per_step=per_step)
-        entry["speed"] = {"img_per_s": round(img_per_s, 1), "steps": steps, "seconds": round(run.seconds, 1),
+        entry["speed"] = {"img_per_s": round(img_per_s, 1), "steps": steps, "seconds": round(seconds, 1),
                           "machine": zoo.machine(), "measured": zoo.now()}
         results["runs"][name] = with_minutes(entry)
-    print(f"{name}: {img_per_s:.1f} img/s alone ({steps} steps in {run.seconds:.0f}s)", flush=True)
+    print(f"{name}: {img_per_s:.1f} img/s alone ({steps} steps in {seconds:.0f}s)", flush=True)
 
 
 def score(name: str, args) -> None:
@@ -146,13 +138,11 @@ def score(name: str, args) -> None:
     size = len(ganzoo.load_dataset(section)[0])
     measured, ref_info = zoo.score_generator(G, section, list(N_SCORED), min(N_REAL, size))
     strip = Path(args.out.stem) / f"{name}.png"
-    (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
-    ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), args.out.parent / strip)
+    zoo.write_strip(G, args.out.parent / strip)
     result = {"recipe": name, "fingerprint": fingerprint(shipped_recipes()[name]), "data_set": data_set_name(raw["data"]),
               "steps": step, "images_per_step": per_step, "kimg": round(step * per_step / 1000, 2),
               "trained": trained, "scores": measured, "strip": strip.as_posix(),
-              "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n", "subset_seed")
-                            if k in ref_info},
+              "reference": zoo.reference_summary(ref_info),
               "generated": "seed 0; the EMA generator where the checkpoint has one",
               "eval_s": round(time.perf_counter() - t0, 1), "machine": zoo.machine(), "measured": zoo.now(),
               "run_dir": str(run_dir)}

@@ -160,6 +160,32 @@ def images_per_step(raw: dict) -> int:
     return recipe.train.batch_size * recipe.train.n_critic
 
 
+REFERENCE_KEYS = ("source", "dataset", "size", "resolution", "channels", "n", "subset_seed")
+
+
+def reference_summary(ref_info: dict) -> dict:
+    """What a result records of the real images it was scored against."""
+    return {k: ref_info[k] for k in REFERENCE_KEYS if k in ref_info}
+
+
+def write_strip(G, path: Path) -> None:
+    """8 images of ``G`` from seed 0, side by side, as one PNG at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ganzoo.sampling.write_png(torch.cat(list(ganzoo.sampling.generate(G, 8, seed=0)), dim=2), path)
+
+
+def time_alone(raw: dict, warmup: int, seconds: float) -> tuple[int, float]:
+    """(steps, seconds) of training the recipe ``raw`` for ``seconds`` after ``warmup`` steps (allocator, caches,
+    data warmed up), in a temporary folder: the speed of the recipe on this machine with what else runs on it."""
+    raw = copy.deepcopy(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw["train"].update(epochs=None, steps=warmup, time_limit=None, keep_every=None, checkpoint_every=None)
+        raw["output"].update(dir=tmp, grid_every=None)
+        ganzoo.train(ganzoo.load_recipe(raw), Path(tmp) / "run", progress=False)
+        run = ganzoo.resume(Path(tmp) / "run", progress=False, overrides=[f"train.steps={10**7}", f"train.time_limit={seconds / 60}"])
+    return run.steps - warmup, run.seconds
+
+
 def row_recipe(row: str, ds: str, kimg: float, threads: int | None) -> tuple[dict, dict]:
     """The row's recipe trained to ``kimg`` thousand images, keeping a checkpoint at every point."""
     raw, overrides = recipe_for(row, ds)
@@ -272,9 +298,7 @@ def score_row(row: str, ds: str, args) -> None:
         strip = None
         if last:
             strip = Path(args.out.stem) / ds / f"{row}.png"
-            images = ganzoo.sampling.generate(G, 8, seed=0)
-            (args.out.parent / strip).parent.mkdir(parents=True, exist_ok=True)
-            ganzoo.sampling.write_png(torch.cat(list(images), dim=2), args.out.parent / strip)
+            write_strip(G, args.out.parent / strip)
         point = {"step": step, "kimg": kimg, "scores": measured, "eval_s": round(time.perf_counter() - t0, 1), "measured": now(),
                  **({"strip": strip.as_posix()} if strip else {})}
         with updating(args.out) as results:
@@ -285,8 +309,7 @@ def score_row(row: str, ds: str, args) -> None:
             entry.update({"recipe": FAMILIES[row][0], "recipe_fingerprint": fingerprint(shipped_recipes()[FAMILIES[row][0]]),
                           "overrides": overrides, "images_per_step": per_step, "point_kimg": point_kimg(ds),
                           "ema": ganzoo.trained.has_ema(ganzoo.load_checkpoint(ckpt)),
-                          "reference": {k: ref_info[k] for k in ("source", "dataset", "size", "resolution", "channels", "n",
-                                                                 "subset_seed") if k in ref_info},
+                          "reference": reference_summary(ref_info),
                           "generated": "seed 0; the EMA generator where the checkpoint has one",
                           "machine": machine(), "run_dir": str(run_dir)})
             kept = [p for p in entry.get("points", []) if p["kimg"] != kimg]
@@ -303,19 +326,13 @@ def speed_row(row: str, ds: str, args) -> None:
     """img/s of the row's recipe alone on the machine: ``--seconds`` of training after ``--warmup`` steps."""
     raw, _ = recipe_for(row, ds)
     per_step = images_per_step(raw)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw["train"].update(epochs=None, steps=args.warmup, time_limit=None, keep_every=None, checkpoint_every=None)
-        raw["output"].update(dir=tmp, grid_every=None)
-        ganzoo.train(ganzoo.load_recipe(raw), Path(tmp) / "run", progress=False)  # warm-up (allocator, caches, data)
-        raw["train"].update(steps=10**7, time_limit=args.seconds / 60)
-        run = ganzoo.resume(Path(tmp) / "run", progress=False, overrides=[f"train.steps={10**7}", f"train.time_limit={args.seconds / 60}"])
-    steps = run.steps - args.warmup
-    img_per_s = steps * per_step / run.seconds if run.seconds else 0.0
+    steps, seconds = time_alone(raw, args.warmup, args.seconds)
+    img_per_s = steps * per_step / seconds if seconds else 0.0
     with updating(args.out) as results:
         speeds = [s for s in results.setdefault("speeds", []) if (s["row"], s["data_set"]) != (row, ds)]
         results["speeds"] = speeds + [{"row": row, "data_set": ds, "img_per_s": round(img_per_s, 2), "steps": steps,
-                                       "seconds": round(run.seconds, 1), "machine": machine(), "measured": now()}]
-    print(f"{row} on {ds}: {img_per_s:.1f} img/s ({steps} steps in {run.seconds:.0f}s)", flush=True)
+                                       "seconds": round(seconds, 1), "machine": machine(), "measured": now()}]
+    print(f"{row} on {ds}: {img_per_s:.1f} img/s ({steps} steps in {seconds:.0f}s)", flush=True)
 
 
 def main(argv=None) -> int:
