@@ -215,8 +215,7 @@ def test_a_recipe_trained_as_shipped_is_scored_on_its_own_data_and_shown_by_ganz
     entry = json.loads(out.read_text())["runs"]["quick_toyfaces"]
     assert entry["scores"] and entry["minutes"] == round(128 / entry["speed"]["img_per_s"] / 60, 1) and entry["img_per_s_alone"] > 0
     # into what `ganzoo recipes` reads, beside the zoo's rows
-    sys.path.insert(0, str(BENCH))
-    import zoo_page
+    import zoo_page  # on the path while the zoo fixture is
 
     merged = zoo_page.recipe_scores({"rows": [], "speeds": []}, zoo_page.other_scores(out.parent))
     assert merged["recipes"]["quick_toyfaces"] == [{"data_set": "toyfaces32", "kimg": 0.13, "minutes": entry["minutes"], "fid": 15.0, "n": 5000,
