@@ -31,6 +31,10 @@ def _image(colour, rng, size=12):
 @pytest.fixture
 def folders(tmp_path):
     """Three class sub-folders of 12 noisy single-colour images, and one unlabelled image at the top."""
+    return colour_folders(tmp_path)
+
+
+def colour_folders(tmp_path):
     rng = np.random.default_rng(0)
     root = tmp_path / "colours"
     for name, colour in COLOURS.items():

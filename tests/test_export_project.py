@@ -2,6 +2,7 @@
 ones too), model folders load back and carry a model card the Hub can read, and projection finds a generator's
 own image again."""
 
+import copy
 import importlib.util
 import json
 import re
@@ -20,10 +21,10 @@ from ganzoo.export import TOLERANCE, check_inputs, export, is_model_folder
 from ganzoo.projection import load_projection, project, walk_between
 from ganzoo.sampling import generate, write_png
 
-from test_conditional import folders, recipe as cond_recipe  # noqa: F401  (the fixture)
+from test_conditional import colour_folders, recipe as cond_recipe
 from test_stylegan2 import TINY_SG2
 
-from conftest import copy_run
+from conftest import TINY, copy_run
 
 runner = CliRunner()
 
@@ -32,26 +33,42 @@ def plain(images):
     return images.as_subclass(torch.Tensor)
 
 
-@pytest.fixture
-def run(tiny, tmp_path):
-    tiny["train"].update(steps=40)
-    tiny["output"].update(samples=0)
-    return train(load_recipe(tiny), tmp_path / "run", progress=False).run_dir
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The module's three tiny runs (plain, StyleGAN2 with noise inputs, conditional), trained once; each test
+    gets copies (``run``, ``sg2_run``, ``cond_run``), so what one test writes into a run no other test sees."""
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("export_runs")
+
+    def tiny_recipe(**changes):
+        r = copy.deepcopy(TINY)
+        r["output"].update(dir=str(base / "runs"), samples=0)
+        r["train"]["steps"] = changes.pop("steps")
+        return load_recipe({**r, **changes})
+
+    cond = cond_recipe({"name": "images", "path": str(colour_folders(base)), "labels": ["folder"]}, "concat")
+    cond["output"].update(dir=str(base / "runs"), samples=0)
+    return {
+        "run": train(tiny_recipe(steps=40), base / "run", progress=False).run_dir,
+        "sg2": train(tiny_recipe(steps=20, generator={"name": "stylegan2", "latent_dim": 8, **TINY_SG2}), base / "sg2",
+                     progress=False).run_dir,
+        "cond": train(load_recipe(cond), base / "cond", progress=False).run_dir,
+    }
 
 
 @pytest.fixture
-def sg2_run(tiny, tmp_path):
-    tiny["generator"] = {"name": "stylegan2", "latent_dim": 8, **TINY_SG2}
-    tiny["train"].update(steps=20)
-    tiny["output"].update(samples=0)
-    return train(load_recipe(tiny), tmp_path / "sg2", progress=False).run_dir
+def run(trained, tmp_path):
+    return copy_run(trained["run"], tmp_path / "run")
 
 
 @pytest.fixture
-def cond_run(folders, tmp_path):  # noqa: F811
-    r = cond_recipe({"name": "images", "path": str(folders), "labels": ["folder"]}, "concat")
-    r["output"].update(dir=str(tmp_path / "runs"), samples=0)
-    return train(load_recipe(r), tmp_path / "cond", progress=False).run_dir
+def sg2_run(trained, tmp_path):
+    return copy_run(trained["sg2"], tmp_path / "sg2")
+
+
+@pytest.fixture
+def cond_run(trained, tmp_path):
+    return copy_run(trained["cond"], tmp_path / "cond")
 
 
 def _torch_images(source, n=5, seed=0):

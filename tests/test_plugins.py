@@ -142,45 +142,36 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_still_work(tmp_p
     assert reg.get("objective", "wgan_gp").name == "wgan_gp"
 
 
-def tiny_recipe_file(path: Path, tiny: dict, **objective) -> Path:
-    tiny = dict(tiny, objective=objective or tiny["objective"])
-    path.write_text(yaml.safe_dump(tiny))
-    return path
-
-
-def install_example(name: str, tmp_path) -> dict:
-    """pip-install examples/NAME into a folder of its own; the environment that sees it."""
+def install_examples(names: list[str], tmp_path) -> dict:
+    """pip-install examples/NAME... into a folder of their own; the environment that sees them."""
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "examples" / name)], check=True, capture_output=True)
+                    "--target", str(target), *(str(ROOT / "examples" / n) for n in names)], check=True, capture_output=True)
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]), COLUMNS="200")
 
 
-def test_example_lsgan_plugin_installs_lists_and_trains(tmp_path, tiny):
-    env = install_example("ganzoo-lsgan", tmp_path)
+def test_the_example_plugins_install_list_and_a_recipe_names_both(tmp_path, tiny):
+    """The objective example (lsgan) and the observer example (csvlog), installed as a user would, in one run."""
+    env = install_examples(["ganzoo-lsgan", "ganzoo-csvlog"], tmp_path)
     listed = subprocess.run([sys.executable, "-m", "ganzoo", "list", "-v"], env=env, capture_output=True, text=True, check=True)
     row = next(line for line in listed.stdout.splitlines() if " lsgan " in line)
     assert "ganzoo-lsgan" in row and "0.1.0" in row
     lines = subprocess.run([sys.executable, "-m", "ganzoo", "list"], env=env, capture_output=True, text=True, check=True).stdout
     assert "lsgan (ganzoo-lsgan)" in lines.split("objectives")[1].split("regularizers")[0]
-    recipe = tiny_recipe_file(tmp_path / "r.yaml", tiny, name="lsgan", real_target=1.0)
-    run = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe), "-q"], env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert (Path(tiny["output"]["dir"]) / "tiny" / "checkpoints" / "last.safetensors").is_file()
-
-
-def test_example_observer_plugin_installs_and_a_recipe_names_it(tmp_path, tiny):
-    env = install_example("ganzoo-csvlog", tmp_path)
+    tiny["objective"] = {"name": "lsgan", "real_target": 1.0}
     tiny["callbacks"] = [{"name": "csvlog", "columns": ["step", "d_loss", "g_loss"]}]
     tiny["train"].update(steps=4, log_every=2)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(tiny))
     run = subprocess.run([sys.executable, "-m", "ganzoo", "run", str(recipe), "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    rows = (Path(tiny["output"]["dir"]) / "tiny" / "losses.csv").read_text().splitlines()
+    out = Path(tiny["output"]["dir"]) / "tiny"
+    assert (out / "checkpoints" / "last.safetensors").is_file()
+    rows = (out / "losses.csv").read_text().splitlines()
     assert rows[0] == "step,d_loss,g_loss" and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
-    logged = [json.loads(line) for line in (Path(tiny["output"]["dir"]) / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert float(rows[2].split(",")[1]) == pytest.approx(logged[-1]["d_loss"])
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["objective"]["name"] == "lsgan"  # trained with the plugin's loss
 
 
 def test_a_removed_run_attribute_says_what_replaced_it():

@@ -4,6 +4,7 @@ by a Jupyter kernel without ipywidgets (through nbclient), and a clean stop."""
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,9 @@ def test_a_run_and_its_evaluation_at_80_columns(tmp_path):
     lines = frames(text)
     wide = [line for line in lines if len(line) > 80 and "/" not in line]  # a line with a path may wrap, no other
     assert not wide, wide
+    bars = [line for line in lines if re.search(r"\b\d+/8\b", line)]  # the bar (its "3/8" is not a path)
+    assert bars and all(len(line) <= 80 for line in bars), bars
+    assert any(re.search(r"\b\d+/8\b.*eta \d+:\d\d:\d\d", line) for line in bars), bars  # total and eta kept at 80
     cache = [line for line in lines if line.startswith("data:")]
     assert len(cache) == 1 and cache[0].endswith(")"), lines  # one line, no path wrapped over two
     screen = " ".join(text.split())

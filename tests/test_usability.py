@@ -62,16 +62,15 @@ def frames(text: str) -> list[str]:
     return [line for chunk in text.split("\n") for line in chunk.split("\r") if line.strip()]
 
 
-@pytest.mark.parametrize("columns", [80, 120])
-def test_the_bar_in_a_terminal_keeps_total_and_eta(tmp_path, columns):
+def test_the_bar_in_a_terminal_keeps_total_and_eta(tmp_path, columns=120):
+    """At 120 columns (the bar at 80 columns is on the screen of test_screens' run)."""
     recipe = recipe_file(tmp_path, steps=12, log_every=2)
     text = run_in_terminal([sys.executable, "-m", "ganzoo", "run", str(recipe)], columns)
     bars = [f for f in frames(text) if "/12" in f]
     assert bars, text
     assert all(len(f) <= columns for f in bars), [f for f in bars if len(f) > columns]
     assert any(re.search(r"\b\d+/12\b.*eta \d+:\d\d:\d\d", f) for f in bars), bars
-    if columns >= 120:
-        assert any("D " in f and "img/s" in f for f in bars), bars  # the losses too, where there is room
+    assert any("D " in f and "img/s" in f for f in bars), bars  # the losses too, where there is room
 
 
 def test_a_redirected_run_logs_plain_progress_lines(tmp_path):
@@ -159,10 +158,12 @@ def test_the_shipped_recipes_are_installed_with_the_package():
     assert (recipes_dir() / "quick_toyfaces.yaml").is_file() and "e2_dcgan" in shipped_recipes()
 
 
-def test_version_and_shell_completion():
+def test_version_and_shell_completion(monkeypatch):
     runner = CliRunner()
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"ganzoo {ganzoo.__version__}"
+    # the shell named, not detected: detection reads the parent processes, which differ between a terminal and CI
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     res = runner.invoke(app, ["--show-completion", "bash"])
     assert res.exit_code == 0 and "complete" in res.output, (res.output, repr(res.exception))
 
