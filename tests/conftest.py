@@ -48,11 +48,40 @@ def _few_threads():
 
 @pytest.fixture(autouse=True, scope="session")
 def _data_cache(tmp_path_factory):
-    """Tests never touch ~/.cache: one data cache for the session (so real data decodes once)."""
+    """Tests never touch ~/.cache: one data cache for the session (so real data decodes once). The ONNX export of
+    the evaluation network (about 7 s) is made once for all of the session's workers, not once per worker."""
     mp = pytest.MonkeyPatch()
     mp.setenv("GANZOO_CACHE_DIR", str(tmp_path_factory.mktemp("data-cache")))
+    try:
+        from ganzoo import features
+    except ImportError:
+        features = None
+    if features is not None:
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/ holds every worker's folder
+        mp.setattr(features, "_export_onnx", _shared_onnx_export(features._export_onnx, shared / "onnx-export"))
     yield
     mp.undo()
+
+
+def _shared_onnx_export(export, folder: Path):
+    """``features._export_onnx`` that exports a network once into ``folder`` (under a lock) and copies it from there."""
+    import fcntl
+
+    def shared_export(net, target: Path) -> bytes:
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = folder / target.name
+        with open(folder / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not kept.is_file():
+                kept.write_bytes(export(net, target))
+        model = kept.read_bytes()
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(model)
+        return model
+
+    return shared_export
 
 
 @contextlib.contextmanager
