@@ -245,3 +245,33 @@ def test_the_longest_score_of_a_recipe_wins_whichever_bench_measured_it(zoo):
     assert got["anime_fast"][0]["fid"] == 60.0 and got["anime_fast"][0]["source"] == "race"
     changed = dict(entry(90.0, 10.0), overrides={"objective": {"name": "ragan"}})  # anime_fast with another loss: not anime_fast's score
     assert zoo_page.recipe_scores(rows, [changed])["recipes"]["anime_fast"][0]["fid"] == 100.0
+
+
+def test_the_spread_of_a_shipped_model_keeps_every_seed_and_scores_only_new_ones(zoo, finished_run, tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("ship_models", BENCH / "ship_models.py")
+    ship_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_models)
+    from ganzoo.export import export
+
+    export(finished_run, "folder", tmp_path / "models" / "tiny-faces", half=True, name="tiny-faces")
+    monkeypatch.setattr(ship_models, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setitem(ship_models.MODELS, "tiny-faces", {"data_set": "toy16", "row": "anime_fast", "changes": {}})
+    monkeypatch.setitem(ship_models.zoo.DATA_SETS, "toy16", {"section": {"name": "toyfaces", "size": 64, "resolution": 16}, "n_real": 64})
+    calls = []
+
+    def fake_evaluate(target, ref, n, n_real, seed):  # stands for the Inception scores of the shipped folder
+        calls.append((Path(target).name, ref.name, n, n_real, seed))
+        return {"fid": 50.0 + seed, "kid_mean": 0.05, "kid_std": 0.001, "precision": 0.5, "recall": 0.1, "protocol": {}}
+
+    monkeypatch.setattr(ship_models.ganzoo, "evaluate", fake_evaluate)
+    out = tmp_path / "spread.json"
+    assert ship_models.main(["spread", "tiny-faces", "--seeds", "1", "--spread-out", str(out)]) == 0
+    assert calls == [("tiny-faces", "toyfaces", 5000, 5000, 0), ("tiny-faces", "toyfaces", 5000, 5000, 1)]  # the card's seed too
+    assert ship_models.main(["spread", "tiny-faces", "--seeds", "1", "2", "--spread-out", str(out)]) == 0
+    assert [c[-1] for c in calls] == [0, 1, 2]  # seeds scored before are kept, not scored again
+    entry = json.loads(out.read_text())["tiny-faces"]
+    assert [s["seed"] for s in entry["scores"]] == [0, 1, 2] and entry["fid_mean"] == 51.0 and entry["fid_std"] == 1.0
+    assert entry["fid_range"] == [50.0, 52.0] and entry["data_set"] == "toy16" and entry["n"] == 5000
+    (tmp_path / "models" / "tiny-faces" / "model.safetensors").unlink()
+    with pytest.raises(SystemExit, match="no shipped folder"):
+        ship_models.main(["spread", "tiny-faces", "--spread-out", str(out)])
