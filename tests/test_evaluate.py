@@ -109,13 +109,18 @@ def test_eval_cli_on_a_run_writes_metrics_with_protocol_and_caches_reference(tin
     assert proto["kid"]["subset_size"] == 4 and proto["evaluated"]["step"] == 3  # half of the 8 generated: a real spread
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["eval"]["fid"] == metrics["fid"]
-    res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10"])
+    # the cache and the evaluations kept: the same with a stand-in network (16 features: no 3-s matrix square root per FID)
+    tiny_net = tiny_feature_network(tmp_path, 16)
+    again = []
+    for _ in range(2):
+        res = runner.invoke(app, ["eval", str(run), "-n", "8", "--n-real", "10", "--weights", tiny_net])
+        again.append(json.loads((run / "metrics.json").read_text())["fid"])
     assert "reference features of 10 real images from cache" in res.output
-    assert json.loads((run / "metrics.json").read_text())["fid"] == pytest.approx(metrics["fid"])  # same seed, same score
-    res = runner.invoke(app, ["eval", str(run), "-n", "6", "--n-real", "10", "--no-prc"])
+    assert again[1] == pytest.approx(again[0])  # same seed, same score
+    res = runner.invoke(app, ["eval", str(run), "-n", "6", "--n-real", "10", "--no-prc", "--weights", tiny_net])
     assert res.exit_code == 0
-    kept = sorted(p.name for p in (run / "evals").iterdir())  # both protocols kept: no evaluation overwritten by another
-    assert len(kept) == 2 and kept[0].startswith("step0000003-n6-real10-seed0") and kept[1].startswith("step0000003-n8-real10-seed0")
+    kept = sorted(p.name for p in (run / "evals").iterdir())  # every protocol kept: no evaluation overwritten by another
+    assert len(kept) == 3 and kept[0].startswith("step0000003-n6-real10-seed0") and kept[1].startswith("step0000003-n8-real10-seed0")
     assert json.loads((run / "metrics.json").read_text())["protocol"]["n_generated"] == 6
 
 
