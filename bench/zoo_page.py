@@ -222,11 +222,32 @@ def last_table(results: dict, rows: list[dict], ds: str, current: dict[str, str]
     return lines
 
 
+def load_spread(folder: Path) -> dict | None:
+    """``ship_models.py spread``'s results beside the zoo's, where measured."""
+    path = Path(folder) / "models_spread.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def spread_text(spread: dict | None) -> str:
+    """The bullet on how far FID@5,000 moves between evaluations of the same weights (``ship_models.py spread``)."""
+    head = "- **spread between evaluations**: "
+    measured = [e for e in (spread or {}).values() if e.get("fid_std") is not None]
+    if not measured:
+        return head + ("not measured yet (`python bench/ship_models.py spread anime-faces`: a shipped model scored at "
+                       "several evaluation seeds).")
+    parts = [f"`{e['model']}` ({e['data_set']}) FID@{_n(e['n'])} {e['fid_mean']:.2f} ± {e['fid_std']:.2f} "
+             f"(range {e['fid_range'][0]:.2f} to {e['fid_range'][1]:.2f}, seeds "
+             f"{', '.join(str(x['seed']) for x in e['scores'])})" for e in measured]
+    return (head + "the same weights scored at several evaluation seeds (each seed draws other latents and another "
+            "subset of real images): " + "; ".join(parts) + ". Rows closer than about twice that are not told apart by "
+            "one evaluation; `ganzoo eval` of a shipped model at the card's seed gives the card's number.")
+
+
 def page(results: dict, figures: dict[str, dict[str, str]] | None = None, current: dict[str, str] | None = None,
-         scores: dict | None = None) -> str:
+         scores: dict | None = None, spread: dict | None = None) -> str:
     """The page's markdown. ``figures``: data set -> {"curves": path, "strips": path} relative to docs/;
     ``current``: shipped recipe -> its fingerprint now (default: read from the shipped recipes); ``scores``: what
-    ``recipe_scores`` gives (default: of the zoo's rows alone)."""
+    ``recipe_scores`` gives (default: of the zoo's rows alone); ``spread``: ``ship_models.py spread``'s JSON."""
     figures = figures or {}
     current = current_fingerprints() if current is None else current
     scores = recipe_scores(results) if scores is None else scores
@@ -257,6 +278,7 @@ def page(results: dict, figures: dict[str, dict[str, str]] | None = None, curren
             "last have them at N = 5,000 with precision and recall too.",
             "- **precision** and **recall** (Kynkäänniemi et al. 2019): k = 3 nearest neighbours in the same feature space, "
             "the N generated images against a seeded subset of N real images.",
+            spread_text(spread),
             "- **still improving**: the last point is the row's best FID@1,000 and at least 3 % below the point two "
             "before it: a longer budget would likely lower it further.",
             "- **budget tables**: each cell is the last point within the budget (5 % slack), with its kimg; nothing is "
@@ -450,7 +472,7 @@ def build(results_path: Path = RESULTS, page_path: Path = PAGE, figures_dir: Pat
     results = load(results_path)
     links = draw(results, Path(results_path).parent, figures_dir, Path(page_path).parent) if figures else {}
     scores = recipe_scores(results, other_scores(Path(results_path).parent))
-    text = page(results, links, scores=scores)
+    text = page(results, links, scores=scores, spread=load_spread(Path(results_path).parent))
     old = Path(page_path).read_text() if Path(page_path).is_file() else ""
     if projected_page.BEGIN in old and projected_page.END in old:  # keep the block bench/projected.py wrote
         kept = old.split(projected_page.BEGIN, 1)[1].split(projected_page.END, 1)[0]

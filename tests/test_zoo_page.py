@@ -95,6 +95,15 @@ def test_an_empty_table_says_that_nothing_is_measured():
     assert zoo_page.recipe_scores(empty)["recipes"] == {}
 
 
+def test_the_spread_between_evaluations_is_said_where_measured_and_marked_where_not():
+    assert "not measured yet" in zoo_page.spread_text(None)
+    scores = [{"seed": k, "fid": f} for k, f in enumerate((78.8, 79.6, 78.1))]
+    entry = {"model": "anime-faces", "data_set": "anime64", "n": 5000, "scores": scores, "fid_mean": 78.833, "fid_std": 0.751,
+             "fid_range": [78.1, 79.6]}
+    text = zoo_page.spread_text({"anime-faces": entry, "half-done": {**entry, "model": "x", "fid_std": None}})
+    assert "`anime-faces` (anime64) FID@5,000 78.83 ± 0.75 (range 78.10 to 79.60, seeds 0, 1, 2)" in text and "`x`" not in text
+
+
 def test_a_missing_or_foreign_results_file_writes_nothing(tmp_path):
     page = tmp_path / "zoo.md"
     with pytest.raises(SystemExit, match="not found"):
@@ -110,7 +119,9 @@ def test_the_committed_page_and_scores_are_generated_from_the_committed_json():
     links = {ds: {kind: f"zoo/{name}" for kind, name in (("curves", f"{ds}-curves.png"), ("strips", f"{ds}.png"))
                   if (zoo_page.FIGURES / name).is_file()} for ds in zoo_page.DATA_SETS}
     scores = zoo_page.recipe_scores(results, zoo_page.other_scores(zoo_page.RESULTS.parent))
-    assert zoo_page.without_block(zoo_page.PAGE.read_text()) == zoo_page.page(results, {k: v for k, v in links.items() if v}, scores=scores), \
+    spread = zoo_page.load_spread(zoo_page.RESULTS.parent)
+    assert zoo_page.without_block(zoo_page.PAGE.read_text()) == zoo_page.page(results, {k: v for k, v in links.items() if v}, scores=scores,
+                                                                              spread=spread), \
         "docs/zoo.md is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
     assert json.loads(zoo_page.SCORES.read_text()) == scores, \
         "recipes/scores.json is not what `python bench/zoo.py page` makes of bench/results/zoo.json: regenerate it"
