@@ -120,13 +120,13 @@ def test_resume_lengthens_a_finished_run_and_refuses_other_changes(tmp_path):
 def test_recipes_lists_the_shipped_ones_and_run_and_init_take_a_name(tmp_path, monkeypatch):
     runner = CliRunner()
     shipped = {"quick_toyfaces", "dcgan_anime", "dcgan_mnist", "gan_mlp_mnist", "wgan_clip_mnist", "wgan_gp_anime", "anime_fast"}
-    res = runner.invoke(app, ["recipes"], env={"COLUMNS": "120"})  # wide enough: a table, a row per recipe
+    res = runner.invoke(app, ["recipes"], env={"COLUMNS": "250"})  # wide enough: a table, a row per recipe
     assert res.exit_code == 0
     rows = {line.split()[0]: line for line in res.output.splitlines() if line.strip()}
     assert shipped <= set(rows)
     assert "E4" in rows["dcgan_mnist"] and "bce" in rows["dcgan_mnist"] and "min" in rows["dcgan_mnist"]
-    assert all(len(line) <= 120 for line in res.output.splitlines())
-    for columns in ("80", "40"):  # narrower: a block per recipe, its name whole on the first line
+    assert all(len(line) <= 250 for line in res.output.splitlines())
+    for columns in ("120", "80", "40"):  # too narrow for every cell whole: a block per recipe, its name whole on the first line
         res = runner.invoke(app, ["recipes"], env={"COLUMNS": columns})
         assert res.exit_code == 0 and all(len(line) <= int(columns) for line in res.output.splitlines())
         blocks: dict[str, str] = {}
@@ -138,7 +138,7 @@ def test_recipes_lists_the_shipped_ones_and_run_and_init_take_a_name(tmp_path, m
                 blocks[name] = line
         assert shipped <= set(blocks), res.output
         assert "E4" in blocks["dcgan_mnist"] and "bce" in blocks["dcgan_mnist"] and "min" in blocks["dcgan_mnist"]
-    assert "e0_wgan_gp" in runner.invoke(app, ["recipes", "--all"], env={"COLUMNS": "120"}).output
+    assert "e0_wgan_gp" in runner.invoke(app, ["recipes", "--all"], env={"COLUMNS": "250"}).output
     # a shipped recipe by name
     res = runner.invoke(app, ["check", "quick_toyfaces", "--set", "train.steps=2"])
     assert res.exit_code == 0 and "name: quick_toyfaces" in res.output

@@ -43,15 +43,15 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
         rows.append((info["name"], info["experiment"] or "-", info["model"], info["objective"], info["data"],
                      info["expected_time"].split(" (")[0],
                      shipped.measured_text(scores.get(info["name"], []), shipped.fingerprint(path))))
-    if out.width >= 110:
+    head = ("name", "exp.", "model", "objective", "data", "time (2-core CPU)", "FID@N, budget, data")
+    if _fits(head, rows):
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("exp.", {}), ("model", {}), ("objective", {}),
-                        ("data", {}), ("time (2-core CPU)", {"overflow": "fold"}), ("FID@N, budget, data", {"overflow": "fold"})):
-            table.add_column(col, **kw)
+        for col in head:
+            table.add_column(col, no_wrap=True, style="bold" if col == "name" else None)
         for row in rows:
             table.add_row(*row)
         out.print(table)
-    else:  # too narrow for seven columns: one block per recipe, its lines wrapped whole
+    else:  # too narrow for seven columns of whole cells: one block per recipe, its lines wrapped whole
         for name, experiment, model, objective, data, time, measured in rows:
             out.print(Text(name, style="bold") + Text(f" ({experiment})" if experiment != "-" else ""))
             lines = [f"{model}, {objective}, {data}, {time}"] + (["FID " + m for m in measured.split("\n")] if measured != "-" else [])
@@ -62,6 +62,12 @@ def recipes(all_: bool = typer.Option(False, "--all", "-a", help="also the refer
               style="dim", highlight=False)
     if not all_:
         out.print("(ganzoo recipes --all: also the reference experiments E0-E2 as run)", style="dim", highlight=False)
+
+
+def _fits(head: tuple[str, ...], rows: list) -> bool:
+    """Whether a table of these columns fits the console with no cell wrapped (else the caller prints blocks)."""
+    widths = [max([len(h)] + [len(line) for row in rows for line in str(row[i]).split("\n")]) for i, h in enumerate(head)]
+    return sum(widths) + 2 * (len(head) - 1) <= out.width
 
 
 def _model_rows() -> list[tuple[str, str, str, str]]:
@@ -93,10 +99,11 @@ def models():
     if not rows:
         out.print("no trained model is installed with this copy of ganzoo", highlight=False)
         return
-    if out.width >= 140:
+    head = ("name", "images", "scores", "trained")
+    if _fits(head, rows):
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("images", {}), ("scores", {}), ("trained", {})):
-            table.add_column(col, **kw)
+        for col in head:
+            table.add_column(col, no_wrap=True, style="bold" if col == "name" else None)
         for row in rows:
             table.add_row(*(escape(c) for c in row))
         out.print(table)
