@@ -235,9 +235,14 @@ def spread_text(spread: dict | None) -> str:
     if not measured:
         return head + ("not measured yet (`python bench/ship_models.py spread anime-faces`: a shipped model scored at "
                        "several evaluation seeds).")
+    def card(e: dict) -> str:
+        at0 = next((x["fid"] for x in e["scores"] if x["seed"] == 0), None)
+        fid = (e.get("card") or {}).get("fid")
+        return "" if at0 is None or fid is None else f"; at the card's seed 0 the shipped fp16 weights give {at0:.2f}, the card {fid:.2f}"
+
     parts = [f"`{e['model']}` ({e['data_set']}) FID@{_n(e['n'])} {e['fid_mean']:.2f} ± {e['fid_std']:.2f} "
              f"(range {e['fid_range'][0]:.2f} to {e['fid_range'][1]:.2f}, seeds "
-             f"{', '.join(str(x['seed']) for x in e['scores'])})" for e in measured]
+             f"{', '.join(str(x['seed']) for x in e['scores'])}{card(e)})" for e in measured]
     return (head + "the same weights scored at several evaluation seeds (each seed draws other latents and another "
             "subset of real images): " + "; ".join(parts) + ". Rows closer than about twice that are not told apart by "
             "one evaluation; `ganzoo eval` of a shipped model at the card's seed gives the card's number.")

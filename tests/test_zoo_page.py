@@ -99,9 +99,10 @@ def test_the_spread_between_evaluations_is_said_where_measured_and_marked_where_
     assert "not measured yet" in zoo_page.spread_text(None)
     scores = [{"seed": k, "fid": f} for k, f in enumerate((78.8, 79.6, 78.1))]
     entry = {"model": "anime-faces", "data_set": "anime64", "n": 5000, "scores": scores, "fid_mean": 78.833, "fid_std": 0.751,
-             "fid_range": [78.1, 79.6]}
+             "fid_range": [78.1, 79.6], "card": {"fid": 78.803}}
     text = zoo_page.spread_text({"anime-faces": entry, "half-done": {**entry, "model": "x", "fid_std": None}})
-    assert "`anime-faces` (anime64) FID@5,000 78.83 ± 0.75 (range 78.10 to 79.60, seeds 0, 1, 2)" in text and "`x`" not in text
+    assert ("`anime-faces` (anime64) FID@5,000 78.83 ± 0.75 (range 78.10 to 79.60, seeds 0, 1, 2; at the card's seed 0 the "
+            "shipped fp16 weights give 78.80, the card 78.80)") in text and "`x`" not in text
 
 
 def test_a_missing_or_foreign_results_file_writes_nothing(tmp_path):
