@@ -52,14 +52,11 @@ def _data_cache(tmp_path_factory):
     the evaluation network (about 7 s) is made once for all of the session's workers, not once per worker."""
     mp = pytest.MonkeyPatch()
     mp.setenv("GANZOO_CACHE_DIR", str(tmp_path_factory.mktemp("data-cache")))
-    try:
-        from ganzoo import features
-    except ImportError:
-        features = None
-    if features is not None:
-        base = tmp_path_factory.getbasetemp()
-        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/ holds every worker's folder
-        mp.setattr(features, "_export_onnx", _shared_onnx_export(features._export_onnx, shared / "onnx-export"))
+    from ganzoo import features
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/ holds every worker's folder
+    mp.setattr(features, "_export_onnx", _shared_onnx_export(features._export_onnx, shared / "onnx-export"))
     yield
     mp.undo()
 
